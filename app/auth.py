@@ -1,0 +1,107 @@
+"""Who is calling: bearer tokens (JWT, HS256) to a Principal bound to one tenant and one role.
+
+The Principal is the only source of a tenant id anywhere below the HTTP layer: loaders and
+commands take it from here, never from arguments a client controls.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from uuid import UUID
+
+import jwt
+
+from app.errors import Unauthenticated
+from app.settings import Settings
+
+ALGORITHM = "HS256"
+ISSUER = "chimera"
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    EDITOR = "editor"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return {Role.VIEWER: 0, Role.EDITOR: 1, Role.ADMIN: 2}[self]
+
+    def allows(self, needed: Role) -> bool:
+        return self.rank >= needed.rank
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant_id: UUID
+    tenant_slug: str
+    role: Role
+    subject: str
+
+
+def auth_secret(settings: Settings) -> str:
+    """The signing secret: configured, or in dev mode one kept in the data directory.
+
+    Keeping the dev secret on disk means a token printed by `make run` stays valid across
+    restarts; production refuses to start without an explicit secret (see lifespan).
+    """
+    if settings.auth_secret is not None:
+        return settings.auth_secret.get_secret_value()
+    if settings.is_production:
+        raise RuntimeError("CHIMERA_AUTH_SECRET must be set in production")
+    path: Path = settings.resolved_data_dir / "auth_secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def mint_token(
+    secret: str, *, tenant_id: UUID, tenant_slug: str, role: Role, subject: str, ttl_seconds: int
+) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": ISSUER,
+        "sub": subject,
+        "tid": str(tenant_id),
+        "tenant": tenant_slug,
+        "role": role.value,
+        "iat": now,
+        "exp": now + ttl_seconds,
+    }
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def decode_token(secret: str, token: str) -> Principal:
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
+            options={"require": ["exp", "iat", "sub", "tid", "tenant", "role"]},
+        )
+        return Principal(
+            tenant_id=UUID(str(claims["tid"])),
+            tenant_slug=str(claims["tenant"]),
+            role=Role(str(claims["role"])),
+            subject=str(claims["sub"]),
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthenticated("The bearer token has expired") from exc
+    except (jwt.InvalidTokenError, ValueError) as exc:
+        raise Unauthenticated("The bearer token is invalid") from exc
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise Unauthenticated("The Authorization header must be 'Bearer <token>'")
+    return value.strip()

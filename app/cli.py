@@ -1,0 +1,268 @@
+"""The `chimera` command line: serve, migrate, seed, tenants, tokens, schema, doctor.
+
+Every command that needs a store starts the embedded engine when its URL is unset (dev), or
+attaches to the one a running `chimera serve` started. Failures are one line naming the
+store, never a traceback: an operator should see what to fix, not where Python was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app import migrations
+from app.auth import Role, auth_secret, mint_token
+from app.commands.tenants import create_tenant, tenant_by_slug
+from app.embedded import EmbeddedNotAllowed, embedded_engines
+from app.errors import ChimeraError
+from app.settings import Settings, load_settings
+from app.stores.postgres import engine as pg
+from app.stores.redis import client as rd
+
+T = TypeVar("T")
+log = logging.getLogger("chimera")
+
+
+class CommandError(Exception):
+    """A failure to report in one line with exit status 1."""
+
+
+def _with_engine(settings: Settings, action: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    async def run() -> T:
+        assert settings.database_url
+        engine = pg.create_engine(settings.database_url, timeout=settings.store_timeout_seconds)
+        try:
+            await pg.ping(engine, timeout=settings.store_timeout_seconds)
+            return await action(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+async def _ping_redis(settings: Settings) -> str:
+    url = settings.redis_url or ""
+    client = rd.create_redis(url, timeout=settings.store_timeout_seconds)
+    try:
+        return await rd.ping(client, url, timeout=settings.store_timeout_seconds)
+    finally:
+        await client.aclose()
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from app.main import create_app
+    from app.seed import database_is_empty, seed_demo
+
+    with embedded_engines(settings) as ready:
+
+        async def prepare(engine: AsyncEngine) -> str | None:
+            await _ping_redis(ready)
+            await migrations.upgrade(engine)
+            if not ready.is_production and not args.no_seed and await database_is_empty(engine):
+                await seed_demo(engine)
+            if ready.is_production:
+                return None
+            demo = await tenant_by_slug(engine, "demo")
+            if demo is None:
+                return None
+            return mint_token(
+                auth_secret(ready),
+                tenant_id=demo.id,
+                tenant_slug=demo.slug,
+                role=Role.ADMIN,
+                subject="dev",
+                ttl_seconds=ready.token_ttl_seconds,
+            )
+
+        token = _with_engine(ready, prepare)
+        url = f"http://{args.host}:{args.port}/graphql"
+        print(f"Chimera GraphQL: {url}  (GraphiQL on GET)", flush=True)
+        if token:
+            print("Demo tenant token (paste as an HTTP header in GraphiQL):", flush=True)
+            print(f'  {{"Authorization": "Bearer {token}"}}', flush=True)
+        print(f"Data directory: {ready.resolved_data_dir}   Ctrl-C stops everything.", flush=True)
+        uvicorn.run(create_app(ready), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    with embedded_engines(settings, redis=False) as ready:
+
+        async def run(engine: AsyncEngine) -> str | None:
+            if args.downgrade:
+                await migrations.downgrade(engine, args.downgrade)
+            else:
+                await migrations.upgrade(engine, args.revision)
+            return await migrations.current_revision(engine)
+
+        print(f"database at revision {_with_engine(ready, run) or 'base'}")
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
+    from app.seed import seed_demo
+
+    if not args.demo:
+        raise CommandError("nothing to seed: pass --demo")
+    with embedded_engines(settings, redis=False) as ready:
+
+        async def run(engine: AsyncEngine) -> bool:
+            await migrations.upgrade(engine)
+            return (await seed_demo(engine)).created
+
+        created = _with_engine(ready, run)
+    print("demo tenant created" if created else "demo tenant already exists; left as is")
+    return 0
+
+
+def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> int:
+    with embedded_engines(settings, redis=False) as ready:
+        row = _with_engine(ready, lambda engine: create_tenant(engine, args.slug, args.name))
+    print(f"tenant {row.slug} created ({row.id})")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    with embedded_engines(settings, redis=False) as ready:
+        row = _with_engine(ready, lambda engine: tenant_by_slug(engine, args.tenant))
+        if row is None:
+            raise CommandError(f"no tenant {args.tenant!r}; create it with `chimera tenant create`")
+        print(
+            mint_token(
+                auth_secret(ready),
+                tenant_id=row.id,
+                tenant_slug=row.slug,
+                role=Role(args.role),
+                subject=args.subject,
+                ttl_seconds=args.ttl or ready.token_ttl_seconds,
+            )
+        )
+    return 0
+
+
+def cmd_export_schema(args: argparse.Namespace, settings: Settings) -> int:
+    from app.schema import schema_sdl
+
+    sdl = schema_sdl()
+    if args.output:
+        Path(args.output).write_text(sdl)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(sdl)
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    """One line per store; exit 1 when any is down.
+
+    In dev an unset URL means the embedded engine, which is attached to (or started) and
+    checked like any other server.
+    """
+
+    async def check() -> list[tuple[str, bool, str]]:
+        results: list[tuple[str, bool, str]] = []
+        timeout = settings.store_timeout_seconds
+        if settings.database_url:
+            engine = pg.create_engine(settings.database_url, timeout=timeout)
+            try:
+                version = await pg.ping(engine, timeout=timeout)
+                revision = await migrations.current_revision(engine)
+                head = migrations.head_revision()
+                status = "" if revision == head else f", migrations at {revision}, head {head}"
+                results.append(("postgres", revision == head, f"PostgreSQL {version}{status}"))
+            except ChimeraError as exc:
+                results.append(("postgres", False, exc.message))
+            finally:
+                await engine.dispose()
+        else:
+            results.append(("postgres", False, "DATABASE_URL not set and no embedded server"))
+        if settings.redis_url:
+            try:
+                results.append(("redis", True, f"Redis {await _ping_redis(settings)}"))
+            except ChimeraError as exc:
+                results.append(("redis", False, exc.message))
+        else:
+            results.append(("redis", False, "REDIS_URL not set and no embedded server"))
+        return results
+
+    with embedded_engines(settings) as ready:
+        settings = ready
+        results = asyncio.run(check())
+    for name, ok, detail in results:
+        print(f"{name:<9} {'ok' if ok else 'DOWN':<5} {detail}")
+    return 0 if all(ok for _, ok, _ in results) else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chimera", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the GraphQL service (embedded engines in dev)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--no-seed", action="store_true", help="do not seed an empty database")
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="apply Alembic migrations")
+    migrate.add_argument("revision", nargs="?", default="head")
+    migrate.add_argument("--downgrade", metavar="REVISION", help="downgrade to REVISION instead")
+    migrate.set_defaults(func=cmd_migrate)
+
+    seed = sub.add_parser("seed", help="load demo data")
+    seed.add_argument("--demo", action="store_true")
+    seed.set_defaults(func=cmd_seed)
+
+    tenant = sub.add_parser("tenant", help="manage tenants")
+    tenant_sub = tenant.add_subparsers(dest="tenant_command", required=True)
+    tenant_create = tenant_sub.add_parser("create", help="create a tenant")
+    tenant_create.add_argument("slug")
+    tenant_create.add_argument("--name")
+    tenant_create.set_defaults(func=cmd_tenant_create)
+
+    token = sub.add_parser("token", help="print a bearer token for a tenant and role")
+    token.add_argument("--tenant", required=True)
+    token.add_argument("--role", choices=[r.value for r in Role], default=Role.VIEWER.value)
+    token.add_argument("--subject", default="cli")
+    token.add_argument("--ttl", type=int, help="lifetime in seconds")
+    token.set_defaults(func=cmd_token)
+
+    export = sub.add_parser("export-schema", help="print the GraphQL SDL")
+    export.add_argument("--output", "-o", help="write to this file instead of stdout")
+    export.set_defaults(func=cmd_export_schema)
+
+    doctor = sub.add_parser("doctor", help="check every store; exit 1 when one is down")
+    doctor.set_defaults(func=cmd_doctor)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        status: int = args.func(args, settings)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        print(f"chimera: error: invalid configuration: {problems}", file=sys.stderr)
+        return 1
+    except (ChimeraError, CommandError, EmbeddedNotAllowed, RuntimeError) as exc:
+        message = exc.message if isinstance(exc, ChimeraError) else str(exc)
+        print(f"chimera: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Errors a client may see, each carrying one of the public ``extensions.code`` values.
+
+Raising one of these from anywhere below a resolver is the only way to show a message to a
+client: anything else is masked as INTERNAL_SERVER_ERROR, so internals never leak.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    NOT_FOUND = "NOT_FOUND"
+    BAD_USER_INPUT = "BAD_USER_INPUT"
+    CONFLICT = "CONFLICT"
+    RATE_LIMITED = "RATE_LIMITED"
+    OPERATION_LIMIT = "OPERATION_LIMIT"
+    STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
+    INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+
+
+class ChimeraError(Exception):
+    code: ErrorCode = ErrorCode.INTERNAL_SERVER_ERROR
+
+    def __init__(self, message: str, **extensions: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extensions: dict[str, Any] = {"code": self.code.value, **extensions}
+
+
+class Unauthenticated(ChimeraError):
+    code = ErrorCode.UNAUTHENTICATED
+
+
+class Forbidden(ChimeraError):
+    code = ErrorCode.FORBIDDEN
+
+
+class NotFound(ChimeraError):
+    code = ErrorCode.NOT_FOUND
+
+
+class BadUserInput(ChimeraError):
+    code = ErrorCode.BAD_USER_INPUT
+
+
+class Conflict(ChimeraError):
+    code = ErrorCode.CONFLICT
+
+
+class StoreUnavailable(ChimeraError):
+    code = ErrorCode.STORE_UNAVAILABLE
+
+    def __init__(self, store: str, detail: str = "") -> None:
+        message = f"{store} is unavailable" + (f": {detail}" if detail else "")
+        super().__init__(message, store=store)
+        self.store = store

@@ -1,0 +1,56 @@
+"""Every error leaves with ``extensions.code`` set to one of the public codes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors, SchemaExtension
+
+from app.errors import ChimeraError, ErrorCode
+
+LIMIT_MARKERS = ("exceeds maximum operation depth", "aliases", "token limit", "max_tokens")
+
+
+def code_for(error: GraphQLError) -> str:
+    original = error.original_error
+    if isinstance(original, ChimeraError):
+        return original.code.value
+    if error.path is None:
+        # Parse, validation and variable coercion errors: the operation itself was wrong.
+        message = error.message.lower()
+        if any(marker in message for marker in LIMIT_MARKERS):
+            return ErrorCode.OPERATION_LIMIT.value
+        return ErrorCode.BAD_USER_INPUT.value
+    return ErrorCode.INTERNAL_SERVER_ERROR.value
+
+
+def should_mask(error: GraphQLError) -> bool:
+    """Hide what we did not mean to say: unexpected exceptions raised while resolving."""
+    original = error.original_error
+    if isinstance(original, ChimeraError) or error.path is None:
+        return False
+    # Permission errors and others that carry a deliberate code are meant for the client.
+    return not (error.extensions or {}).get("code")
+
+
+class MaskInternalErrors(MaskErrors):
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=should_mask, error_message="Internal server error")
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": ErrorCode.INTERNAL_SERVER_ERROR.value}
+        return masked
+
+
+class ErrorCodes(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        for error in getattr(result, "errors", None) or []:
+            extensions = dict(error.extensions or {})
+            if isinstance(error.original_error, ChimeraError):
+                extensions = {**error.original_error.extensions, **extensions}
+            extensions.setdefault("code", code_for(error))
+            error.extensions = extensions

@@ -1,0 +1,49 @@
+"""The GraphQL endpoint: Strawberry's ASGI view with our context and JSON-shaped HTTP errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from app.auth import Principal, auth_secret, bearer_token, decode_token
+from app.context import Context, build_context
+from app.errors import ChimeraError, ErrorCode
+
+
+class ChimeraGraphQL(GraphQL[Context, None]):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope=scope, receive=receive)
+        try:
+            response = await self.run(request)
+        except HTTPException as exc:
+            # Strawberry answers malformed requests in plain text; clients expect GraphQL's shape.
+            response = error_response(exc.status_code, exc.reason, ErrorCode.BAD_USER_INPUT)
+        await response(scope, receive, send)
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        state = request.app.state
+        principal: Principal | None = None
+        auth_error: ChimeraError | None = None
+        try:
+            token = bearer_token(request.headers.get("authorization"))
+            if token is not None:
+                principal = decode_token(auth_secret(state.settings), token)
+        except ChimeraError as exc:
+            auth_error = exc
+        return build_context(request, response, state.settings, state.stores, principal, auth_error)
+
+
+def error_response(status: int, message: str, code: ErrorCode) -> Response:
+    return JSONResponse(
+        {"data": None, "errors": [{"message": message, "extensions": {"code": code.value}}]},
+        status_code=status,
+    )

@@ -1,0 +1,46 @@
+"""The composition root: settings in, a Starlette app out. Nothing is connected at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from app.auth import auth_secret
+from app.body_limit import BodyLimitMiddleware
+from app.graphql_view import ChimeraGraphQL
+from app.health import healthz, readyz
+from app.lifespan import open_stores
+from app.schema import build_schema
+from app.settings import Settings, load_settings
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+    auth_secret(settings)  # fail at start-up, not on the first request, when it is missing
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with open_stores(settings) as stores:
+            app.state.stores = stores
+            yield
+
+    graphql = ChimeraGraphQL(
+        build_schema(settings),
+        graphql_ide=None if settings.is_production else "graphiql",
+        allow_queries_via_get=False,
+    )
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        middleware=[Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    return app

@@ -1,0 +1,62 @@
+"""Schema assembly: the domain query and mutation types merged, with the operation guards.
+
+``build_schema`` is called by the composition root with settings, never at import time, so
+production and dev differ only in configuration (introspection, suggestions, the IDE).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import strawberry
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+
+from app.extensions.authentication import RequireAuthentication
+from app.extensions.error_codes import ErrorCodes, MaskInternalErrors
+from app.settings import Settings
+from resolvers.agents.mutations import AgentMutations
+from resolvers.agents.queries import AgentQueries
+from resolvers.campaigns.mutations import CampaignMutations
+from resolvers.campaigns.queries import CampaignQueries
+from resolvers.nodes import NodeQueries
+from resolvers.tenants.queries import TenantQueries
+
+Query = merge_types("Query", (NodeQueries, TenantQueries, AgentQueries, CampaignQueries))
+Mutation = merge_types("Mutation", (AgentMutations, CampaignMutations))
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        ErrorCodes,
+        MaskInternalErrors,
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        RequireAuthentication,
+    ]
+    if settings.is_production:
+        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,
+        config=StrawberryConfig(disable_field_suggestions=settings.is_production),
+    )
+
+
+def schema_sdl() -> str:
+    """The SDL clients see; the same in every environment."""
+    return build_schema(Settings()).as_str() + "\n"

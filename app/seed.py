@@ -1,0 +1,132 @@
+"""Demo data for `make run`: one tenant with agents and campaigns on distinct topics.
+
+Written through the same commands as the API, so the demo rows have audit and outbox
+history like any other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from uuid import UUID
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.auth import Principal, Role
+from app.commands import agents as agent_commands
+from app.commands import campaigns as campaign_commands
+from app.commands.tenants import create_tenant, tenant_by_slug
+from app.stores.postgres.tables import tenant
+
+DEMO_SLUG = "demo"
+
+AGENTS = [
+    ("Ava", "Upbeat copywriter for lifestyle brands; short punchy captions.", "ACTIVE"),
+    ("Bram", "Data-driven media buyer who tunes bids hourly.", "ACTIVE"),
+    ("Chen", "Community manager answering comments in a warm tone.", "ACTIVE"),
+    ("Dara", "Video editor cutting 15-second vertical clips.", "ACTIVE"),
+    ("Eli", "B2B strategist writing long-form thought leadership.", "PAUSED"),
+    ("Fenna", "Influencer scout for fitness and wellness creators.", "ACTIVE"),
+    ("Gus", "Retired seasonal promo bot from last winter.", "RETIRED"),
+]
+
+CAMPAIGNS = [
+    (
+        "Sustainable fashion spring drop",
+        "Promote the recycled-fabric clothing line to eco-conscious shoppers.",
+        "25000.00",
+        "ACTIVE",
+        ["Ava", "Chen", "Dara"],
+    ),
+    (
+        "Fitness app launch",
+        "Drive installs of the new workout tracking app among gym-goers.",
+        "40000.00",
+        "ACTIVE",
+        ["Bram", "Fenna", "Dara"],
+    ),
+    (
+        "Coffee subscription winter push",
+        "Grow monthly subscribers for single-origin coffee deliveries.",
+        "12000.00",
+        "PAUSED",
+        ["Ava", "Bram"],
+    ),
+    (
+        "Cloud security webinar",
+        "Fill a webinar on zero-trust security for IT leaders at mid-size companies.",
+        "8000.00",
+        "DRAFT",
+        ["Eli"],
+    ),
+    (
+        "Holiday toy sale",
+        "Clear toy inventory with gift guides for parents before the holidays.",
+        "30000.00",
+        "COMPLETED",
+        ["Ava", "Chen"],
+    ),
+    (
+        "Electric car test drives",
+        "Book test drives of the new electric hatchback in three cities.",
+        "60000.00",
+        "ACTIVE",
+        ["Bram", "Dara", "Chen"],
+    ),
+]
+
+
+@dataclass
+class SeedResult:
+    tenant_id: UUID
+    created: bool
+
+
+async def database_is_empty(engine: AsyncEngine) -> bool:
+    async with engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(tenant))).scalar_one()) == 0
+
+
+async def seed_demo(engine: AsyncEngine) -> SeedResult:
+    existing = await tenant_by_slug(engine, DEMO_SLUG)
+    if existing is not None:
+        return SeedResult(tenant_id=existing.id, created=False)
+    row = await create_tenant(engine, DEMO_SLUG, "Demo Tenant")
+    principal = Principal(tenant_id=row.id, tenant_slug=DEMO_SLUG, role=Role.ADMIN, subject="seed")
+    agent_ids: dict[str, UUID] = {}
+    for name, persona, _status in AGENTS:
+        # Retired agents cannot join campaigns, so everyone joins first and retires after.
+        created = await agent_commands.create_agent(
+            engine, principal, name=name, persona=persona, status="ACTIVE"
+        )
+        agent_ids[name] = created.id
+    now = datetime.now(UTC).replace(microsecond=0)
+    for index, (name, goal, budget, status, members) in enumerate(CAMPAIGNS):
+        campaign = await campaign_commands.create_campaign(
+            engine,
+            principal,
+            name=name,
+            goal=goal,
+            budget=Decimal(budget),
+            starts_at=now + timedelta(days=7 * index - 14),
+            ends_at=now + timedelta(days=7 * index + 30),
+        )
+        await campaign_commands.assign_agents(
+            engine, principal, campaign.id, [agent_ids[m] for m in members]
+        )
+        path = {
+            "ACTIVE": ["ACTIVE"],
+            "PAUSED": ["ACTIVE", "PAUSED"],
+            "COMPLETED": ["ACTIVE", "COMPLETED"],
+            "DRAFT": [],
+        }[status]
+        for step in path:
+            await campaign_commands.set_campaign_status(engine, principal, campaign.id, step)
+    for name, _, status in AGENTS:
+        if status != "ACTIVE":
+            await agent_commands.update_agent(
+                engine, principal, agent_ids[name], agent_commands.AgentChanges(status=status)
+            )
+    return SeedResult(tenant_id=row.id, created=True)

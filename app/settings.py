@@ -1,0 +1,80 @@
+"""Configuration from the environment.
+
+One typed object, read once at the composition root, so that no module reaches into
+``os.environ`` on its own and a newcomer can see every knob in one place. A store whose URL
+is unset is started as an embedded engine in development; in production every URL is required.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEV = "dev"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+
+    env: Environment = Field(default=Environment.DEV, validation_alias="CHIMERA_ENV")
+    data_dir: Path = Field(default=Path(".chimera"), validation_alias="CHIMERA_DATA_DIR")
+
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    # Reserved for the stores that later slices bring in; read here so that they are
+    # documented and validated in one place from the start.
+    weaviate_url: str | None = Field(default=None, validation_alias="WEAVIATE_URL")
+    s3_endpoint: str | None = Field(default=None, validation_alias="S3_ENDPOINT")
+    s3_bucket: str = Field(default="chimera-media", validation_alias="S3_BUCKET")
+    s3_region: str = Field(default="us-east-1", validation_alias="S3_REGION")
+
+    auth_secret: SecretStr | None = Field(default=None, validation_alias="CHIMERA_AUTH_SECRET")
+    token_ttl_seconds: int = Field(
+        default=7 * 24 * 3600, ge=60, validation_alias="CHIMERA_TOKEN_TTL_SECONDS"
+    )
+
+    # Limits that protect the service from hostile or careless clients.
+    max_body_bytes: int = Field(
+        default=1_000_000, ge=1024, validation_alias="CHIMERA_MAX_BODY_BYTES"
+    )
+    max_query_depth: int = Field(default=12, ge=2, validation_alias="CHIMERA_MAX_QUERY_DEPTH")
+    max_aliases: int = Field(default=30, ge=1, validation_alias="CHIMERA_MAX_ALIASES")
+    max_tokens: int = Field(default=2000, ge=100, validation_alias="CHIMERA_MAX_TOKENS")
+    store_timeout_seconds: float = Field(
+        default=5.0, gt=0, validation_alias="CHIMERA_STORE_TIMEOUT_SECONDS"
+    )
+    db_pool_size: int = Field(default=10, ge=1, validation_alias="CHIMERA_DB_POOL_SIZE")
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str | None) -> str | None:
+        """Accept the URL forms operators paste (postgres://, postgresql://) and use asyncpg."""
+        if value is None or value == "":
+            return None
+        for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://"):
+            if value.startswith(prefix):
+                return "postgresql+asyncpg://" + value[len(prefix) :]
+        return value
+
+    @field_validator("redis_url", "weaviate_url", "s3_endpoint")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+
+def load_settings() -> Settings:
+    return Settings()

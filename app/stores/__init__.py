@@ -1,0 +1,1 @@
+"""Store adapters: one subpackage per store, each owning how its client is built and checked."""

@@ -1,0 +1,207 @@
+"""The relational model, as SQLAlchemy Core tables.
+
+Core rather than the ORM: loaders issue one set-based statement per batch and hand rows to
+GraphQL types, so identity maps and lazy loading would only hide round trips. Every
+tenant-owned table carries ``tenant_id``, and foreign keys between tenant-owned rows include
+it, so a membership or a media row can never point across tenants even if code forgets to
+check. Alembic migrations (migrations/) create exactly this; a test compares the two.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+AGENT_STATUSES = ("ACTIVE", "PAUSED", "RETIRED")
+CAMPAIGN_STATUSES = ("DRAFT", "ACTIVE", "PAUSED", "COMPLETED", "ARCHIVED")
+MEDIA_KINDS = ("IMAGE", "VIDEO")
+MEDIA_STATUSES = ("PENDING", "READY")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def _timestamps() -> list[Column[object]]:
+    return [
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ]
+
+
+tenant = Table(
+    "tenant",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("slug", String(63), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("slug ~ '^[a-z0-9][a-z0-9-]{1,62}$'", name="slug_format"),
+)
+
+agent = Table(
+    "agent",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column(
+        "tenant_id", UUID(as_uuid=True), ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("name", String(200), nullable=False),
+    Column("persona", Text, nullable=False, server_default=""),
+    Column("status", String(16), nullable=False, server_default="ACTIVE"),
+    *_timestamps(),
+    UniqueConstraint("tenant_id", "id"),
+    CheckConstraint(_in("status", AGENT_STATUSES), name="status"),
+    Index(None, "tenant_id", "created_at", "id"),
+    Index(None, "tenant_id", "name", "id"),
+    Index(None, "tenant_id", "updated_at", "id"),
+)
+
+campaign = Table(
+    "campaign",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column(
+        "tenant_id", UUID(as_uuid=True), ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("name", String(200), nullable=False),
+    Column("goal", Text, nullable=False, server_default=""),
+    Column("status", String(16), nullable=False, server_default="DRAFT"),
+    Column("budget", Numeric(14, 2), nullable=False, server_default=text("0")),
+    Column("starts_at", DateTime(timezone=True), nullable=True),
+    Column("ends_at", DateTime(timezone=True), nullable=True),
+    *_timestamps(),
+    UniqueConstraint("tenant_id", "id"),
+    CheckConstraint(_in("status", CAMPAIGN_STATUSES), name="status"),
+    CheckConstraint("budget >= 0", name="budget_non_negative"),
+    CheckConstraint("ends_at IS NULL OR starts_at IS NULL OR ends_at > starts_at", name="dates"),
+    Index(None, "tenant_id", "created_at", "id"),
+    Index(None, "tenant_id", "name", "id"),
+    Index(None, "tenant_id", "updated_at", "id"),
+)
+
+campaign_agent = Table(
+    "campaign_agent",
+    metadata,
+    Column("tenant_id", UUID(as_uuid=True), nullable=False),
+    Column("campaign_id", UUID(as_uuid=True), primary_key=True),
+    Column("agent_id", UUID(as_uuid=True), primary_key=True),
+    Column("assigned_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ForeignKeyConstraint(
+        ["tenant_id", "campaign_id"], ["campaign.tenant_id", "campaign.id"], ondelete="CASCADE"
+    ),
+    ForeignKeyConstraint(
+        ["tenant_id", "agent_id"], ["agent.tenant_id", "agent.id"], ondelete="CASCADE"
+    ),
+    # Serves Campaign.agents (PK prefix) and Agent.campaigns (this index), both in page order.
+    Index(None, "campaign_id", "assigned_at", "agent_id"),
+    Index(None, "agent_id", "assigned_at", "campaign_id"),
+)
+
+media_asset = Table(
+    "media_asset",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("tenant_id", UUID(as_uuid=True), nullable=False),
+    Column("campaign_id", UUID(as_uuid=True), nullable=False),
+    Column("object_key", String(1024), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("content_type", String(127), nullable=False),
+    Column("filename", String(255), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("checksum", String(128), nullable=True),
+    Column("caption", Text, nullable=False, server_default=""),
+    Column("status", String(16), nullable=False, server_default="PENDING"),
+    *_timestamps(),
+    ForeignKeyConstraint(
+        ["tenant_id", "campaign_id"], ["campaign.tenant_id", "campaign.id"], ondelete="CASCADE"
+    ),
+    CheckConstraint(_in("kind", MEDIA_KINDS), name="kind"),
+    CheckConstraint(_in("status", MEDIA_STATUSES), name="status"),
+    CheckConstraint("size_bytes >= 0", name="size_non_negative"),
+    Index(None, "tenant_id", "campaign_id", "created_at", "id"),
+)
+
+ledger_transaction = Table(
+    "ledger_transaction",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column(
+        "tenant_id", UUID(as_uuid=True), ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("campaign_id", UUID(as_uuid=True), nullable=True),
+    Column("amount", Numeric(18, 4), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("idempotency_key", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ForeignKeyConstraint(
+        ["tenant_id", "campaign_id"], ["campaign.tenant_id", "campaign.id"], ondelete="RESTRICT"
+    ),
+    UniqueConstraint("tenant_id", "idempotency_key"),
+    CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_format"),
+    Index(None, "tenant_id", "campaign_id", "created_at"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column(
+        "tenant_id", UUID(as_uuid=True), ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("entity_type", String(64), nullable=False),
+    Column("entity_id", UUID(as_uuid=True), nullable=False),
+    Column("before", JSONB, nullable=True),
+    Column("after", JSONB, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index(None, "tenant_id", "entity_type", "entity_id", "id"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column(
+        "tenant_id", UUID(as_uuid=True), ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("aggregate_type", String(64), nullable=False),
+    Column("aggregate_id", UUID(as_uuid=True), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("published_at", DateTime(timezone=True), nullable=True),
+    Column("attempts", BigInteger, nullable=False, server_default=text("0")),
+    # The relay reads unpublished events in commit order; this keeps that scan small.
+    Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+)

@@ -1,0 +1,1 @@
+"""Redis: counters, cache, rate limits, queues and event fan-out."""

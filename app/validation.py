@@ -1,0 +1,72 @@
+"""Input rules shared by every mutation: bounded lengths, no control characters, sane money.
+
+Checked before any write, so bad input is a BAD_USER_INPUT error that names its field and
+nothing stored changes; the database's CHECK constraints are the second line, not the first.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from app.errors import BadUserInput
+
+NAME_MAX = 200
+TEXT_MAX = 4000
+BUDGET_MAX = Decimal("999999999999.99")
+
+
+def _has_control_chars(value: str, *, allow_newlines: bool) -> bool:
+    allowed = {"\n", "\t", "\r"} if allow_newlines else set()
+    return any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in value)
+
+
+def clean_name(value: str, field: str) -> str:
+    cleaned = value.strip()
+    if not cleaned:
+        raise BadUserInput(f"'{field}' must not be empty", field=field)
+    if len(cleaned) > NAME_MAX:
+        raise BadUserInput(f"'{field}' must be at most {NAME_MAX} characters", field=field)
+    if _has_control_chars(cleaned, allow_newlines=False):
+        raise BadUserInput(f"'{field}' must not contain control characters", field=field)
+    return cleaned
+
+
+def clean_text(value: str, field: str, max_length: int = TEXT_MAX) -> str:
+    cleaned = value.strip()
+    if len(cleaned) > max_length:
+        raise BadUserInput(f"'{field}' must be at most {max_length} characters", field=field)
+    if _has_control_chars(cleaned, allow_newlines=True):
+        raise BadUserInput(f"'{field}' must not contain control characters", field=field)
+    return cleaned
+
+
+def clean_search(value: str | None) -> str | None:
+    if value is None:
+        return None
+    cleaned = value.strip()
+    if len(cleaned) > NAME_MAX:
+        raise BadUserInput(f"'search' must be at most {NAME_MAX} characters", field="search")
+    return cleaned or None
+
+
+def clean_budget(value: Decimal) -> Decimal:
+    try:
+        if not value.is_finite():
+            raise InvalidOperation
+        if value < 0 or value > BUDGET_MAX:
+            raise BadUserInput(f"'budget' must be between 0 and {BUDGET_MAX}", field="budget")
+        if value != value.quantize(Decimal("0.01")):
+            raise BadUserInput("'budget' may have at most 2 decimal places", field="budget")
+    except InvalidOperation as exc:
+        raise BadUserInput("'budget' must be a finite decimal number", field="budget") from exc
+    return value.quantize(Decimal("0.01"))
+
+
+def check_dates(starts_at: datetime | None, ends_at: datetime | None) -> None:
+    for name, moment in (("startsAt", starts_at), ("endsAt", ends_at)):
+        if moment is not None and moment.tzinfo is None:
+            raise BadUserInput(f"'{name}' must include a time zone offset", field=name)
+    if starts_at is not None and ends_at is not None and ends_at <= starts_at:
+        raise BadUserInput("'endsAt' must be after 'startsAt'", field="endsAt")

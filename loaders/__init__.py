@@ -1,0 +1,1 @@
+"""Per-request DataLoaders: where batching happens. One subpackage per store."""

@@ -1,0 +1,42 @@
+"""The per-request set of loaders, bound to the caller's Principal.
+
+Built in the GraphQL context getter for every request (never at module level), so no cache
+outlives a request or crosses a tenant.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.auth import Principal
+from loaders.base import LoaderContext
+from loaders.postgres.membership import (
+    AgentCountByCampaignLoader,
+    AgentsByCampaignLoader,
+    CampaignCountByAgentLoader,
+    CampaignsByAgentLoader,
+)
+from loaders.postgres.pages import (
+    AgentCountByFilterLoader,
+    AgentPageByQueryLoader,
+    CampaignCountByFilterLoader,
+    CampaignPageByQueryLoader,
+)
+from loaders.postgres.rows import AgentByIdLoader, CampaignByIdLoader, TenantByIdLoader
+
+
+class Loaders:
+    def __init__(self, principal: Principal, engine: AsyncEngine, timeout: float) -> None:
+        ctx = LoaderContext(principal=principal, engine=engine, timeout=timeout)
+        self.principal = principal
+        self.tenant_by_id = TenantByIdLoader(ctx)
+        self.agent_by_id = AgentByIdLoader(ctx)
+        self.campaign_by_id = CampaignByIdLoader(ctx)
+        self.agent_page = AgentPageByQueryLoader(ctx, self.agent_by_id)
+        self.campaign_page = CampaignPageByQueryLoader(ctx, self.campaign_by_id)
+        self.agent_count = AgentCountByFilterLoader(ctx)
+        self.campaign_count = CampaignCountByFilterLoader(ctx)
+        self.agents_by_campaign = AgentsByCampaignLoader(ctx, self.agent_by_id)
+        self.campaigns_by_agent = CampaignsByAgentLoader(ctx, self.campaign_by_id)
+        self.agent_count_by_campaign = AgentCountByCampaignLoader(ctx)
+        self.campaign_count_by_agent = CampaignCountByAgentLoader(ctx)

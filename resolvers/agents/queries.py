@@ -1,0 +1,41 @@
+"""Query.agent and Query.agents."""
+
+from __future__ import annotations
+
+import strawberry
+
+from app.ids import decode_id
+from resolvers.agents.types import Agent, AgentFilter, AgentOrder
+from resolvers.info import Info
+from resolvers.listing import list_cursor, list_query
+from resolvers.relay import Connection, build_connection
+
+
+@strawberry.type
+class AgentQueries:
+    @strawberry.field(description="One agent of the caller's tenant, or null.")
+    async def agent(self, info: Info, id: strawberry.ID) -> Agent | None:
+        row = await info.context.loaders.agent_by_id.load(decode_id(id, "Agent"))
+        return Agent.from_row(row) if row is not None else None
+
+    @strawberry.field(description="The caller's agents; `first` defaults to 20, at most 100.")
+    async def agents(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        filter: AgentFilter | None = None,
+        order_by: AgentOrder | None = None,
+    ) -> Connection[Agent]:
+        flt, order = filter or AgentFilter(), order_by or AgentOrder()
+        query = list_query(
+            first, after, list(flt.status or []), flt.search, order.field, order.direction
+        )
+        loaders = info.context.loaders
+        page = await loaders.agent_page.load(query)
+        return build_connection(
+            page,
+            Agent.from_row,
+            lambda row: list_cursor(query, row),
+            lambda: loaders.agent_count.load(query.filter),
+        )

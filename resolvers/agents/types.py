@@ -1,0 +1,85 @@
+"""GraphQL types of the agents domain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any
+from uuid import UUID
+
+import strawberry
+
+from app.ids import encode_id
+from resolvers.info import Info
+from resolvers.listing import edge_args, edge_cursor
+from resolvers.relay import Connection, Node, OrderDirection, build_connection
+
+if TYPE_CHECKING:
+    from resolvers.campaigns.types import Campaign
+
+CampaignRef = Annotated["Campaign", strawberry.lazy("resolvers.campaigns.types")]
+
+
+@strawberry.enum
+class AgentStatus(Enum):
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    RETIRED = "RETIRED"
+
+
+@strawberry.enum
+class AgentOrderField(Enum):
+    CREATED_AT = "CREATED_AT"
+    UPDATED_AT = "UPDATED_AT"
+    NAME = "NAME"
+
+
+@strawberry.input
+class AgentFilter:
+    status: list[AgentStatus] | None = None
+    search: str | None = strawberry.field(
+        default=None, description="Case-insensitive substring of the name."
+    )
+
+
+@strawberry.input
+class AgentOrder:
+    field: AgentOrderField = AgentOrderField.CREATED_AT
+    direction: OrderDirection = OrderDirection.ASC
+
+
+@strawberry.type(description="An AI agent that carries out campaign work for a tenant.")
+class Agent(Node):
+    pk: strawberry.Private[UUID]
+    name: str
+    persona: str
+    status: AgentStatus
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> Agent:
+        return cls(
+            id=strawberry.ID(encode_id("Agent", row.id)),
+            pk=row.id,
+            name=row.name,
+            persona=row.persona,
+            status=AgentStatus(row.status),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    @strawberry.field(description="Campaigns this agent is assigned to, in assignment order.")
+    async def campaigns(
+        self, info: Info, first: int | None = 20, after: str | None = None
+    ) -> Connection[CampaignRef]:
+        from resolvers.campaigns.types import Campaign
+
+        loaders = info.context.loaders
+        page = await loaders.campaigns_by_agent.load((self.pk, edge_args(first, after)))
+        return build_connection(
+            page,
+            Campaign.from_row,
+            edge_cursor,
+            lambda: loaders.campaign_count_by_agent.load(self.pk),
+        )

@@ -1,0 +1,41 @@
+"""Query.campaign and Query.campaigns."""
+
+from __future__ import annotations
+
+import strawberry
+
+from app.ids import decode_id
+from resolvers.campaigns.types import Campaign, CampaignFilter, CampaignOrder
+from resolvers.info import Info
+from resolvers.listing import list_cursor, list_query
+from resolvers.relay import Connection, build_connection
+
+
+@strawberry.type
+class CampaignQueries:
+    @strawberry.field(description="One campaign of the caller's tenant, or null.")
+    async def campaign(self, info: Info, id: strawberry.ID) -> Campaign | None:
+        row = await info.context.loaders.campaign_by_id.load(decode_id(id, "Campaign"))
+        return Campaign.from_row(row) if row is not None else None
+
+    @strawberry.field(description="The caller's campaigns; `first` defaults to 20, at most 100.")
+    async def campaigns(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        filter: CampaignFilter | None = None,
+        order_by: CampaignOrder | None = None,
+    ) -> Connection[Campaign]:
+        flt, order = filter or CampaignFilter(), order_by or CampaignOrder()
+        query = list_query(
+            first, after, list(flt.status or []), flt.search, order.field, order.direction
+        )
+        loaders = info.context.loaders
+        page = await loaders.campaign_page.load(query)
+        return build_connection(
+            page,
+            Campaign.from_row,
+            lambda row: list_cursor(query, row),
+            lambda: loaders.campaign_count.load(query.filter),
+        )

@@ -1,0 +1,94 @@
+"""GraphQL types of the campaigns domain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any
+from uuid import UUID
+
+import strawberry
+
+from app.ids import encode_id
+from resolvers.info import Info
+from resolvers.listing import edge_args, edge_cursor
+from resolvers.relay import Connection, Node, OrderDirection, build_connection
+
+if TYPE_CHECKING:
+    from resolvers.agents.types import Agent
+
+AgentRef = Annotated["Agent", strawberry.lazy("resolvers.agents.types")]
+
+
+@strawberry.enum
+class CampaignStatus(Enum):
+    DRAFT = "DRAFT"
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    COMPLETED = "COMPLETED"
+    ARCHIVED = "ARCHIVED"
+
+
+@strawberry.enum
+class CampaignOrderField(Enum):
+    CREATED_AT = "CREATED_AT"
+    UPDATED_AT = "UPDATED_AT"
+    NAME = "NAME"
+
+
+@strawberry.input
+class CampaignFilter:
+    status: list[CampaignStatus] | None = None
+    search: str | None = strawberry.field(
+        default=None, description="Case-insensitive substring of the name."
+    )
+
+
+@strawberry.input
+class CampaignOrder:
+    field: CampaignOrderField = CampaignOrderField.CREATED_AT
+    direction: OrderDirection = OrderDirection.ASC
+
+
+@strawberry.type(description="A marketing campaign run by a tenant's agents.")
+class Campaign(Node):
+    pk: strawberry.Private[UUID]
+    name: str
+    goal: str
+    status: CampaignStatus
+    budget: Decimal
+    starts_at: datetime | None
+    ends_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> Campaign:
+        return cls(
+            id=strawberry.ID(encode_id("Campaign", row.id)),
+            pk=row.id,
+            name=row.name,
+            goal=row.goal,
+            status=CampaignStatus(row.status),
+            budget=row.budget,
+            starts_at=row.starts_at,
+            ends_at=row.ends_at,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    @strawberry.field(description="Agents assigned to this campaign, in assignment order.")
+    async def agents(
+        self, info: Info, first: int | None = 20, after: str | None = None
+    ) -> Connection[AgentRef]:
+        from resolvers.agents.types import Agent
+
+        loaders = info.context.loaders
+        page = await loaders.agents_by_campaign.load((self.pk, edge_args(first, after)))
+        return build_connection(
+            page,
+            Agent.from_row,
+            edge_cursor,
+            lambda: loaders.agent_count_by_campaign.load(self.pk),
+        )
