@@ -34,9 +34,28 @@ class Edge(Generic[T]):
 
 @strawberry.type
 class Connection(Generic[T]):
-    edges: list[Edge[T]]
-    page_info: PageInfo
+    """A page of a list. Each part is fetched only if the query selects it, so
+    ``campaigns { totalCount }`` costs one count and no page, and the reverse."""
+
+    fetch_page: strawberry.Private[Callable[[], Awaitable[Page]]]
+    to_node: strawberry.Private[Callable[[Any], T]]
+    cursor_of: strawberry.Private[Callable[[Any], str]]
     count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field
+    async def edges(self) -> list[Edge[T]]:
+        page = await self.fetch_page()
+        return [Edge(cursor=self.cursor_of(row), node=self.to_node(row)) for row in page.rows]
+
+    @strawberry.field
+    async def page_info(self) -> PageInfo:
+        page = await self.fetch_page()
+        return PageInfo(
+            has_next_page=page.has_next,
+            has_previous_page=page.has_previous,
+            start_cursor=self.cursor_of(page.rows[0]) if page.rows else None,
+            end_cursor=self.cursor_of(page.rows[-1]) if page.rows else None,
+        )
 
     @strawberry.field(description="All items matching, across pages; costs one batched count.")
     async def total_count(self) -> int:
@@ -50,19 +69,9 @@ class OrderDirection(Enum):
 
 
 def build_connection(
-    page: Page,
+    fetch_page: Callable[[], Awaitable[Page]],
     to_node: Callable[[Any], T],
     cursor_of: Callable[[Any], str],
     count: Callable[[], Awaitable[int]],
 ) -> Connection[T]:
-    edges = [Edge(cursor=cursor_of(row), node=to_node(row)) for row in page.rows]
-    return Connection(
-        edges=edges,
-        page_info=PageInfo(
-            has_next_page=page.has_next,
-            has_previous_page=page.has_previous,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
-        ),
-        count=count,
-    )
+    return Connection(fetch_page=fetch_page, to_node=to_node, cursor_of=cursor_of, count=count)

@@ -32,9 +32,8 @@ class AgentQueries:
             first, after, list(flt.status or []), flt.search, order.field, order.direction
         )
         loaders = info.context.loaders
-        page = await loaders.agent_page.load(query)
         return build_connection(
-            page,
+            lambda: loaders.agent_page.load(query),
             Agent.from_row,
             lambda row: list_cursor(query, row),
             lambda: loaders.agent_count.load(query.filter),

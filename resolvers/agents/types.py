@@ -76,9 +76,9 @@ class Agent(Node):
         from resolvers.campaigns.types import Campaign
 
         loaders = info.context.loaders
-        page = await loaders.campaigns_by_agent.load((self.pk, edge_args(first, after)))
+        key = (self.pk, edge_args(first, after))
         return build_connection(
-            page,
+            lambda: loaders.campaigns_by_agent.load(key),
             Campaign.from_row,
             edge_cursor,
             lambda: loaders.campaign_count_by_agent.load(self.pk),

@@ -32,9 +32,8 @@ class CampaignQueries:
             first, after, list(flt.status or []), flt.search, order.field, order.direction
         )
         loaders = info.context.loaders
-        page = await loaders.campaign_page.load(query)
         return build_connection(
-            page,
+            lambda: loaders.campaign_page.load(query),
             Campaign.from_row,
             lambda row: list_cursor(query, row),
             lambda: loaders.campaign_count.load(query.filter),

@@ -85,9 +85,9 @@ class Campaign(Node):
         from resolvers.agents.types import Agent
 
         loaders = info.context.loaders
-        page = await loaders.agents_by_campaign.load((self.pk, edge_args(first, after)))
+        key = (self.pk, edge_args(first, after))
         return build_connection(
-            page,
+            lambda: loaders.agents_by_campaign.load(key),
             Agent.from_row,
             edge_cursor,
             lambda: loaders.agent_count_by_campaign.load(self.pk),

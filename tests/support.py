@@ -1,0 +1,97 @@
+"""Helpers tests share: a per-tenant GraphQL client and SQL statement counting."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from httpx import AsyncClient, Response
+from sqlalchemy import event, insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.auth import Role, mint_token
+from app.stores.postgres.tables import tenant
+
+SECRET = "test-secret-that-is-long-enough-for-hs256"
+
+
+@dataclass
+class TenantClient:
+    """Speaks GraphQL over HTTP as one tenant, with a token of the role asked for."""
+
+    http: AsyncClient
+    id: uuid.UUID
+    slug: str
+
+    def token(self, role: Role = Role.EDITOR) -> str:
+        return mint_token(
+            SECRET,
+            tenant_id=self.id,
+            tenant_slug=self.slug,
+            role=role,
+            subject=f"test-{role.value}",
+            ttl_seconds=600,
+        )
+
+    async def post(
+        self, query: str, variables: dict[str, Any] | None = None, *, role: Role = Role.EDITOR
+    ) -> Response:
+        return await self.http.post(
+            "/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers={"Authorization": f"Bearer {self.token(role)}"},
+        )
+
+    async def gql(
+        self, query: str, variables: dict[str, Any] | None = None, *, role: Role = Role.EDITOR
+    ) -> dict[str, Any]:
+        response = await self.post(query, variables, role=role)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def data(
+        self, query: str, variables: dict[str, Any] | None = None, *, role: Role = Role.EDITOR
+    ) -> dict[str, Any]:
+        body = await self.gql(query, variables, role=role)
+        assert not body.get("errors"), body["errors"]
+        data: dict[str, Any] = body["data"]
+        return data
+
+
+async def new_tenant(engine: AsyncEngine, http: AsyncClient) -> TenantClient:
+    pk = uuid.uuid4()
+    slug = f"t-{pk.hex[:12]}"
+    async with engine.begin() as conn:
+        await conn.execute(insert(tenant).values(id=pk, slug=slug, name=slug))
+    return TenantClient(http=http, id=pk, slug=slug)
+
+
+def error_codes(body: dict[str, Any]) -> list[str]:
+    return [e.get("extensions", {}).get("code") for e in body.get("errors") or []]
+
+
+@dataclass
+class StatementLog:
+    statements: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@contextmanager
+def count_statements(engine: AsyncEngine) -> Iterator[StatementLog]:
+    log = StatementLog()
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        log.statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield log
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
