@@ -76,17 +76,20 @@ def decode_cursor(cursor: str, order: str, *, value_is_time: bool) -> Position:
         ):
             raise ValueError("wrong shape")
         cursor_order, raw, pk = data
-        value: datetime | str = datetime.fromisoformat(raw) if value_is_time else raw
-        if isinstance(value, datetime) and value.tzinfo is None:
-            raise ValueError("naive time")
-        position = Position(order=cursor_order, value=value, pk=UUID(pk))
     except (binascii.Error, UnicodeError, ValueError, TypeError) as exc:
         raise BadUserInput("Invalid cursor", argument="after") from exc
-    if position.order != order:
+    if cursor_order != order:
         raise BadUserInput(
             "This cursor belongs to another ordering; request the first page again",
             argument="after",
         )
+    try:
+        value: datetime | str = datetime.fromisoformat(raw) if value_is_time else raw
+        if isinstance(value, datetime) and value.tzinfo is None:
+            raise ValueError("naive time")
+        position = Position(order=cursor_order, value=value, pk=UUID(pk))
+    except ValueError as exc:
+        raise BadUserInput("Invalid cursor", argument="after") from exc
     return position
 
 

@@ -1,0 +1,62 @@
+"""Cursors round-trip within their ordering and are refused elsewhere; page sizes are capped."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.errors import BadUserInput
+from app.pagination import (
+    MAX_PAGE_SIZE,
+    PageArgs,
+    check_first,
+    decode_cursor,
+    encode_cursor,
+    page_from_rows,
+)
+
+
+@given(st.datetimes(timezones=st.just(UTC)), st.uuids())
+def test_time_cursors_round_trip(moment: datetime, pk: uuid.UUID) -> None:
+    position = decode_cursor(
+        encode_cursor("created_at:asc", moment, pk), "created_at:asc", value_is_time=True
+    )
+    assert (position.value, position.pk) == (moment, pk)
+
+
+@given(st.text(max_size=200), st.uuids())
+def test_name_cursors_round_trip_any_text(name: str, pk: uuid.UUID) -> None:
+    position = decode_cursor(encode_cursor("name:desc", name, pk), "name:desc", value_is_time=False)
+    assert (position.value, position.pk) == (name, pk)
+
+
+def test_a_cursor_from_another_ordering_is_refused() -> None:
+    cursor = encode_cursor("name:asc", "x", uuid.uuid4())
+    with pytest.raises(BadUserInput, match="another ordering"):
+        decode_cursor(cursor, "created_at:asc", value_is_time=True)
+
+
+@given(st.text(max_size=1200))
+def test_garbage_cursors_are_bad_user_input(text: str) -> None:
+    with contextlib.suppress(BadUserInput):
+        decode_cursor(text, "created_at:asc", value_is_time=True)
+
+
+@pytest.mark.parametrize("first", [-1, MAX_PAGE_SIZE + 1, 10**9])
+def test_first_outside_the_cap_is_refused(first: int) -> None:
+    with pytest.raises(BadUserInput):
+        check_first(first)
+
+
+def test_first_defaults_to_20() -> None:
+    assert check_first(None) == 20
+
+
+def test_page_keeps_first_rows_and_knows_more_follow() -> None:
+    page = page_from_rows([1, 2, 3], PageArgs(first=2))
+    assert page.rows == [1, 2] and page.has_next and not page.has_previous

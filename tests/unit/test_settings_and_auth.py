@@ -1,0 +1,68 @@
+"""Configuration parsing and bearer tokens."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from app.auth import Role, auth_secret, bearer_token, decode_token, mint_token
+from app.errors import Unauthenticated
+from app.settings import Environment, Settings
+
+
+def test_database_urls_are_normalised_to_asyncpg() -> None:
+    for given in ("postgres://u@h/db", "postgresql://u@h/db"):
+        assert Settings(DATABASE_URL=given).database_url == "postgresql+asyncpg://u@h/db"
+    assert Settings(DATABASE_URL="").database_url is None
+
+
+def test_environment_is_read_from_chimera_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHIMERA_ENV", "production")
+    assert Settings().env is Environment.PRODUCTION
+
+
+def test_dev_secret_is_created_once_and_kept(tmp_path: Path) -> None:
+    settings = Settings(CHIMERA_DATA_DIR=str(tmp_path))
+    first = auth_secret(settings)
+    assert auth_secret(settings) == first and len(first) == 64
+    assert (tmp_path / "auth_secret").stat().st_mode & 0o077 == 0
+
+
+def test_production_requires_a_configured_secret(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="CHIMERA_AUTH_SECRET"):
+        auth_secret(Settings(CHIMERA_ENV="production", CHIMERA_DATA_DIR=str(tmp_path)))
+
+
+def test_tokens_round_trip_and_reject_tampering_and_expiry() -> None:
+    tenant = uuid.uuid4()
+    token = mint_token(
+        "s" * 32, tenant_id=tenant, tenant_slug="t1", role=Role.EDITOR, subject="me", ttl_seconds=60
+    )
+    principal = decode_token("s" * 32, token)
+    assert (principal.tenant_id, principal.role, principal.subject) == (tenant, Role.EDITOR, "me")
+    with pytest.raises(Unauthenticated, match="invalid"):
+        decode_token("t" * 32, token)
+    expired = mint_token(
+        "s" * 32,
+        tenant_id=tenant,
+        tenant_slug="t1",
+        role=Role.EDITOR,
+        subject="me",
+        ttl_seconds=-120,
+    )
+    with pytest.raises(Unauthenticated, match="expired"):
+        decode_token("s" * 32, expired)
+
+
+def test_roles_are_ordered() -> None:
+    assert Role.ADMIN.allows(Role.EDITOR) and Role.EDITOR.allows(Role.VIEWER)
+    assert not Role.VIEWER.allows(Role.EDITOR)
+
+
+def test_authorization_header_must_be_bearer() -> None:
+    assert bearer_token(None) is None
+    assert bearer_token("Bearer abc") == "abc"
+    with pytest.raises(Unauthenticated):
+        bearer_token("Basic dXNlcg==")
