@@ -49,6 +49,8 @@ def build_context(
     auth_error: ChimeraError | None,
 ) -> Context:
     loaders = (
-        Loaders(principal, stores.engine, settings.store_timeout_seconds) if principal else None
+        Loaders(principal, stores.engine, stores.redis, settings.store_timeout_seconds)
+        if principal
+        else None
     )
     return Context(request, response, settings, stores, principal, auth_error, loaders)

@@ -15,6 +15,9 @@ from typing import Generic, TypeVar
 
 from aiodataloader import DataLoader
 from opentelemetry import trace
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import Principal
@@ -30,6 +33,7 @@ tracer = trace.get_tracer("chimera.loaders")
 class LoaderContext:
     principal: Principal
     engine: AsyncEngine
+    redis: Redis
     timeout: float
 
 
@@ -70,6 +74,9 @@ def _is_store_failure(exc: BaseException) -> bool:
     from sqlalchemy.exc import DBAPIError, OperationalError
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-    if isinstance(exc, OperationalError | PoolTimeout | OSError | ConnectionError):
+    if isinstance(
+        exc,
+        OperationalError | PoolTimeout | OSError | RedisConnectionError | RedisTimeoutError,
+    ):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)

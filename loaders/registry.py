@@ -6,6 +6,7 @@ outlives a request or crosses a tenant.
 
 from __future__ import annotations
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import Principal
@@ -23,11 +24,14 @@ from loaders.postgres.pages import (
     CampaignPageByQueryLoader,
 )
 from loaders.postgres.rows import AgentByIdLoader, CampaignByIdLoader, TenantByIdLoader
+from loaders.redis.counters import ActiveTasksByAgentLoader, EngagementByCampaignLoader
 
 
 class Loaders:
-    def __init__(self, principal: Principal, engine: AsyncEngine, timeout: float) -> None:
-        ctx = LoaderContext(principal=principal, engine=engine, timeout=timeout)
+    def __init__(
+        self, principal: Principal, engine: AsyncEngine, redis: Redis, timeout: float
+    ) -> None:
+        ctx = LoaderContext(principal=principal, engine=engine, redis=redis, timeout=timeout)
         self.principal = principal
         self.tenant_by_id = TenantByIdLoader(ctx)
         self.agent_by_id = AgentByIdLoader(ctx)
@@ -40,3 +44,5 @@ class Loaders:
         self.campaigns_by_agent = CampaignsByAgentLoader(ctx, self.campaign_by_id)
         self.agent_count_by_campaign = AgentCountByCampaignLoader(ctx)
         self.campaign_count_by_agent = CampaignCountByAgentLoader(ctx)
+        self.engagement_by_campaign = EngagementByCampaignLoader(ctx)
+        self.active_tasks_by_agent = ActiveTasksByAgentLoader(ctx)

@@ -95,3 +95,22 @@ def count_statements(engine: AsyncEngine) -> Iterator[StatementLog]:
         yield log
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+@contextmanager
+def count_redis_round_trips() -> Iterator[StatementLog]:
+    """Count packets of commands sent to any Redis server: one per command or pipeline."""
+    from redis.asyncio.connection import AbstractConnection
+
+    log = StatementLog()
+    original = AbstractConnection.send_packed_command
+
+    async def spy(self: AbstractConnection, command: Any, check_health: bool = True) -> None:
+        log.statements.append(repr(command)[:200])
+        await original(self, command, check_health)
+
+    AbstractConnection.send_packed_command = spy  # type: ignore[method-assign]
+    try:
+        yield log
+    finally:
+        AbstractConnection.send_packed_command = original  # type: ignore[method-assign]

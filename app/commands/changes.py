@@ -57,11 +57,31 @@ async def record_change(
             after=snapshot(after),
         )
     )
+    await emit_event(
+        conn,
+        principal,
+        aggregate_type=aggregate_type or entity_type,
+        aggregate_id=aggregate_id or entity_id,
+        event_type=event_type,
+        payload=payload,
+    )
+
+
+async def emit_event(
+    conn: AsyncConnection,
+    principal: Principal,
+    *,
+    aggregate_type: str,
+    aggregate_id: UUID,
+    event_type: str,
+    payload: dict[str, Any] | None = None,
+) -> None:
+    """Append an outbox event alone: for high-volume changes (counters) that are not audited."""
     await conn.execute(
         insert(outbox).values(
             tenant_id=principal.tenant_id,
-            aggregate_type=aggregate_type or entity_type,
-            aggregate_id=aggregate_id or entity_id,
+            aggregate_type=aggregate_type,
+            aggregate_id=aggregate_id,
             event_type=event_type,
             payload=jsonable(payload or {}),
         )

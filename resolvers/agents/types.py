@@ -69,6 +69,13 @@ class Agent(Node):
             updated_at=row.updated_at,
         )
 
+    @strawberry.field(
+        description="Tasks in progress, from Redis; null (with an error) while Redis is unavailable."
+    )
+    async def active_tasks(self, info: Info) -> int | None:
+        count: int = await info.context.loaders.active_tasks_by_agent.load(self.pk)
+        return count
+
     @strawberry.field(description="Campaigns this agent is assigned to, in assignment order.")
     async def campaigns(
         self, info: Info, first: int | None = 20, after: str | None = None

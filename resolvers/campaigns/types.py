@@ -11,6 +11,7 @@ from uuid import UUID
 import strawberry
 
 from app.ids import encode_id
+from resolvers.engagement.types import Engagement
 from resolvers.info import Info
 from resolvers.listing import edge_args, edge_cursor
 from resolvers.relay import Connection, Node, OrderDirection, build_connection
@@ -76,6 +77,14 @@ class Campaign(Node):
             ends_at=row.ends_at,
             created_at=row.created_at,
             updated_at=row.updated_at,
+        )
+
+    @strawberry.field(
+        description="Live counters from Redis; null (with an error) while Redis is unavailable."
+    )
+    async def engagement(self, info: Info) -> Engagement | None:
+        return Engagement.from_counts(
+            await info.context.loaders.engagement_by_campaign.load(self.pk)
         )
 
     @strawberry.field(description="Agents assigned to this campaign, in assignment order.")

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from urllib.parse import urlparse
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.errors import StoreUnavailable
 
@@ -38,3 +42,13 @@ async def ping(client: Redis, url: str, *, timeout: float) -> str:
     except Exception as exc:
         raise StoreUnavailable("Redis", f"{redact(url)}: {type(exc).__name__}: {exc}") from exc
     return str(info.get("redis_version", "unknown"))
+
+
+@asynccontextmanager
+async def unavailable_as_error(timeout: float) -> AsyncIterator[None]:
+    """Bound a Redis call and turn a dead or slow server into STORE_UNAVAILABLE."""
+    try:
+        async with asyncio.timeout(timeout):
+            yield
+    except (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError) as exc:
+        raise StoreUnavailable("Redis", type(exc).__name__) from exc

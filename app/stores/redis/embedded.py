@@ -70,7 +70,7 @@ class EmbeddedRedis:
 
 
 def start_embedded_redis(
-    data_dir: Path, *, persist: bool = True, timeout: float = 10.0
+    data_dir: Path, *, persist: bool = True, timeout: float = 10.0, port: int | None = None
 ) -> EmbeddedRedis:
     """Start redis-server with its files in ``data_dir`` and wait until it answers PING.
 
@@ -81,7 +81,7 @@ def start_embedded_redis(
     running = _running_server(state_file)
     if running is not None:
         return running
-    port = _free_port()
+    port = port or _free_port()
     args = [
         redis_server_binary(),
         "--bind", "127.0.0.1",

@@ -1,0 +1,21 @@
+"""Every Redis key Chimera writes, in one place, each prefixed by its tenant.
+
+The tenant prefix is what keeps one tenant's counters out of another's reach in a store
+with no notion of tenants; building keys anywhere else would make that easy to forget.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+PREFIX = "chimera"
+
+ENGAGEMENT_FIELDS = ("impressions", "clicks", "likes", "shares", "comments")
+
+
+def campaign_engagement(tenant_id: UUID, campaign_id: UUID) -> str:
+    return f"{PREFIX}:t:{tenant_id}:campaign:{campaign_id}:engagement"
+
+
+def agent_tasks(tenant_id: UUID, agent_id: UUID) -> str:
+    return f"{PREFIX}:t:{tenant_id}:agent:{agent_id}:tasks"

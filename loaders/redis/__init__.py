@@ -1,0 +1,1 @@
+"""Loaders whose batch function is one pipelined round trip to Redis."""

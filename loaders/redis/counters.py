@@ -1,0 +1,48 @@
+"""Counters read from Redis: one pipeline per batch, whatever the number of keys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from app.stores.redis import keys
+from loaders.base import TenantLoader
+
+
+@dataclass(frozen=True)
+class EngagementCounts:
+    impressions: int = 0
+    clicks: int = 0
+    likes: int = 0
+    shares: int = 0
+    comments: int = 0
+
+
+def engagement_from(values: Sequence[bytes | str | None]) -> EngagementCounts:
+    return EngagementCounts(*(int(v) if v is not None else 0 for v in values))
+
+
+class EngagementByCampaignLoader(TenantLoader[UUID, EngagementCounts]):
+    store = "Redis"
+
+    async def fetch(self, keys_: Sequence[UUID]) -> list[EngagementCounts]:
+        async with self.ctx.redis.pipeline(transaction=False) as pipe:
+            for campaign_id in keys_:
+                pipe.hmget(
+                    keys.campaign_engagement(self.tenant_id, campaign_id),
+                    list(keys.ENGAGEMENT_FIELDS),
+                )
+            replies = await pipe.execute()
+        return [engagement_from(values) for values in replies]
+
+
+class ActiveTasksByAgentLoader(TenantLoader[UUID, int]):
+    store = "Redis"
+
+    async def fetch(self, keys_: Sequence[UUID]) -> list[int]:
+        async with self.ctx.redis.pipeline(transaction=False) as pipe:
+            for agent_id in keys_:
+                pipe.hget(keys.agent_tasks(self.tenant_id, agent_id), "active")
+            replies = await pipe.execute()
+        return [int(value) if value is not None else 0 for value in replies]

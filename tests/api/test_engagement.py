@@ -1,0 +1,146 @@
+"""Engagement counters: atomic increments in Redis, read back through a batched loader."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from redis.asyncio import Redis
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+
+from app.ids import encode_id
+from app.stores.postgres.tables import agent, campaign, outbox
+from app.stores.redis import keys
+from tests.support import TenantClient, count_redis_round_trips, error_codes
+
+RECORD = """
+mutation($id: ID!, $kind: EngagementKind!, $count: Int!) {
+  recordEngagement(input: {campaignId: $id, kind: $kind, count: $count}) {
+    engagement { impressions clicks likes shares comments }
+  }
+}
+"""
+CREATE = 'mutation { createCampaign(input: {name: "Counted"}) { campaign { id } } }'
+
+
+async def new_campaign(tenant: TenantClient) -> str:
+    data = await tenant.data(CREATE)
+    campaign_id: str = data["createCampaign"]["campaign"]["id"]
+    return campaign_id
+
+
+def redis_of(app: Starlette) -> Redis:
+    client: Redis = app.state.stores.redis
+    return client
+
+
+async def test_record_engagement_increments_and_the_campaign_shows_it(tenant: TenantClient) -> None:
+    campaign_id = await new_campaign(tenant)
+    await tenant.data(RECORD, {"id": campaign_id, "kind": "CLICK", "count": 3})
+    data = await tenant.data(RECORD, {"id": campaign_id, "kind": "LIKE", "count": 2})
+    assert data["recordEngagement"]["engagement"] == {
+        "impressions": 0,
+        "clicks": 3,
+        "likes": 2,
+        "shares": 0,
+        "comments": 0,
+    }
+    seen = await tenant.data(
+        "query($id: ID!) { campaign(id: $id) { engagement { clicks likes } } }", {"id": campaign_id}
+    )
+    assert seen["campaign"]["engagement"] == {"clicks": 3, "likes": 2}
+
+
+async def test_concurrent_increments_lose_nothing(
+    tenant: TenantClient, engine: AsyncEngine
+) -> None:
+    campaign_id = await new_campaign(tenant)
+    writers = 60
+    results = await asyncio.gather(
+        *(
+            tenant.gql(RECORD, {"id": campaign_id, "kind": "IMPRESSION", "count": i % 5 + 1})
+            for i in range(writers)
+        )
+    )
+    assert all(not r.get("errors") for r in results)
+    expected = sum(i % 5 + 1 for i in range(writers))
+    seen = await tenant.data(
+        "query($id: ID!) { campaign(id: $id) { engagement { impressions } } }", {"id": campaign_id}
+    )
+    assert seen["campaign"]["engagement"]["impressions"] == expected
+    async with engine.connect() as conn:
+        events = (
+            await conn.execute(
+                select(func.count())
+                .select_from(outbox)
+                .where(outbox.c.tenant_id == tenant.id, outbox.c.event_type == "ENGAGEMENT")
+            )
+        ).scalar_one()
+    assert events == writers
+
+
+async def test_non_positive_or_absurd_counts_are_rejected_and_change_nothing(
+    tenant: TenantClient,
+) -> None:
+    campaign_id = await new_campaign(tenant)
+    for count in (0, -5, 1_000_001, 2**31 - 1):
+        body = await tenant.gql(RECORD, {"id": campaign_id, "kind": "SHARE", "count": count})
+        assert error_codes(body) == ["BAD_USER_INPUT"], body
+    seen = await tenant.data(
+        "query($id: ID!) { campaign(id: $id) { engagement { shares } } }", {"id": campaign_id}
+    )
+    assert seen["campaign"]["engagement"]["shares"] == 0
+
+
+async def test_counters_live_under_the_tenant_prefix_and_other_tenants_cannot_touch_them(
+    tenant: TenantClient, other_tenant: TenantClient, app: Starlette
+) -> None:
+    campaign_id = await new_campaign(tenant)
+    await tenant.data(RECORD, {"id": campaign_id, "kind": "COMMENT", "count": 4})
+    body = await other_tenant.gql(RECORD, {"id": campaign_id, "kind": "COMMENT", "count": 100})
+    assert error_codes(body) == ["NOT_FOUND"]
+    matches = [k async for k in redis_of(app).scan_iter(match=f"{keys.PREFIX}:t:{tenant.id}:*")]
+    assert len(matches) == 1
+    assert await redis_of(app).hget(matches[0], "comments") == b"4"
+    foreign = [
+        k async for k in redis_of(app).scan_iter(match=f"{keys.PREFIX}:t:{other_tenant.id}:*")
+    ]
+    assert foreign == []
+
+
+async def test_counters_for_a_page_cost_one_redis_round_trip_for_5_or_50_campaigns(
+    tenant: TenantClient, engine: AsyncEngine, app: Starlette
+) -> None:
+    ids = [uuid.uuid4() for _ in range(50)]
+    agent_ids = [uuid.uuid4() for _ in range(50)]
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(campaign),
+            [{"id": c, "tenant_id": tenant.id, "name": f"c{i}"} for i, c in enumerate(ids)],
+        )
+        await conn.execute(
+            insert(agent),
+            [{"id": a, "tenant_id": tenant.id, "name": f"a{i}"} for i, a in enumerate(agent_ids)],
+        )
+    await redis_of(app).hset(keys.campaign_engagement(tenant.id, ids[0]), "clicks", 9)
+    await redis_of(app).hset(keys.agent_tasks(tenant.id, agent_ids[0]), "active", 2)
+    query = """query($n: Int!) {
+      campaigns(first: $n) { edges { node { id engagement { clicks } } } }
+      agents(first: $n) { edges { node { id activeTasks } } } }"""
+    trips = {}
+    for n in (5, 50):
+        with count_redis_round_trips() as log:
+            data = await tenant.data(query, {"n": n})
+        trips[n] = log.count
+        assert len(data["campaigns"]["edges"]) == n
+    clicks = {
+        e["node"]["id"]: e["node"]["engagement"]["clicks"] for e in data["campaigns"]["edges"]
+    }
+    tasks = {e["node"]["id"]: e["node"]["activeTasks"] for e in data["agents"]["edges"]}
+    assert clicks[encode_id("Campaign", ids[0])] == 9
+    assert sum(clicks.values()) == 9
+    assert tasks[encode_id("Agent", agent_ids[0])] == 2
+    assert sum(tasks.values()) == 2
+    assert trips[5] == trips[50] == 2  # one pipeline per loader
