@@ -13,9 +13,10 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import migrations
@@ -58,6 +59,7 @@ async def _ping_redis(settings: Settings) -> str:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.INFO)
     import uvicorn
 
     from app.main import create_app
@@ -96,6 +98,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    logging.getLogger("alembic").setLevel(logging.INFO)
     with embedded_engines(settings, redis=False) as ready:
 
         async def run(engine: AsyncEngine) -> str | None:
@@ -127,7 +130,12 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> int:
     with embedded_engines(settings, redis=False) as ready:
-        row = _with_engine(ready, lambda engine: create_tenant(engine, args.slug, args.name))
+
+        async def run(engine: AsyncEngine) -> Any:
+            await migrations.upgrade(engine)
+            return await create_tenant(engine, args.slug, args.name)
+
+        row = _with_engine(ready, run)
     print(f"tenant {row.slug} created ({row.id})")
     return 0
 
@@ -178,7 +186,9 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
                 version = await pg.ping(engine, timeout=timeout)
                 revision = await migrations.current_revision(engine)
                 head = migrations.head_revision()
-                status = "" if revision == head else f", migrations at {revision}, head {head}"
+                status = (
+                    "" if revision == head else f", migrations at {revision or 'base'}, head {head}"
+                )
                 results.append(("postgres", revision == head, f"PostgreSQL {version}{status}"))
             except ChimeraError as exc:
                 results.append(("postgres", False, exc.message))
@@ -201,6 +211,13 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     for name, ok, detail in results:
         print(f"{name:<9} {'ok' if ok else 'DOWN':<5} {detail}")
     return 0 if all(ok for _, ok, _ in results) else 1
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 60:
+        raise argparse.ArgumentTypeError("must be at least 60 seconds")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--tenant", required=True)
     token.add_argument("--role", choices=[r.value for r in Role], default=Role.VIEWER.value)
     token.add_argument("--subject", default="cli")
-    token.add_argument("--ttl", type=int, help="lifetime in seconds")
+    token.add_argument("--ttl", type=_positive_int, help="lifetime in seconds")
     token.set_defaults(func=cmd_token)
 
     export = sub.add_parser("export-schema", help="print the GraphQL SDL")
@@ -247,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Alembic narrates every connection; only `migrate` and `serve` care what it applied.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
@@ -254,6 +273,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         print(f"chimera: error: invalid configuration: {problems}", file=sys.stderr)
+        return 1
+    except DBAPIError as exc:
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        print(f"chimera: error: database: {detail}", file=sys.stderr)
         return 1
     except (ChimeraError, CommandError, EmbeddedNotAllowed, RuntimeError) as exc:
         message = exc.message if isinstance(exc, ChimeraError) else str(exc)

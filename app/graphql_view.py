@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from cross_web import HTTPException
@@ -10,10 +11,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 
-from app.auth import Principal, auth_secret, bearer_token, decode_token
+from app.auth import Principal, bearer_token, decode_token
 from app.context import Context, build_context
 from app.errors import ChimeraError, ErrorCode
+from app.extensions.error_codes import add_codes
 
 
 class ChimeraGraphQL(GraphQL[Context, None]):
@@ -29,6 +33,22 @@ class ChimeraGraphQL(GraphQL[Context, None]):
             response = error_response(exc.status_code, exc.reason, ErrorCode.BAD_USER_INPUT)
         await response(scope, receive, send)
 
+    def decode_json(self, data: str | bytes) -> object:
+        """Refuse, as a 400, any body that is not a JSON object: Strawberry would crash on it."""
+        try:
+            value = json.loads(data)
+        except UnicodeDecodeError as exc:
+            raise HTTPException(400, "The request body is not valid UTF-8") from exc
+        if not isinstance(value, dict):
+            raise HTTPException(400, "The request body must be a JSON object")
+        return value
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        add_codes(result.errors or [])
+        return await super().process_result(request, result)
+
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         state = request.app.state
         principal: Principal | None = None
@@ -36,7 +56,7 @@ class ChimeraGraphQL(GraphQL[Context, None]):
         try:
             token = bearer_token(request.headers.get("authorization"))
             if token is not None:
-                principal = decode_token(auth_secret(state.settings), token)
+                principal = decode_token(state.auth_secret, token)
         except ChimeraError as exc:
             auth_error = exc
         return build_context(request, response, state.settings, state.stores, principal, auth_error)

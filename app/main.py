@@ -20,7 +20,6 @@ from app.settings import Settings, load_settings
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
-    auth_secret(settings)  # fail at start-up, not on the first request, when it is missing
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -43,4 +42,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # Read once: fails at start-up, not on the first request, when it is missing.
+    app.state.auth_secret = auth_secret(settings)
     return app

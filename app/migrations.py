@@ -13,11 +13,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
 
+MIGRATION_LOCK = 0x43484D52  # "CHMR": the advisory lock id held while migrating
 MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
 
 
@@ -55,4 +57,6 @@ async def _run(engine: AsyncEngine, action: object) -> None:
         action(cfg)
 
     async with engine.begin() as conn:
+        # Replicas starting together on a fresh database take turns instead of racing on DDL.
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         await conn.run_sync(run)

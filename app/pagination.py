@@ -17,6 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from app.errors import BadUserInput
+from app.validation import storable_moment
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -85,8 +86,10 @@ def decode_cursor(cursor: str, order: str, *, value_is_time: bool) -> Position:
         )
     try:
         value: datetime | str = datetime.fromisoformat(raw) if value_is_time else raw
-        if isinstance(value, datetime) and value.tzinfo is None:
-            raise ValueError("naive time")
+        if isinstance(value, datetime) and not storable_moment(value):
+            raise ValueError("naive or out-of-range time")
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("NUL in a text value")
         position = Position(order=cursor_order, value=value, pk=UUID(pk))
     except ValueError as exc:
         raise BadUserInput("Invalid cursor", argument="after") from exc

@@ -9,14 +9,23 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Environment(StrEnum):
     DEV = "dev"
     PRODUCTION = "production"
+
+
+class ObjectStoreKind(StrEnum):
+    LOCAL = "local"
+    S3 = "s3"
+
+
+AddressingStyle = Literal["path", "virtual"]
 
 
 class Settings(BaseSettings):
@@ -30,9 +39,52 @@ class Settings(BaseSettings):
     # Reserved for the stores that later slices bring in; read here so that they are
     # documented and validated in one place from the start.
     weaviate_url: str | None = Field(default=None, validation_alias="WEAVIATE_URL")
+
+    # Object storage: "local" (files in the data directory, served by the app with signed
+    # URLs) or "s3" (AWS S3, MinIO or any S3-compatible store). Unset: s3 when S3_ENDPOINT is
+    # set, local otherwise.
+    object_store: ObjectStoreKind | None = Field(
+        default=None, validation_alias="CHIMERA_OBJECT_STORE"
+    )
     s3_endpoint: str | None = Field(default=None, validation_alias="S3_ENDPOINT")
+    s3_public_endpoint: str | None = Field(
+        default=None,
+        validation_alias="S3_PUBLIC_ENDPOINT",
+        description="Endpoint written into presigned URLs when clients reach the store by "
+        "another address than the app does (e.g. MinIO in docker compose).",
+    )
     s3_bucket: str = Field(default="chimera-media", validation_alias="S3_BUCKET")
     s3_region: str = Field(default="us-east-1", validation_alias="S3_REGION")
+    s3_access_key_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID")
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
+    )
+    s3_session_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("S3_SESSION_TOKEN", "AWS_SESSION_TOKEN")
+    )
+    s3_addressing_style: AddressingStyle = Field(
+        default="path", validation_alias="S3_ADDRESSING_STYLE"
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        validation_alias="CHIMERA_PUBLIC_URL",
+        description="Base URL clients use to reach this app; local media URLs start with it.",
+    )
+    media_max_bytes: int = Field(
+        default=100 * 1024 * 1024, ge=1, validation_alias="CHIMERA_MEDIA_MAX_BYTES"
+    )
+    media_url_ttl_seconds: int = Field(
+        default=900, ge=1, le=604800, validation_alias="CHIMERA_MEDIA_URL_TTL_SECONDS"
+    )
+    media_url_max_ttl_seconds: int = Field(
+        default=86400, ge=1, le=604800, validation_alias="CHIMERA_MEDIA_URL_MAX_TTL_SECONDS"
+    )
+    upload_url_ttl_seconds: int = Field(
+        default=900, ge=60, le=604800, validation_alias="CHIMERA_UPLOAD_URL_TTL_SECONDS"
+    )
 
     auth_secret: SecretStr | None = Field(default=None, validation_alias="CHIMERA_AUTH_SECRET")
     token_ttl_seconds: int = Field(
@@ -62,7 +114,15 @@ class Settings(BaseSettings):
                 return "postgresql+asyncpg://" + value[len(prefix) :]
         return value
 
-    @field_validator("redis_url", "weaviate_url", "s3_endpoint")
+    @field_validator("auth_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        """HS256 keys shorter than the hash are guessable; refuse them at start-up."""
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("CHIMERA_AUTH_SECRET must be at least 32 characters")
+        return value
+
+    @field_validator("redis_url", "weaviate_url", "s3_endpoint", "s3_public_endpoint")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
@@ -70,6 +130,12 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env is Environment.PRODUCTION
+
+    @property
+    def object_store_kind(self) -> ObjectStoreKind:
+        if self.object_store is not None:
+            return self.object_store
+        return ObjectStoreKind.S3 if self.s3_endpoint else ObjectStoreKind.LOCAL
 
     @property
     def resolved_data_dir(self) -> Path:

@@ -7,7 +7,7 @@ nothing stored changes; the database's CHECK constraints are the second line, no
 from __future__ import annotations
 
 import unicodedata
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from app.errors import BadUserInput
@@ -48,7 +48,21 @@ def clean_search(value: str | None) -> str | None:
     cleaned = value.strip()
     if len(cleaned) > NAME_MAX:
         raise BadUserInput(f"'search' must be at most {NAME_MAX} characters", field="search")
+    if _has_control_chars(cleaned, allow_newlines=False):
+        raise BadUserInput("'search' must not contain control characters", field="search")
     return cleaned or None
+
+
+def storable_moment(value: datetime) -> bool:
+    """Whether a time has a zone and still lies within Python's range once moved to UTC,
+    where the database driver converts it (year 1 at +14:00 is year 0 in UTC)."""
+    if value.tzinfo is None:
+        return False
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
 
 
 def clean_budget(value: Decimal) -> Decimal:
@@ -68,5 +82,7 @@ def check_dates(starts_at: datetime | None, ends_at: datetime | None) -> None:
     for name, moment in (("startsAt", starts_at), ("endsAt", ends_at)):
         if moment is not None and moment.tzinfo is None:
             raise BadUserInput(f"'{name}' must include a time zone offset", field=name)
+        if moment is not None and not storable_moment(moment):
+            raise BadUserInput(f"'{name}' is out of range", field=name)
     if starts_at is not None and ends_at is not None and ends_at <= starts_at:
         raise BadUserInput("'endsAt' must be after 'startsAt'", field="endsAt")

@@ -9,7 +9,11 @@ from strawberry.extensions import MaskErrors, SchemaExtension
 
 from app.errors import ChimeraError, ErrorCode
 
-LIMIT_MARKERS = ("exceeds maximum operation depth", "aliases", "token limit", "max_tokens")
+LIMIT_MARKERS = (
+    "exceeds maximum operation depth",
+    "aliases found",
+    "document contains more than",
+)
 
 
 def code_for(error: GraphQLError) -> str:
@@ -44,13 +48,21 @@ class MaskInternalErrors(MaskErrors):
         return masked
 
 
+def add_codes(errors: list[GraphQLError]) -> None:
+    for error in errors:
+        extensions = dict(error.extensions or {})
+        if isinstance(error.original_error, ChimeraError):
+            extensions = {**error.original_error.extensions, **extensions}
+        extensions.setdefault("code", code_for(error))
+        error.extensions = extensions
+
+
 class ErrorCodes(SchemaExtension):
+    """Codes for errors raised during execution, on every transport.
+
+    Parse failures leave Strawberry's operation hook early; the HTTP view codes those too.
+    """
+
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
-        for error in getattr(result, "errors", None) or []:
-            extensions = dict(error.extensions or {})
-            if isinstance(error.original_error, ChimeraError):
-                extensions = {**error.original_error.extensions, **extensions}
-            extensions.setdefault("code", code_for(error))
-            error.extensions = extensions
+        add_codes(list(getattr(self.execution_context.result, "errors", None) or []))

@@ -152,7 +152,6 @@ async def test_node_and_nodes_with_another_tenants_ids_return_null(
     tenant: TenantClient, other_tenant: TenantClient
 ) -> None:
     a = await _create(tenant, "Alpha")
-    await _create(other_tenant, "Bravo")
     foreign = [*a.agents, *a.campaigns, encode_id("Tenant", tenant.id)]
 
     for global_id in foreign:
@@ -165,6 +164,14 @@ async def test_node_and_nodes_with_another_tenants_ids_return_null(
         "query ($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": foreign}
     )
     assert data["nodes"] == [None] * len(foreign)
+
+    # Mixed with B's own ids, only B's resolve, in the order asked.
+    b = await _create(other_tenant, "Bravo2")
+    mixed = [b.agents[0], a.agents[0], b.campaigns[0], a.campaigns[0]]
+    data = await other_tenant.data(
+        "query ($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": mixed}
+    )
+    assert data["nodes"] == [{"id": b.agents[0]}, None, {"id": b.campaigns[0]}, None]
 
     # The same ids still resolve for their owner, so the nulls above are isolation, not typos.
     data = await tenant.data("query ($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": foreign})
@@ -209,6 +216,9 @@ async def test_lists_and_total_counts_contain_only_the_callers_own_rows(
     data = await other_tenant.data(query, {"search": "Alpha"})
     assert data["agents"] == {"totalCount": 0, "edges": []}
     assert data["campaigns"] == {"totalCount": 0, "edges": []}
+    data = await tenant.data(query, {"search": "Alpha"})
+    assert data["agents"]["totalCount"] == len(a.agents)
+    assert data["campaigns"]["totalCount"] == len(a.campaigns)
 
     # Every ordering and status filter, too.
     for order in ("CREATED_AT", "UPDATED_AT", "NAME"):
@@ -425,7 +435,7 @@ BAD_TOKENS: dict[str, Callable[[TenantClient, TenantClient], str | None]] = {
         ttl_seconds=-60,
     ),
     "payload-swapped-to-another-tenant": _forged_tenant_token,
-    "alg-none": lambda victim, attacker: jwt.encode(_claims(victim), key=None, algorithm="none"),
+    "alg-none": lambda victim, attacker: jwt.encode(_claims(victim), key="", algorithm="none"),
     "garbage": lambda victim, attacker: "not.a.jwt",
     "unknown-role": lambda victim, attacker: jwt.encode(
         _claims(victim, role="root"), SECRET, algorithm=ALGORITHM

@@ -7,6 +7,7 @@ an append-only file in the data directory, so counters survive a restart, and bi
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -77,6 +78,18 @@ def start_embedded_redis(
     If a server started by another process already runs on these files, attach to it.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
+    # Two commands starting at once must not both start a server on the same append-only file.
+    with (data_dir / ".start.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _attach_or_start(data_dir, persist=persist, timeout=timeout, port=port)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _attach_or_start(
+    data_dir: Path, *, persist: bool, timeout: float, port: int | None
+) -> EmbeddedRedis:
     state_file = data_dir / STATE_FILE
     running = _running_server(state_file)
     if running is not None:

@@ -1,0 +1,1 @@
+"""Object storage: where media files live, handed to clients as presigned URLs."""
