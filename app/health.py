@@ -22,6 +22,7 @@ async def readyz(request: Request) -> JSONResponse:
     probes: dict[str, Awaitable[str]] = {
         "postgres": pg.ping(stores.engine, timeout=timeout),
         "redis": rd.ping(stores.redis, stores.redis_url, timeout=timeout),
+        "objects": stores.objects.ping(),
     }
     checks: dict[str, str] = {}
     for name, probe in probes.items():

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.commands.media import sweep_tombstones
 from app.errors import StoreUnavailable
 from app.settings import Settings
+from app.stores.objects.factory import open_object_store
+from app.stores.objects.port import ObjectStore
 from app.stores.postgres import engine as pg
 from app.stores.redis import client as rd
 
 log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL_SECONDS = 60.0
 
 
 @dataclass
@@ -23,24 +29,51 @@ class Stores:
     engine: AsyncEngine
     redis: Redis
     redis_url: str
+    objects: ObjectStore
 
 
 @asynccontextmanager
-async def open_stores(settings: Settings) -> AsyncIterator[Stores]:
+async def open_stores(settings: Settings, auth_secret: str) -> AsyncIterator[Stores]:
     """Connect to every configured store and check each answers, or fail naming the store."""
     if not settings.database_url:
         raise StoreUnavailable("PostgreSQL", "DATABASE_URL is not set")
     if not settings.redis_url:
         raise StoreUnavailable("Redis", "REDIS_URL is not set")
     timeout = settings.store_timeout_seconds
-    engine = pg.create_engine(
-        settings.database_url, timeout=timeout, pool_size=settings.db_pool_size
-    )
-    redis = rd.create_redis(settings.redis_url, timeout=timeout)
-    try:
+    async with AsyncExitStack() as stack:
+        engine = pg.create_engine(
+            settings.database_url, timeout=timeout, pool_size=settings.db_pool_size
+        )
+        stack.push_async_callback(engine.dispose)
+        redis = rd.create_redis(settings.redis_url, timeout=timeout)
+        stack.push_async_callback(redis.aclose)
+        objects = await stack.enter_async_context(open_object_store(settings, auth_secret))
         await pg.ping(engine, timeout=timeout)
         await rd.ping(redis, settings.redis_url, timeout=timeout)
-        yield Stores(engine=engine, redis=redis, redis_url=settings.redis_url)
+        await objects.ping()
+        yield Stores(engine=engine, redis=redis, redis_url=settings.redis_url, objects=objects)
+
+
+@asynccontextmanager
+async def background_sweeper(
+    stores: Stores, interval: float = SWEEP_INTERVAL_SECONDS
+) -> AsyncIterator[None]:
+    """Retry object deletes that failed, for as long as the app runs."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                removed = await sweep_tombstones(stores.engine, stores.objects)
+                if removed:
+                    log.info("swept %d orphaned media objects", removed)
+            except Exception:  # a sweep must never take the app down; it runs again later
+                log.exception("media sweep failed")
+
+    task = asyncio.create_task(loop(), name="media-sweeper")
+    try:
+        yield
     finally:
-        await redis.aclose()
-        await engine.dispose()
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task

@@ -6,14 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from app.auth import auth_secret
 from app.body_limit import BodyLimitMiddleware
 from app.graphql_view import ChimeraGraphQL
 from app.health import healthz, readyz
-from app.lifespan import open_stores
+from app.lifespan import background_sweeper, open_stores
+from app.media_routes import serve_media
 from app.schema import build_schema
 from app.settings import Settings, load_settings
 
@@ -23,7 +23,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with open_stores(settings) as stores:
+        async with (
+            open_stores(settings, app.state.auth_secret) as stores,
+            background_sweeper(stores),
+        ):
             app.state.stores = stores
             yield
 
@@ -34,11 +37,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app = Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            # The body cap guards the GraphQL endpoint; media uploads have their own, larger one.
+            Route(
+                "/graphql",
+                BodyLimitMiddleware(graphql, max_bytes=settings.max_body_bytes),
+                methods=["GET", "POST"],
+            ),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/media/{key:path}", serve_media, methods=["GET", "HEAD", "PUT"]),
         ],
-        middleware=[Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)],
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -30,11 +30,14 @@ from resolvers.agents.queries import AgentQueries
 from resolvers.campaigns.mutations import CampaignMutations
 from resolvers.campaigns.queries import CampaignQueries
 from resolvers.engagement.mutations import EngagementMutations
+from resolvers.media.mutations import MediaMutations
 from resolvers.nodes import NodeQueries
 from resolvers.tenants.queries import TenantQueries
 
 Query = merge_types("Query", (NodeQueries, TenantQueries, AgentQueries, CampaignQueries))
-Mutation = merge_types("Mutation", (AgentMutations, CampaignMutations, EngagementMutations))
+Mutation = merge_types(
+    "Mutation", (AgentMutations, CampaignMutations, EngagementMutations, MediaMutations)
+)
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import Principal
 from loaders.base import LoaderContext
+from loaders.postgres.media import MediaByCampaignLoader, MediaCountByCampaignLoader
 from loaders.postgres.membership import (
     AgentCountByCampaignLoader,
     AgentsByCampaignLoader,
@@ -23,7 +24,12 @@ from loaders.postgres.pages import (
     CampaignCountByFilterLoader,
     CampaignPageByQueryLoader,
 )
-from loaders.postgres.rows import AgentByIdLoader, CampaignByIdLoader, TenantByIdLoader
+from loaders.postgres.rows import (
+    AgentByIdLoader,
+    CampaignByIdLoader,
+    MediaAssetByIdLoader,
+    TenantByIdLoader,
+)
 from loaders.redis.counters import ActiveTasksByAgentLoader, EngagementByCampaignLoader
 
 
@@ -46,3 +52,6 @@ class Loaders:
         self.campaign_count_by_agent = CampaignCountByAgentLoader(ctx)
         self.engagement_by_campaign = EngagementByCampaignLoader(ctx)
         self.active_tasks_by_agent = ActiveTasksByAgentLoader(ctx)
+        self.media_by_id = MediaAssetByIdLoader(ctx)
+        self.media_by_campaign = MediaByCampaignLoader(ctx, self.media_by_id)
+        self.media_count_by_campaign = MediaCountByCampaignLoader(ctx)

@@ -41,9 +41,14 @@ def list_cursor(query: ListQuery, row: Any) -> str:
     return encode_cursor(query.ordering.name, row._mapping[query.ordering.column], row.id)
 
 
-def edge_args(first: int | None, after: str | None) -> PageArgs:
-    position = decode_cursor(after, EDGE_ORDER, value_is_time=True) if after is not None else None
+def time_args(first: int | None, after: str | None, order: str) -> PageArgs:
+    """Page arguments of a nested connection ordered by a time column, then id."""
+    position = decode_cursor(after, order, value_is_time=True) if after is not None else None
     return PageArgs(first=check_first(first), after=position)
+
+
+def edge_args(first: int | None, after: str | None) -> PageArgs:
+    return time_args(first, after, EDGE_ORDER)
 
 
 def edge_cursor(row: Any) -> str:

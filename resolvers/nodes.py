@@ -15,6 +15,7 @@ from loaders.registry import Loaders
 from resolvers.agents.types import Agent
 from resolvers.campaigns.types import Campaign
 from resolvers.info import Info
+from resolvers.media.types import MediaAsset
 from resolvers.relay import Node
 from resolvers.tenants.types import Tenant
 
@@ -25,6 +26,7 @@ NODE_TYPES: dict[str, tuple[Callable[[Loaders, UUID], Awaitable[Any]], Callable[
     "Agent": (lambda loaders, pk: loaders.agent_by_id.load(pk), Agent.from_row),
     "Campaign": (lambda loaders, pk: loaders.campaign_by_id.load(pk), Campaign.from_row),
     "Tenant": (lambda loaders, pk: loaders.tenant_by_id.load(pk), Tenant.from_row),
+    "MediaAsset": (lambda loaders, pk: loaders.media_by_id.load(pk), MediaAsset.from_row),
 }
 
 

@@ -211,7 +211,14 @@ async def assign_agents(
             pg_insert(campaign_agent)
             .values(
                 [
-                    {"tenant_id": principal.tenant_id, "campaign_id": pk, "agent_id": a}
+                    # clock_timestamp() advances per row, so one call's agents keep the order
+                    # they were given in (now() would tie them and fall back to id order).
+                    {
+                        "tenant_id": principal.tenant_id,
+                        "campaign_id": pk,
+                        "agent_id": a,
+                        "assigned_at": func.clock_timestamp(),
+                    }
                     for a in wanted
                 ]
             )

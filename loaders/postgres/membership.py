@@ -7,51 +7,28 @@ the statement count does not grow with the page size.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Column, Row, Table, and_, func, select, tuple_
+from sqlalchemy import Column, Table, and_, func, select, tuple_
 
-from app.pagination import Page, PageArgs, page_from_rows
+from app.pagination import PageArgs
 from app.stores.postgres.tables import agent, campaign, campaign_agent
-from loaders.base import LoaderContext, TenantLoader
+from loaders.base import TenantLoader
+from loaders.postgres.partitioned import PartitionedPageLoader
 
 EDGE_ORDER = "assigned_at:asc"
 
-MembershipKey = tuple[UUID, PageArgs]
 
-
-class _MembersLoader(TenantLoader[MembershipKey, Page]):
+class _MembersLoader(PartitionedPageLoader):
     """Pages of ``child`` rows per ``parent_col`` value, in assignment order."""
 
     child: Table
     parent_col: Column[Any]
     child_col: Column[Any]
 
-    def __init__(self, ctx: LoaderContext, by_id: TenantLoader[Any, Any]) -> None:
-        super().__init__(ctx)
-        self.by_id = by_id
-
-    async def fetch(self, keys: Sequence[MembershipKey]) -> list[Page]:
-        groups: dict[PageArgs, list[UUID]] = defaultdict(list)
-        for parent_id, args in keys:
-            groups[args].append(parent_id)
-        found: dict[MembershipKey, list[Row[Any]]] = defaultdict(list)
-        async with self.ctx.engine.connect() as conn:
-            for args, parent_ids in groups.items():  # one statement per distinct (first, after)
-                for row in await conn.execute(self._statement(parent_ids, args)):
-                    found[(row.parent_id, args)].append(row)
-        pages = []
-        for key in keys:
-            page = page_from_rows(found.get(key, []), key[1])
-            for row in page.rows:
-                self.by_id.prime(row.id, row)
-            pages.append(page)
-        return pages
-
-    def _statement(self, parent_ids: list[UUID], args: PageArgs) -> Any:
+    def statement(self, parent_ids: list[UUID], args: PageArgs) -> Any:
         ca, child = campaign_agent, self.child
         conditions = [ca.c.tenant_id == self.tenant_id, self.parent_col.in_(parent_ids)]
         if args.after is not None:

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from sqlalchemy import Row, Table, select
 
-from app.stores.postgres.tables import agent, campaign, tenant
+from app.stores.postgres.tables import agent, campaign, media_asset, tenant
 from loaders.base import TenantLoader
 
 
@@ -30,6 +30,10 @@ class AgentByIdLoader(_RowByIdLoader):
 
 class CampaignByIdLoader(_RowByIdLoader):
     table = campaign
+
+
+class MediaAssetByIdLoader(_RowByIdLoader):
+    table = media_asset
 
 
 class TenantByIdLoader(TenantLoader[UUID, Row[Any] | None]):

@@ -11,15 +11,19 @@ from uuid import UUID
 import strawberry
 
 from app.ids import encode_id
+from app.pagination import encode_cursor
+from loaders.postgres.media import MEDIA_ORDER
 from resolvers.engagement.types import Engagement
 from resolvers.info import Info
-from resolvers.listing import edge_args, edge_cursor
+from resolvers.listing import edge_args, edge_cursor, time_args
 from resolvers.relay import Connection, Node, OrderDirection, build_connection
 
 if TYPE_CHECKING:
     from resolvers.agents.types import Agent
+    from resolvers.media.types import MediaAsset
 
 AgentRef = Annotated["Agent", strawberry.lazy("resolvers.agents.types")]
+MediaRef = Annotated["MediaAsset", strawberry.lazy("resolvers.media.types")]
 
 
 @strawberry.enum
@@ -85,6 +89,21 @@ class Campaign(Node):
     async def engagement(self, info: Info) -> Engagement | None:
         return Engagement.from_counts(
             await info.context.loaders.engagement_by_campaign.load(self.pk)
+        )
+
+    @strawberry.field(description="Images and videos of this campaign, oldest first.")
+    def media(
+        self, info: Info, first: int | None = 20, after: str | None = None
+    ) -> Connection[MediaRef]:
+        from resolvers.media.types import MediaAsset
+
+        loaders = info.context.loaders
+        key = (self.pk, time_args(first, after, MEDIA_ORDER))
+        return build_connection(
+            lambda: loaders.media_by_campaign.load(key),
+            MediaAsset.from_row,
+            lambda row: encode_cursor(MEDIA_ORDER, row.created_at, row.id),
+            lambda: loaders.media_count_by_campaign.load(self.pk),
         )
 
     @strawberry.field(description="Agents assigned to this campaign, in assignment order.")

@@ -205,3 +205,19 @@ outbox = Table(
     # The relay reads unpublished events in commit order; this keeps that scan small.
     Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
 )
+
+object_tombstone = Table(
+    "object_tombstone",
+    metadata,
+    # Objects whose rows are gone but whose bytes may still be in storage: written in the
+    # same transaction that deletes the row, removed once the store confirms the delete, so
+    # a failed delete is retried by the sweeper instead of leaking the object.
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column(
+        "tenant_id", UUID(as_uuid=True), ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("object_key", String(1024), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("attempts", BigInteger, nullable=False, server_default=text("0")),
+    Column("last_error", Text, nullable=True),
+)
