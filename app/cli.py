@@ -65,6 +65,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from app.main import create_app
     from app.seed import database_is_empty, seed_demo
 
+    if "public_url" not in settings.model_fields_set:
+        # Local media URLs must point at the address this server really listens on.
+        settings = settings.model_copy(update={"public_url": f"http://{args.host}:{args.port}"})
     with embedded_engines(settings) as ready:
 
         async def prepare(engine: AsyncEngine) -> str | None:

@@ -21,6 +21,7 @@ from app.main import create_app
 from app.settings import Settings
 from app.stores.postgres.engine import create_engine
 from tests.engines import create_database, drop_database, postgres_server, redis_server
+from tests.moto import moto_server
 from tests.support import SECRET, TenantClient, new_tenant
 
 
@@ -60,6 +61,7 @@ def settings(database_url: str, redis_url: str, engines_dir: Path) -> Settings:
         redis_url=redis_url,
         auth_secret=SECRET,
         data_dir=engines_dir / "data",
+        public_url="http://test",  # media URLs then route to the in-process app
     )
 
 
@@ -80,6 +82,12 @@ def engine(app: Starlette) -> AsyncEngine:
 async def http(app: Starlette) -> AsyncIterator[AsyncClient]:
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest_asyncio.fixture
