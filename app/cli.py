@@ -24,6 +24,7 @@ from app.auth import Role, auth_secret, mint_token
 from app.commands.tenants import create_tenant, tenant_by_slug
 from app.embedded import EmbeddedNotAllowed, embedded_engines
 from app.errors import ChimeraError
+from app.lifespan import Stores, open_stores
 from app.settings import Settings, load_settings
 from app.stores.postgres import engine as pg
 from app.stores.redis import client as rd
@@ -67,7 +68,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     if "public_url" not in settings.model_fields_set:
         # Local media URLs must point at the address this server really listens on.
-        settings = settings.model_copy(update={"public_url": f"http://{args.host}:{args.port}"})
+        host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+        settings = settings.model_copy(update={"public_url": f"http://{host}:{args.port}"})
     with embedded_engines(settings) as ready:
 
         async def prepare(engine: AsyncEngine) -> str | None:
@@ -179,41 +181,62 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     In dev an unset URL means the embedded engine, which is attached to (or started) and
     checked like any other server.
     """
-
-    async def check() -> list[tuple[str, bool, str]]:
-        results: list[tuple[str, bool, str]] = []
-        timeout = settings.store_timeout_seconds
-        if settings.database_url:
-            engine = pg.create_engine(settings.database_url, timeout=timeout)
-            try:
-                version = await pg.ping(engine, timeout=timeout)
-                revision = await migrations.current_revision(engine)
-                head = migrations.head_revision()
-                status = (
-                    "" if revision == head else f", migrations at {revision or 'base'}, head {head}"
-                )
-                results.append(("postgres", revision == head, f"PostgreSQL {version}{status}"))
-            except ChimeraError as exc:
-                results.append(("postgres", False, exc.message))
-            finally:
-                await engine.dispose()
-        else:
-            results.append(("postgres", False, "DATABASE_URL not set and no embedded server"))
-        if settings.redis_url:
-            try:
-                results.append(("redis", True, f"Redis {await _ping_redis(settings)}"))
-            except ChimeraError as exc:
-                results.append(("redis", False, exc.message))
-        else:
-            results.append(("redis", False, "REDIS_URL not set and no embedded server"))
-        return results
+    from app.doctor import run_checks
 
     with embedded_engines(settings) as ready:
-        settings = ready
-        results = asyncio.run(check())
-    for name, ok, detail in results:
-        print(f"{name:<9} {'ok' if ok else 'DOWN':<5} {detail}")
-    return 0 if all(ok for _, ok, _ in results) else 1
+        checks = asyncio.run(run_checks(ready))
+    for check in checks:
+        print(f"{check.name:<9} {'ok' if check.ok else 'DOWN':<5} {check.detail}")
+    return 0 if all(check.ok for check in checks) else 1
+
+
+def _with_stores(settings: Settings, action: Callable[[Stores], Awaitable[T]]) -> T:
+    async def run() -> T:
+        async with open_stores(settings, auth_secret(settings)) as stores:
+            return await action(stores)
+
+    return asyncio.run(run())
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """The indexer on its own, for deployments that run it beside stateless app instances."""
+    from app.indexing.indexer import run_forever
+
+    with embedded_engines(settings) as ready:
+
+        async def work(stores: Stores) -> int:
+            if stores.embedder is None:
+                raise CommandError(f"no embedding model: {stores.embedder_error}")
+            print("indexer running; Ctrl-C stops it", flush=True)
+            await run_forever(stores.engine, stores.vectors, stores.embedder)
+            return 0
+
+        return _with_stores(ready, work)
+
+
+def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
+    from app.indexing.reconcile import find_drift, repair
+
+    with embedded_engines(settings) as ready:
+
+        async def run(stores: Stores) -> int:
+            if args.check:
+                drifts = await find_drift(stores.engine, stores.vectors)
+            else:
+                if stores.embedder is None:
+                    raise CommandError(f"no embedding model: {stores.embedder_error}")
+                drifts = await repair(stores.engine, stores.vectors, stores.embedder)
+            verb = "drift" if args.check else "repaired"
+            for d in drifts:
+                print(
+                    f"{verb}: tenant {d.tenant_id} {d.kind.value}: {len(d.missing)} missing, "
+                    f"{len(d.stale)} stale, {len(d.orphaned)} orphaned"
+                )
+            if not drifts:
+                print("index matches PostgreSQL")
+            return 1 if args.check and drifts else 0
+
+        return _with_stores(ready, run)
 
 
 def _positive_int(text: str) -> int:
@@ -262,6 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", help="check every store; exit 1 when one is down")
     doctor.set_defaults(func=cmd_doctor)
+
+    worker = sub.add_parser("worker", help="run the indexer without serving GraphQL")
+    worker.set_defaults(func=cmd_worker)
+
+    reindex = sub.add_parser("reindex", help="repair drift between PostgreSQL and the index")
+    reindex.add_argument("--check", action="store_true", help="only report drift (exit 1 if any)")
+    reindex.set_defaults(func=cmd_reindex)
     return parser
 
 

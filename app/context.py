@@ -48,9 +48,5 @@ def build_context(
     principal: Principal | None,
     auth_error: ChimeraError | None,
 ) -> Context:
-    loaders = (
-        Loaders(principal, stores.engine, stores.redis, settings.store_timeout_seconds)
-        if principal
-        else None
-    )
+    loaders = Loaders(principal, stores, settings.store_timeout_seconds) if principal else None
     return Context(request, response, settings, stores, principal, auth_error, loaders)

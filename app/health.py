@@ -23,6 +23,7 @@ async def readyz(request: Request) -> JSONResponse:
         "postgres": pg.ping(stores.engine, timeout=timeout),
         "redis": rd.ping(stores.redis, stores.redis_url, timeout=timeout),
         "objects": stores.objects.ping(),
+        "vectors": stores.vectors.ping(),
     }
     checks: dict[str, str] = {}
     for name, probe in probes.items():

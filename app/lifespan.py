@@ -13,11 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.commands.media import sweep_tombstones
 from app.errors import StoreUnavailable
+from app.indexing.indexer import run_forever
 from app.settings import Settings
+from app.stores.embeddings.port import Embedder
 from app.stores.objects.factory import open_object_store
 from app.stores.objects.port import ObjectStore
 from app.stores.postgres import engine as pg
 from app.stores.redis import client as rd
+from app.stores.vectors.factory import open_vector_index
+from app.stores.vectors.port import VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,11 @@ class Stores:
     redis: Redis
     redis_url: str
     objects: ObjectStore
+    vectors: VectorIndex
+    # None when no model could be loaded: text search then fails with a clear error, and
+    # searching by a client's vector still works. Never a stand-in that ranks at random.
+    embedder: Embedder | None
+    embedder_error: str | None = None
 
 
 @asynccontextmanager
@@ -51,7 +60,44 @@ async def open_stores(settings: Settings, auth_secret: str) -> AsyncIterator[Sto
         await pg.ping(engine, timeout=timeout)
         await rd.ping(redis, settings.redis_url, timeout=timeout)
         await objects.ping()
-        yield Stores(engine=engine, redis=redis, redis_url=settings.redis_url, objects=objects)
+        vectors = await stack.enter_async_context(open_vector_index(settings))
+        embedder, embedder_error = await load_embedder()
+        yield Stores(
+            engine=engine,
+            redis=redis,
+            redis_url=settings.redis_url,
+            objects=objects,
+            vectors=vectors,
+            embedder=embedder,
+            embedder_error=embedder_error,
+        )
+
+
+async def load_embedder() -> tuple[Embedder | None, str | None]:
+    from app.stores.embeddings.minilm import EmbedderUnavailable, load_minilm
+
+    try:
+        return await asyncio.to_thread(load_minilm), None
+    except EmbedderUnavailable as exc:
+        log.warning("semantic text search is off: %s", exc)
+        return None, str(exc)
+
+
+@asynccontextmanager
+async def background_indexer(stores: Stores, settings: Settings) -> AsyncIterator[None]:
+    """Index outbox events in this process, unless a separate worker does it."""
+    if not settings.indexer_enabled or stores.embedder is None:
+        yield
+        return
+    task = asyncio.create_task(
+        run_forever(stores.engine, stores.vectors, stores.embedder), name="indexer"
+    )
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
 
 
 @asynccontextmanager

@@ -12,7 +12,7 @@ from app.auth import auth_secret
 from app.body_limit import BodyLimitMiddleware
 from app.graphql_view import ChimeraGraphQL
 from app.health import healthz, readyz
-from app.lifespan import background_sweeper, open_stores
+from app.lifespan import background_indexer, background_sweeper, open_stores
 from app.media_routes import serve_media
 from app.schema import build_schema
 from app.settings import Settings, load_settings
@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         async with (
             open_stores(settings, app.state.auth_secret) as stores,
             background_sweeper(stores),
+            background_indexer(stores, settings),
         ):
             app.state.stores = stores
             yield

@@ -31,12 +31,17 @@ from resolvers.campaigns.mutations import CampaignMutations
 from resolvers.campaigns.queries import CampaignQueries
 from resolvers.engagement.mutations import EngagementMutations
 from resolvers.media.mutations import MediaMutations
+from resolvers.memories.mutations import MemoryMutations
 from resolvers.nodes import NodeQueries
+from resolvers.search.queries import SearchQueries
 from resolvers.tenants.queries import TenantQueries
 
-Query = merge_types("Query", (NodeQueries, TenantQueries, AgentQueries, CampaignQueries))
+Query = merge_types(
+    "Query", (NodeQueries, TenantQueries, AgentQueries, CampaignQueries, SearchQueries)
+)
 Mutation = merge_types(
-    "Mutation", (AgentMutations, CampaignMutations, EngagementMutations, MediaMutations)
+    "Mutation",
+    (AgentMutations, CampaignMutations, EngagementMutations, MediaMutations, MemoryMutations),
 )
 
 

@@ -11,13 +11,18 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Environment(StrEnum):
     DEV = "dev"
     PRODUCTION = "production"
+
+
+class VectorIndexKind(StrEnum):
+    PGVECTOR = "pgvector"
+    WEAVIATE = "weaviate"
 
 
 class ObjectStoreKind(StrEnum):
@@ -38,7 +43,19 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
     # Reserved for the stores that later slices bring in; read here so that they are
     # documented and validated in one place from the start.
+    # Vector index: "pgvector" (the embedded default; PGVECTOR_URL, else DATABASE_URL) or
+    # "weaviate" (WEAVIATE_URL). Unset: weaviate when WEAVIATE_URL is set, pgvector otherwise.
+    vector_index: VectorIndexKind | None = Field(
+        default=None, validation_alias="CHIMERA_VECTOR_INDEX"
+    )
+    pgvector_url: str | None = Field(default=None, validation_alias="PGVECTOR_URL")
     weaviate_url: str | None = Field(default=None, validation_alias="WEAVIATE_URL")
+    weaviate_grpc_port: int = Field(
+        default=50051, ge=1, le=65535, validation_alias="WEAVIATE_GRPC_PORT"
+    )
+    # The in-process indexer turns outbox events into vectors; turn it off where a separate
+    # `chimera worker` does that job.
+    indexer_enabled: bool = Field(default=True, validation_alias="CHIMERA_INDEXER")
 
     # Object storage: "local" (files in the data directory, served by the app with signed
     # URLs) or "s3" (AWS S3, MinIO or any S3-compatible store). Unset: s3 when S3_ENDPOINT is
@@ -103,7 +120,7 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(default=10, ge=1, validation_alias="CHIMERA_DB_POOL_SIZE")
 
-    @field_validator("database_url")
+    @field_validator("database_url", "pgvector_url")
     @classmethod
     def _async_driver(cls, value: str | None) -> str | None:
         """Accept the URL forms operators paste (postgres://, postgresql://) and use asyncpg."""
@@ -130,6 +147,20 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env is Environment.PRODUCTION
+
+    @model_validator(mode="after")
+    def _ttl_within_maximum(self) -> Settings:
+        if self.media_url_ttl_seconds > self.media_url_max_ttl_seconds:
+            raise ValueError(
+                "CHIMERA_MEDIA_URL_TTL_SECONDS must not exceed CHIMERA_MEDIA_URL_MAX_TTL_SECONDS"
+            )
+        return self
+
+    @property
+    def vector_index_kind(self) -> VectorIndexKind:
+        if self.vector_index is not None:
+            return self.vector_index
+        return VectorIndexKind.WEAVIATE if self.weaviate_url else VectorIndexKind.PGVECTOR
 
     @property
     def object_store_kind(self) -> ObjectStoreKind:

@@ -53,6 +53,23 @@ def clean_search(value: str | None) -> str | None:
     return cleaned or None
 
 
+SEARCH_TEXT_MAX = 1000
+
+
+def clean_search_text(value: str) -> str:
+    """A semantic query: non-empty, bounded (the model reads 256 word pieces at most)."""
+    cleaned = value.strip()
+    if not cleaned:
+        raise BadUserInput("'query' must not be empty", argument="query")
+    if len(cleaned) > SEARCH_TEXT_MAX:
+        raise BadUserInput(
+            f"'query' must be at most {SEARCH_TEXT_MAX} characters", argument="query"
+        )
+    if _has_control_chars(cleaned, allow_newlines=True):
+        raise BadUserInput("'query' must not contain control characters", argument="query")
+    return cleaned
+
+
 def storable_moment(value: datetime) -> bool:
     """Whether a time has a zone and still lies within Python's range once moved to UTC,
     where the database driver converts it (year 1 at +14:00 is year 0 in UTC)."""

@@ -16,12 +16,13 @@ from typing import Generic, TypeVar
 from aiodataloader import DataLoader
 from opentelemetry import trace
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import Principal
 from app.errors import ChimeraError, StoreUnavailable
+from app.stores.embeddings.port import Embedder
+from app.stores.failures import is_store_failure
+from app.stores.vectors.port import VectorIndex
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -34,6 +35,8 @@ class LoaderContext:
     principal: Principal
     engine: AsyncEngine
     redis: Redis
+    vectors: VectorIndex
+    embedder: Embedder | None
     timeout: float
 
 
@@ -60,23 +63,10 @@ class TenantLoader(DataLoader[K, V], Generic[K, V]):
             except TimeoutError as exc:
                 raise StoreUnavailable(self.store, "timed out") from exc
             except Exception as exc:
-                if _is_store_failure(exc):
+                if is_store_failure(exc):
                     raise StoreUnavailable(self.store) from exc
                 raise
 
     @abstractmethod
     async def fetch(self, keys: Sequence[K]) -> Sequence[V]:
         """Fetch all keys in one store call; return one value per key, in key order."""
-
-
-def _is_store_failure(exc: BaseException) -> bool:
-    """Connection-level failures, as opposed to bugs in our own code."""
-    from sqlalchemy.exc import DBAPIError, OperationalError
-    from sqlalchemy.exc import TimeoutError as PoolTimeout
-
-    if isinstance(
-        exc,
-        OperationalError | PoolTimeout | OSError | RedisConnectionError | RedisTimeoutError,
-    ):
-        return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)

@@ -6,8 +6,7 @@ outlives a request or crosses a tenant.
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine
+from typing import TYPE_CHECKING
 
 from app.auth import Principal
 from loaders.base import LoaderContext
@@ -18,6 +17,7 @@ from loaders.postgres.membership import (
     CampaignCountByAgentLoader,
     CampaignsByAgentLoader,
 )
+from loaders.postgres.memories import RecentMemoriesByAgentLoader
 from loaders.postgres.pages import (
     AgentCountByFilterLoader,
     AgentPageByQueryLoader,
@@ -26,18 +26,33 @@ from loaders.postgres.pages import (
 )
 from loaders.postgres.rows import (
     AgentByIdLoader,
+    AgentMemoryByIdLoader,
     CampaignByIdLoader,
     MediaAssetByIdLoader,
     TenantByIdLoader,
 )
 from loaders.redis.counters import ActiveTasksByAgentLoader, EngagementByCampaignLoader
+from loaders.vectors.search import (
+    EmbeddingByTextLoader,
+    MemoryHitsByAgentLoader,
+    SimilarCampaignsByCampaignLoader,
+    VectorHitsByQueryLoader,
+)
+
+if TYPE_CHECKING:
+    from app.lifespan import Stores
 
 
 class Loaders:
-    def __init__(
-        self, principal: Principal, engine: AsyncEngine, redis: Redis, timeout: float
-    ) -> None:
-        ctx = LoaderContext(principal=principal, engine=engine, redis=redis, timeout=timeout)
+    def __init__(self, principal: Principal, stores: Stores, timeout: float) -> None:
+        ctx = LoaderContext(
+            principal=principal,
+            engine=stores.engine,
+            redis=stores.redis,
+            vectors=stores.vectors,
+            embedder=stores.embedder,
+            timeout=timeout,
+        )
         self.principal = principal
         self.tenant_by_id = TenantByIdLoader(ctx)
         self.agent_by_id = AgentByIdLoader(ctx)
@@ -55,3 +70,9 @@ class Loaders:
         self.media_by_id = MediaAssetByIdLoader(ctx)
         self.media_by_campaign = MediaByCampaignLoader(ctx, self.media_by_id)
         self.media_count_by_campaign = MediaCountByCampaignLoader(ctx)
+        self.memory_by_id = AgentMemoryByIdLoader(ctx)
+        self.recent_memories_by_agent = RecentMemoriesByAgentLoader(ctx, self.memory_by_id)
+        self.embedding_by_text = EmbeddingByTextLoader(ctx)
+        self.hits_by_query = VectorHitsByQueryLoader(ctx, self.embedding_by_text)
+        self.similar_by_campaign = SimilarCampaignsByCampaignLoader(ctx)
+        self.memory_hits_by_agent = MemoryHitsByAgentLoader(ctx, self.hits_by_query)

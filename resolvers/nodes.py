@@ -16,6 +16,7 @@ from resolvers.agents.types import Agent
 from resolvers.campaigns.types import Campaign
 from resolvers.info import Info
 from resolvers.media.types import MediaAsset
+from resolvers.memories.types import AgentMemory
 from resolvers.relay import Node
 from resolvers.tenants.types import Tenant
 
@@ -27,6 +28,7 @@ NODE_TYPES: dict[str, tuple[Callable[[Loaders, UUID], Awaitable[Any]], Callable[
     "Campaign": (lambda loaders, pk: loaders.campaign_by_id.load(pk), Campaign.from_row),
     "Tenant": (lambda loaders, pk: loaders.tenant_by_id.load(pk), Tenant.from_row),
     "MediaAsset": (lambda loaders, pk: loaders.media_by_id.load(pk), MediaAsset.from_row),
+    "AgentMemory": (lambda loaders, pk: loaders.memory_by_id.load(pk), AgentMemory.from_row),
 }
 
 

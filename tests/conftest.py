@@ -6,7 +6,9 @@ other's data and need no truncation between them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,14 @@ from app import migrations
 from app.main import create_app
 from app.settings import Settings
 from app.stores.postgres.engine import create_engine
-from tests.engines import create_database, drop_database, postgres_server, redis_server
+from tests.engines import (
+    create_database,
+    drop_database,
+    embedded_postgres_server,
+    has_extension,
+    postgres_server,
+    redis_server,
+)
 from tests.moto import moto_server
 from tests.support import SECRET, TenantClient, new_tenant
 
@@ -55,10 +64,14 @@ async def database_url(pg_server_url: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, redis_url: str, engines_dir: Path) -> Settings:
+def settings(database_url: str, redis_url: str, pgvector_url: str, engines_dir: Path) -> Settings:
     return Settings(
         database_url=database_url,
         redis_url=redis_url,
+        pgvector_url=pgvector_url,
+        # Tests index explicitly (tests/indexing.py) so that what they assert is not racing a
+        # background task; the in-process indexer itself is tested through `chimera serve`.
+        indexer_enabled=False,
         auth_secret=SECRET,
         data_dir=engines_dir / "data",
         public_url="http://test",  # media URLs then route to the in-process app
@@ -82,6 +95,23 @@ def engine(app: Starlette) -> AsyncEngine:
 async def http(app: Starlette) -> AsyncIterator[AsyncClient]:
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client:
         yield client
+
+
+@pytest_asyncio.fixture(scope="session")
+async def pgvector_url(pg_server_url: str, engines_dir: Path) -> AsyncIterator[str]:
+    """A database with the vector extension: TEST_PGVECTOR_URL, the test server when it has
+    pgvector, or else an embedded PostgreSQL of its own (the machine's PG 15 has none)."""
+    external = os.environ.get("TEST_PGVECTOR_URL")
+    if external:
+        yield external.replace("postgresql://", "postgresql+asyncpg://", 1)
+        return
+    with ExitStack() as stack:
+        server_url = pg_server_url
+        if not await has_extension(pg_server_url, "vector"):
+            server_url = stack.enter_context(embedded_postgres_server(engines_dir / "pgvector"))
+        url = await create_database(server_url, prefix="chimera_vectors")
+        yield url
+        await drop_database(url)
 
 
 @pytest.fixture(scope="session")

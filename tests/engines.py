@@ -19,16 +19,41 @@ from app.stores.postgres.embedded import start_embedded_postgres
 from app.stores.redis.embedded import start_embedded_redis
 
 
-async def _admin(url: str, statement: str) -> None:
+async def _connect_admin(url: str) -> asyncpg.Connection:
     parsed = make_url(url)
     socket_dir = parsed.query.get("host")
-    conn = await asyncpg.connect(
+    return await asyncpg.connect(
         host=str(socket_dir) if socket_dir else parsed.host,
         port=parsed.port or 5432,
         user=parsed.username or "postgres",
         password=parsed.password,
         database="postgres",
     )
+
+
+async def has_extension(url: str, name: str) -> bool:
+    conn = await _connect_admin(url)
+    try:
+        return bool(
+            await conn.fetchval(
+                "SELECT count(*) FROM pg_available_extensions WHERE name = $1", name
+            )
+        )
+    finally:
+        await conn.close()
+
+
+@contextmanager
+def embedded_postgres_server(pgdata: Path) -> Iterator[str]:
+    server = start_embedded_postgres(pgdata, delete_on_stop=True)
+    try:
+        yield server.url("postgres")
+    finally:
+        server.stop()
+
+
+async def _admin(url: str, statement: str) -> None:
+    conn = await _connect_admin(url)
     try:
         await conn.execute(statement)
     finally:
@@ -47,11 +72,8 @@ def postgres_server(tmp: Path) -> Iterator[str]:
         url = external.replace("postgresql://", "postgresql+asyncpg://", 1)
         yield url
         return
-    server = start_embedded_postgres(tmp / "postgres", delete_on_stop=True)
-    try:
-        yield server.url("postgres")
-    finally:
-        server.stop()
+    with embedded_postgres_server(tmp / "postgres") as url:
+        yield url
 
 
 async def create_database(server_url: str, prefix: str = "chimera_test") -> str:

@@ -216,13 +216,14 @@ async def _remove(engine: AsyncEngine, store: ObjectStore, tombstone_id: int, ke
     """Delete one object; drop its tombstone on success, count the attempt otherwise."""
     try:
         await store.delete(key)
-    except ChimeraError as exc:
-        log.warning("object delete failed, will retry: %s", exc.message)
+    except Exception as exc:  # any failure leaves the tombstone for the next sweep
+        message = exc.message if isinstance(exc, ChimeraError) else f"{type(exc).__name__}: {exc}"
+        log.warning("object delete failed, will retry: %s", message)
         async with engine.begin() as conn:
             await conn.execute(
                 update(object_tombstone)
                 .where(object_tombstone.c.id == tombstone_id)
-                .values(attempts=object_tombstone.c.attempts + 1, last_error=exc.message[:500])
+                .values(attempts=object_tombstone.c.attempts + 1, last_error=message[:500])
             )
         return False
     async with engine.begin() as conn:
@@ -236,7 +237,9 @@ async def sweep_tombstones(engine: AsyncEngine, store: ObjectStore, limit: int =
         pending = list(
             await conn.execute(
                 select(object_tombstone.c.id, object_tombstone.c.object_key)
-                .order_by(object_tombstone.c.id)
+                # Fewest attempts first: a few objects that can never be deleted must not
+                # starve the rest of the queue.
+                .order_by(object_tombstone.c.attempts, object_tombstone.c.id)
                 .limit(limit)
             )
         )

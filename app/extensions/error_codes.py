@@ -8,6 +8,7 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, SchemaExtension
 
 from app.errors import ChimeraError, ErrorCode
+from app.stores.failures import is_store_failure
 
 LIMIT_MARKERS = (
     "exceeds maximum operation depth",
@@ -44,7 +45,12 @@ class MaskInternalErrors(MaskErrors):
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         masked = super().anonymise_error(error)
-        masked.extensions = {"code": ErrorCode.INTERNAL_SERVER_ERROR.value}
+        if error.original_error is not None and is_store_failure(error.original_error):
+            # A write path that lost its database mid-request: say so, without the details.
+            masked.message = "A store is unavailable; try again shortly"
+            masked.extensions = {"code": ErrorCode.STORE_UNAVAILABLE.value}
+        else:
+            masked.extensions = {"code": ErrorCode.INTERNAL_SERVER_ERROR.value}
         return masked
 
 

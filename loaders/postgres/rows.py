@@ -8,7 +8,7 @@ from uuid import UUID
 
 from sqlalchemy import Row, Table, select
 
-from app.stores.postgres.tables import agent, campaign, media_asset, tenant
+from app.stores.postgres.tables import agent, agent_memory, campaign, media_asset, tenant
 from loaders.base import TenantLoader
 
 
@@ -34,6 +34,10 @@ class CampaignByIdLoader(_RowByIdLoader):
 
 class MediaAssetByIdLoader(_RowByIdLoader):
     table = media_asset
+
+
+class AgentMemoryByIdLoader(_RowByIdLoader):
+    table = agent_memory
 
 
 class TenantByIdLoader(TenantLoader[UUID, Row[Any] | None]):

@@ -10,14 +10,18 @@ from uuid import UUID
 import strawberry
 
 from app.ids import encode_id
+from app.pagination import PageArgs
+from app.validation import clean_search_text
 from resolvers.info import Info
 from resolvers.listing import edge_args, edge_cursor
 from resolvers.relay import Connection, Node, OrderDirection, build_connection
 
 if TYPE_CHECKING:
     from resolvers.campaigns.types import Campaign
+    from resolvers.memories.types import MemoryHit
 
 CampaignRef = Annotated["Campaign", strawberry.lazy("resolvers.campaigns.types")]
+MemoryHitRef = Annotated["MemoryHit", strawberry.lazy("resolvers.memories.types")]
 
 
 @strawberry.enum
@@ -75,6 +79,29 @@ class Agent(Node):
     async def active_tasks(self, info: Info) -> int | None:
         count: int = await info.context.loaders.active_tasks_by_agent.load(self.pk)
         return count
+
+    @strawberry.field(
+        description="With a query: the memories closest to it, best first. Without: the "
+        "latest memories, newest first (score null)."
+    )
+    async def memories(
+        self, info: Info, query: str | None = None, limit: int | None = 10
+    ) -> list[MemoryHitRef]:
+        from resolvers.memories.types import AgentMemory, MemoryHit
+        from resolvers.search.queries import check_limit, hydrate
+
+        loaders = info.context.loaders
+        first = check_limit(limit)
+        if query is None:
+            page = await loaders.recent_memories_by_agent.load((self.pk, PageArgs(first=first)))
+            return [MemoryHit(score=None, memory=AgentMemory.from_row(r)) for r in page.rows]
+        text = clean_search_text(query)
+        hits = await loaders.memory_hits_by_agent.load((self.pk, text, first))
+        return [
+            MemoryHit(score=score, memory=node)
+            for score, node in await hydrate(loaders, hits)
+            if isinstance(node, AgentMemory)
+        ]
 
     @strawberry.field(description="Campaigns this agent is assigned to, in assignment order.")
     async def campaigns(

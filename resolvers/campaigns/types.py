@@ -91,6 +91,20 @@ class Campaign(Node):
             await info.context.loaders.engagement_by_campaign.load(self.pk)
         )
 
+    @strawberry.field(
+        description="Campaigns of this tenant closest in meaning to this one, best first."
+    )
+    async def similar(self, info: Info, limit: int | None = 5) -> list[SimilarCampaign]:
+        from resolvers.search.queries import check_limit, hydrate
+
+        loaders = info.context.loaders
+        hits = await loaders.similar_by_campaign.load((self.pk, check_limit(limit, default=5)))
+        return [
+            SimilarCampaign(score=score, campaign=node)
+            for score, node in await hydrate(loaders, hits)
+            if isinstance(node, Campaign)
+        ]
+
     @strawberry.field(description="Images and videos of this campaign, oldest first.")
     def media(
         self, info: Info, first: int | None = 20, after: str | None = None
@@ -120,3 +134,9 @@ class Campaign(Node):
             edge_cursor,
             lambda: loaders.agent_count_by_campaign.load(self.pk),
         )
+
+
+@strawberry.type(description="A campaign like another one, and how alike they are.")
+class SimilarCampaign:
+    score: float
+    campaign: Campaign

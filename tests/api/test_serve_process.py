@@ -96,6 +96,19 @@ def test_serve_seeds_keeps_data_across_restart_and_ctrl_c_stops_every_engine(
             "campaigns": {"totalCount": 6},
         }
         first.query('mutation { createAgent(input: {name: "Survivor"}) { agent { id } } }')
+        # The in-process indexer embeds the demo data shortly after start.
+        deadline = time.monotonic() + 60
+        while True:
+            found = first.query(
+                '{ semanticSearch(query: "eco-friendly clothes made from recycled '
+                'materials", types: [CAMPAIGN], limit: 1) { node { ... on Campaign '
+                "{ name } } } }"
+            )
+            hits = found["data"]["semanticSearch"]  # type: ignore[index]
+            if hits or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert hits == [{"node": {"name": "Sustainable fashion spring drop"}}]
         ide = httpx.get(first.url, headers={"Accept": "text/html"}, timeout=10)
         assert ide.status_code == 200 and "graphiql" in ide.text.lower()
     finally:

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from app.errors import BadUserInput
 
-FILENAME_MAX = 255
+FILENAME_MAX = 200  # bytes of UTF-8: leaves room in a 255-byte file name and a 1024-byte S3 key
 
 
 def clean_filename(filename: str) -> str:
@@ -17,8 +17,10 @@ def clean_filename(filename: str) -> str:
     rewritten, so the name a client sees is the name it sent.
     """
     name = unicodedata.normalize("NFC", filename.strip())
-    if not name or len(name) > FILENAME_MAX:
-        raise BadUserInput(f"'filename' must be 1 to {FILENAME_MAX} characters", field="filename")
+    if not name or len(name.encode()) > FILENAME_MAX:
+        raise BadUserInput(
+            f"'filename' must be 1 to {FILENAME_MAX} bytes of UTF-8", field="filename"
+        )
     if "/" in name or "\\" in name or name in {".", ".."}:
         raise BadUserInput("'filename' must not contain path separators", field="filename")
     if any(unicodedata.category(ch) in {"Cc", "Cf", "Cs"} for ch in name):

@@ -20,7 +20,9 @@ from urllib.parse import quote, urlencode
 
 from app.stores.objects.port import ObjectInfo, PresignedUpload
 
-META_SUFFIX = ".meta.json"
+# Content types live in a parallel tree, so no filename a client picks can collide with them.
+META_DIR = ".meta"
+RESERVED = {META_DIR, ".uploads"}
 
 
 class InvalidKey(ValueError):
@@ -82,20 +84,25 @@ class LocalObjectStore:
 
     def path_for(self, key: str) -> Path:
         """The file for ``key``, refusing anything that would land outside the root."""
-        if not key or key.startswith("/") or "\x00" in key or key.endswith(META_SUFFIX):
+        parts = key.split("/")
+        if not key or "\x00" in key or parts[0] in RESERVED:
             raise InvalidKey(key)
-        if any(part in {"", ".", ".."} for part in key.split("/")):
+        if any(part in {"", ".", ".."} for part in parts):
             raise InvalidKey(key)
         path = (self.root / key).resolve()
         if not path.is_relative_to(self.root):
             raise InvalidKey(key)
         return path
 
+    def _meta_path(self, key: str) -> Path:
+        return self.root / META_DIR / (key + ".json")
+
     def write(self, key: str, source: Path, content_type: str) -> None:
         """Move an uploaded temp file into place atomically, with its content type beside it."""
         path = self.path_for(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        meta = path.with_name(path.name + META_SUFFIX)
+        meta = self._meta_path(key)
+        meta.parent.mkdir(parents=True, exist_ok=True)
         meta.write_text(json.dumps({"content_type": content_type}))
         os.replace(source, path)
 
@@ -103,7 +110,7 @@ class LocalObjectStore:
         path = self.path_for(key)
         if not path.is_file():
             return None
-        meta = path.with_name(path.name + META_SUFFIX)
+        meta = self._meta_path(key)
         content_type = json.loads(meta.read_text()).get("content_type") if meta.exists() else None
         return ObjectInfo(size=path.stat().st_size, content_type=content_type)
 
@@ -113,7 +120,7 @@ class LocalObjectStore:
     def _delete(self, key: str) -> None:
         path = self.path_for(key)
         path.unlink(missing_ok=True)
-        path.with_name(path.name + META_SUFFIX).unlink(missing_ok=True)
+        self._meta_path(key).unlink(missing_ok=True)
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._delete, key)

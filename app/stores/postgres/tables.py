@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Identity,
     Index,
+    Integer,
     MetaData,
     Numeric,
     String,
@@ -202,8 +203,30 @@ outbox = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("published_at", DateTime(timezone=True), nullable=True),
     Column("attempts", BigInteger, nullable=False, server_default=text("0")),
+    # The indexer is a second consumer of the same events: it marks each one indexed (or
+    # not relevant) itself, retries with backoff, and gives up after a bounded number of
+    # attempts, leaving the event as a dead letter that `chimera doctor` reports.
+    Column("indexed_at", DateTime(timezone=True), nullable=True),
+    Column("index_attempts", Integer, nullable=False, server_default=text("0")),
+    Column("index_next_at", DateTime(timezone=True), nullable=True),
+    Column("index_error", Text, nullable=True),
     # The relay reads unpublished events in commit order; this keeps that scan small.
     Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+    Index("ix_outbox_unindexed", "id", postgresql_where=text("indexed_at IS NULL")),
+)
+
+agent_memory = Table(
+    "agent_memory",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("tenant_id", UUID(as_uuid=True), nullable=False),
+    Column("agent_id", UUID(as_uuid=True), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ForeignKeyConstraint(
+        ["tenant_id", "agent_id"], ["agent.tenant_id", "agent.id"], ondelete="CASCADE"
+    ),
+    Index(None, "tenant_id", "agent_id", "created_at", "id"),
 )
 
 object_tombstone = Table(

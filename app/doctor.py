@@ -1,0 +1,95 @@
+"""`chimera doctor`: every store checked on its own, so one that is down never hides another."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from app import migrations
+from app.auth import auth_secret
+from app.errors import ChimeraError
+from app.indexing.indexer import dead_letters
+from app.lifespan import load_embedder
+from app.settings import Settings
+from app.stores.objects.factory import open_object_store
+from app.stores.postgres import engine as pg
+from app.stores.redis import client as rd
+from app.stores.vectors.factory import open_vector_index
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+async def _postgres(settings: Settings) -> Check:
+    if not settings.database_url:
+        return Check("postgres", False, "DATABASE_URL not set and no embedded server")
+    timeout = settings.store_timeout_seconds
+    engine = pg.create_engine(settings.database_url, timeout=timeout)
+    try:
+        version = await pg.ping(engine, timeout=timeout)
+        revision, head = await migrations.current_revision(engine), migrations.head_revision()
+        if revision != head:
+            return Check(
+                "postgres",
+                False,
+                f"PostgreSQL {version}, migrations at {revision or 'base'}, head {head}",
+            )
+        dead = await dead_letters(engine)
+        note = f", {dead} indexing events dead-lettered" if dead else ""
+        return Check("postgres", not dead, f"PostgreSQL {version}{note}")
+    finally:
+        await engine.dispose()
+
+
+async def _redis(settings: Settings) -> Check:
+    if not settings.redis_url:
+        return Check("redis", False, "REDIS_URL not set and no embedded server")
+    client = rd.create_redis(settings.redis_url, timeout=settings.store_timeout_seconds)
+    try:
+        version = await rd.ping(client, settings.redis_url, timeout=settings.store_timeout_seconds)
+        return Check("redis", True, f"Redis {version}")
+    finally:
+        await client.aclose()
+
+
+async def _objects(settings: Settings) -> Check:
+    async with open_object_store(settings, auth_secret(settings)) as store:
+        return Check("objects", True, await store.ping())
+
+
+async def _vectors(settings: Settings) -> Check:
+    async with open_vector_index(settings) as index:
+        return Check("vectors", True, await index.ping())
+
+
+async def _embedder(settings: Settings) -> Check:
+    embedder, error = await load_embedder()
+    if embedder is None:
+        return Check("embedder", False, error or "no model")
+    return Check("embedder", True, f"{embedder.name}, {embedder.dimensions} dimensions")
+
+
+CHECKS: list[tuple[str, Callable[[Settings], Awaitable[Check]]]] = [
+    ("postgres", _postgres),
+    ("redis", _redis),
+    ("objects", _objects),
+    ("vectors", _vectors),
+    ("embedder", _embedder),
+]
+
+
+async def run_checks(settings: Settings) -> list[Check]:
+    async def guarded(name: str, check: Callable[[Settings], Awaitable[Check]]) -> Check:
+        try:
+            return await check(settings)
+        except ChimeraError as exc:
+            return Check(name, False, exc.message)
+        except Exception as exc:  # a doctor reports; it does not crash on what it finds
+            return Check(name, False, f"{type(exc).__name__}: {exc}")
+
+    return list(await asyncio.gather(*(guarded(name, check) for name, check in CHECKS)))

@@ -1,0 +1,1 @@
+"""Embedders: text to vectors, with a real sentence-embedding model loaded offline."""

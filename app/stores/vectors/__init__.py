@@ -1,0 +1,1 @@
+"""Vector indexes: where embeddings live for semantic search (pgvector embedded, Weaviate)."""

@@ -1,0 +1,1 @@
+"""Loaders whose batch function is one call to the embedder or the vector index."""

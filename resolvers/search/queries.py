@@ -1,0 +1,88 @@
+"""Query.semanticSearch: by text (embedded here) or by the client's own vector."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import strawberry
+
+from app.errors import BadUserInput
+from app.stores.vectors.port import DIMENSIONS, VectorHit, VectorKind
+from app.validation import clean_search_text
+from loaders.registry import Loaders
+from loaders.vectors.search import SearchKey
+from resolvers.agents.types import Agent
+from resolvers.campaigns.types import Campaign
+from resolvers.info import Info
+from resolvers.media.types import MediaAsset
+from resolvers.memories.types import AgentMemory
+from resolvers.search.types import SearchHit, SearchResult, SearchType
+
+MAX_LIMIT = 50
+
+Builder = tuple[Callable[[Loaders, Any], Awaitable[Any]], Callable[[Any], SearchResult]]
+
+BUILDERS: dict[VectorKind, Builder] = {
+    VectorKind.CAMPAIGN: (lambda ls, pk: ls.campaign_by_id.load(pk), Campaign.from_row),
+    VectorKind.AGENT: (lambda ls, pk: ls.agent_by_id.load(pk), Agent.from_row),
+    VectorKind.MEDIA: (lambda ls, pk: ls.media_by_id.load(pk), MediaAsset.from_row),
+    VectorKind.MEMORY: (lambda ls, pk: ls.memory_by_id.load(pk), AgentMemory.from_row),
+}
+
+
+def check_limit(limit: int | None, default: int = 10) -> int:
+    limit = default if limit is None else limit
+    if limit < 1 or limit > MAX_LIMIT:
+        raise BadUserInput(f"'limit' must be between 1 and {MAX_LIMIT}", argument="limit")
+    return limit
+
+
+def check_vector(vector: list[float]) -> tuple[float, ...]:
+    if len(vector) != DIMENSIONS:
+        raise BadUserInput(f"'vector' must have {DIMENSIONS} numbers", argument="vector")
+    if not all(math.isfinite(v) for v in vector) or not any(vector):
+        raise BadUserInput("'vector' must be finite and not all zero", argument="vector")
+    return tuple(vector)
+
+
+async def hydrate(loaders: Loaders, hits: list[VectorHit]) -> list[tuple[float, SearchResult]]:
+    """Rows for hits through the by-id loaders (one SQL statement per type); a hit whose
+    row is gone is dropped, never returned as null."""
+    rows = await asyncio.gather(*(BUILDERS[h.kind][0](loaders, h.row_id) for h in hits))
+    return [
+        (hit.score, BUILDERS[hit.kind][1](row))
+        for hit, row in zip(hits, rows, strict=True)
+        if row is not None
+    ]
+
+
+@strawberry.type
+class SearchQueries:
+    @strawberry.field(
+        description="Objects closest in meaning to a text or a vector, best first. "
+        f"`limit` defaults to 10, at most {MAX_LIMIT}."
+    )
+    async def semantic_search(
+        self,
+        info: Info,
+        query: str | None = None,
+        vector: list[float] | None = None,
+        types: list[SearchType] | None = None,
+        limit: int | None = 10,
+    ) -> list[SearchHit]:
+        text = clean_search_text(query) if query is not None else None
+        if text is None and vector is None:
+            raise BadUserInput("Give a 'query' text or a 'vector'", argument="query")
+        kinds = tuple(sorted({VectorKind(t.value) for t in types or list(SearchType)}))
+        key = SearchKey(
+            kinds=kinds,
+            limit=check_limit(limit),
+            text=text,
+            vector=check_vector(vector) if vector is not None else None,
+        )
+        loaders = info.context.loaders
+        hits = await loaders.hits_by_query.load(key)
+        return [SearchHit(score=s, node=n) for s, n in await hydrate(loaders, hits)]
