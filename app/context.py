@@ -15,6 +15,7 @@ from app.settings import Settings
 from loaders.registry import Loaders
 
 if TYPE_CHECKING:
+    from app.events.hub import StreamHub
     from app.lifespan import Stores
 
 
@@ -27,12 +28,26 @@ class Context:
     principal: Principal | None
     auth_error: ChimeraError | None = None
     _loaders: Loaders | None = field(default=None, repr=False)
+    hub: StreamHub | None = None
+    # Filled by Strawberry from a WebSocket's connection_init payload.
+    connection_params: dict[str, object] | None = None
 
     @property
     def loaders(self) -> Loaders:
         if self._loaders is None:
             raise Unauthenticated("Authentication required")
         return self._loaders
+
+    @property
+    def events(self) -> StreamHub:
+        if self.hub is None:
+            raise RuntimeError("no event hub in this context")
+        return self.hub
+
+    def fresh_loaders(self) -> Loaders:
+        """Loaders with empty caches, for work that must not see earlier reads (each event
+        of a long-lived subscription)."""
+        return Loaders(self.require_principal(), self.stores, self.settings.store_timeout_seconds)
 
     def require_principal(self) -> Principal:
         if self.principal is None:
@@ -47,6 +62,7 @@ def build_context(
     stores: Stores,
     principal: Principal | None,
     auth_error: ChimeraError | None,
+    hub: StreamHub | None = None,
 ) -> Context:
     loaders = Loaders(principal, stores, settings.store_timeout_seconds) if principal else None
-    return Context(request, response, settings, stores, principal, auth_error, loaders)
+    return Context(request, response, settings, stores, principal, auth_error, loaders, hub)

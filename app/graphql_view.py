@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from cross_web import HTTPException
 from starlette.requests import Request
@@ -11,12 +11,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
 
 from app.auth import Principal, bearer_token, decode_token
 from app.context import Context, build_context
-from app.errors import ChimeraError, ErrorCode
+from app.errors import ChimeraError, ErrorCode, Unauthenticated
 from app.extensions.error_codes import add_codes
 
 
@@ -59,7 +61,27 @@ class ChimeraGraphQL(GraphQL[Context, None]):
                 principal = decode_token(state.auth_secret, token)
         except ChimeraError as exc:
             auth_error = exc
-        return build_context(request, response, state.settings, state.stores, principal, auth_error)
+        return build_context(
+            request, response, state.settings, state.stores, principal, auth_error, state.hub
+        )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Authenticate a WebSocket in connection_init, before any subscription can start."""
+        if context.principal is None:  # no Authorization header on the upgrade request
+            params = context.connection_params or {}
+            raw = params.get("Authorization") or params.get("authorization") or params.get("token")
+            try:
+                value = str(raw) if raw else ""
+                token = bearer_token(value) if " " in value else value or None
+                if token is None:
+                    raise Unauthenticated("connection_init must carry a bearer token")
+                context.principal = decode_token(context.request.app.state.auth_secret, token)
+            except ChimeraError as exc:
+                raise ConnectionRejectionError(
+                    {"message": exc.message, "code": exc.code.value}
+                ) from exc
+            context._loaders = context.fresh_loaders()
+        return cast(UnsetType, UNSET)
 
 
 def error_response(status: int, message: str, code: ErrorCode) -> Response:

@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.commands.media import sweep_tombstones
 from app.errors import StoreUnavailable
+from app.events.hub import StreamHub
+from app.events.relay import run_forever as relay_forever
 from app.indexing.indexer import run_forever
 from app.settings import Settings
 from app.stores.embeddings.port import Embedder
@@ -24,8 +26,6 @@ from app.stores.vectors.factory import open_vector_index
 from app.stores.vectors.port import VectorIndex
 
 log = logging.getLogger(__name__)
-
-SWEEP_INTERVAL_SECONDS = 60.0
 
 
 @dataclass
@@ -101,10 +101,11 @@ async def background_indexer(stores: Stores, settings: Settings) -> AsyncIterato
 
 
 @asynccontextmanager
-async def background_sweeper(
-    stores: Stores, interval: float = SWEEP_INTERVAL_SECONDS
-) -> AsyncIterator[None]:
-    """Retry object deletes that failed, for as long as the app runs."""
+async def background_sweeper(stores: Stores, interval: float) -> AsyncIterator[None]:
+    """Retry object deletes that failed, for as long as the app runs (0: never)."""
+    if interval <= 0:
+        yield
+        return
 
     async def loop() -> None:
         while True:
@@ -123,3 +124,25 @@ async def background_sweeper(
         task.cancel()
         with suppress(asyncio.CancelledError):
             await task
+
+
+@asynccontextmanager
+async def event_fanout(stores: Stores, settings: Settings) -> AsyncIterator[StreamHub]:
+    """The relay (outbox to Redis Streams) and this process's subscriber fan-out."""
+    block_ms = int(min(2.0, settings.store_timeout_seconds / 2) * 1000)  # under the socket timeout
+    hub = StreamHub(
+        stores.redis, block_ms=block_ms, per_tenant_cap=settings.max_subscriptions_per_tenant
+    )
+    relay = (
+        asyncio.create_task(relay_forever(stores.engine, stores.redis), name="relay")
+        if settings.relay_enabled
+        else None
+    )
+    try:
+        yield hub
+    finally:
+        await hub.close()
+        if relay is not None:
+            relay.cancel()
+            with suppress(asyncio.CancelledError):
+                await relay

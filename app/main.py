@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from starlette.applications import Starlette
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from app.auth import auth_secret
 from app.body_limit import BodyLimitMiddleware
 from app.graphql_view import ChimeraGraphQL
 from app.health import healthz, readyz
-from app.lifespan import background_indexer, background_sweeper, open_stores
+from app.lifespan import background_indexer, background_sweeper, event_fanout, open_stores
 from app.media_routes import serve_media
 from app.schema import build_schema
 from app.settings import Settings, load_settings
@@ -25,16 +27,26 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with (
             open_stores(settings, app.state.auth_secret) as stores,
-            background_sweeper(stores),
+            background_sweeper(stores, settings.media_sweep_seconds),
             background_indexer(stores, settings),
+            event_fanout(stores, settings) as hub,
         ):
             app.state.stores = stores
+            app.state.hub = hub
             yield
 
+    protocols = [GRAPHQL_TRANSPORT_WS_PROTOCOL]
+    if settings.legacy_graphql_ws:
+        protocols.append(GRAPHQL_WS_PROTOCOL)
     graphql = ChimeraGraphQL(
         build_schema(settings),
         graphql_ide=None if settings.is_production else "graphiql",
         allow_queries_via_get=False,
+        keep_alive=True,
+        keep_alive_interval=settings.ws_keepalive_seconds,
+        subscription_protocols=protocols,
+        connection_init_wait_timeout=timedelta(seconds=10),
+        max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
     )
     app = Starlette(
         routes=[
@@ -44,6 +56,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 BodyLimitMiddleware(graphql, max_bytes=settings.max_body_bytes),
                 methods=["GET", "POST"],
             ),
+            WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/media/{key:path}", serve_media, methods=["GET", "HEAD", "PUT"]),

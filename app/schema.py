@@ -24,12 +24,14 @@ from strawberry.tools import merge_types
 
 from app.extensions.authentication import RequireAuthentication
 from app.extensions.error_codes import ErrorCodes, MaskInternalErrors
+from app.extensions.websocket_subscriptions import SubscriptionsOverWebSocket
 from app.settings import Settings
 from resolvers.agents.mutations import AgentMutations
 from resolvers.agents.queries import AgentQueries
 from resolvers.campaigns.mutations import CampaignMutations
 from resolvers.campaigns.queries import CampaignQueries
 from resolvers.engagement.mutations import EngagementMutations
+from resolvers.events.subscriptions import EventSubscriptions
 from resolvers.media.mutations import MediaMutations
 from resolvers.memories.mutations import MemoryMutations
 from resolvers.nodes import NodeQueries
@@ -45,6 +47,9 @@ Mutation = merge_types(
 )
 
 
+Subscription = merge_types("Subscription", (EventSubscriptions,))
+
+
 def build_schema(settings: Settings) -> strawberry.Schema:
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         ErrorCodes,
@@ -55,12 +60,14 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
         lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
         RequireAuthentication,
+        SubscriptionsOverWebSocket,
     ]
     if settings.is_production:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=settings.is_production),
     )

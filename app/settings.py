@@ -108,6 +108,29 @@ class Settings(BaseSettings):
         default=7 * 24 * 3600, ge=60, validation_alias="CHIMERA_TOKEN_TTL_SECONDS"
     )
 
+    media_sweep_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        validation_alias="CHIMERA_MEDIA_SWEEP_SECONDS",
+        description="How often failed object deletes are retried; 0 turns the sweeper off.",
+    )
+
+    # Live updates.
+    relay_enabled: bool = Field(default=True, validation_alias="CHIMERA_RELAY")
+    legacy_graphql_ws: bool = Field(default=False, validation_alias="CHIMERA_LEGACY_GRAPHQL_WS")
+    max_subscriptions_per_connection: int = Field(
+        default=20, ge=1, validation_alias="CHIMERA_MAX_SUBSCRIPTIONS_PER_CONNECTION"
+    )
+    max_subscriptions_per_tenant: int = Field(
+        default=2000,
+        ge=1,
+        validation_alias="CHIMERA_MAX_SUBSCRIPTIONS_PER_TENANT",
+        description="Per app instance: live subscriptions one tenant may hold open.",
+    )
+    ws_keepalive_seconds: float = Field(
+        default=15.0, gt=0, validation_alias="CHIMERA_WS_KEEPALIVE_SECONDS"
+    )
+
     # Limits that protect the service from hostile or careless clients.
     max_body_bytes: int = Field(
         default=1_000_000, ge=1024, validation_alias="CHIMERA_MAX_BODY_BYTES"

@@ -6,6 +6,8 @@ other's data and need no truncation between them.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+import uvicorn
 from asgi_lifespan import LifespanManager
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -31,6 +34,7 @@ from tests.engines import (
     redis_server,
 )
 from tests.moto import moto_server
+from tests.processes import free_port
 from tests.support import SECRET, TenantClient, new_tenant
 
 
@@ -72,6 +76,9 @@ def settings(database_url: str, redis_url: str, pgvector_url: str, engines_dir: 
         # Tests index explicitly (tests/indexing.py) so that what they assert is not racing a
         # background task; the in-process indexer itself is tested through `chimera serve`.
         indexer_enabled=False,
+        # The S3 tests share this database with their own app; a sweeper here would clear
+        # their tombstones against the wrong store.
+        media_sweep_seconds=0,
         auth_secret=SECRET,
         data_dir=engines_dir / "data",
         public_url="http://test",  # media URLs then route to the in-process app
@@ -118,6 +125,26 @@ async def pgvector_url(pg_server_url: str, engines_dir: Path) -> AsyncIterator[s
 def moto_endpoint() -> Iterator[str]:
     with moto_server() as endpoint:
         yield endpoint
+
+
+@pytest_asyncio.fixture(scope="session")
+async def live_url(app: Starlette) -> AsyncIterator[str]:
+    """The session app behind a real uvicorn on 127.0.0.1, for WebSocket clients."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    )
+    # The test process keeps its own signal handling: uvicorn would otherwise take SIGINT and
+    # SIGTERM for itself, and a stuck run could no longer be stopped.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    yield f"127.0.0.1:{port}"
+    server.should_exit = True
+    await task
 
 
 @pytest_asyncio.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,16 +84,32 @@ class StatementLog:
         return len(self.statements)
 
 
+# Only work done on behalf of the code under the ``with`` block counts: background tasks of
+# the app (relay, indexer, sweeper) started earlier in another context and are not counted.
+_counting: ContextVar[tuple[StatementLog, ...]] = ContextVar("counting", default=())
+
+
+@contextmanager
+def _counted(log: StatementLog) -> Iterator[None]:
+    token = _counting.set((*_counting.get(), log))
+    try:
+        yield
+    finally:
+        _counting.reset(token)
+
+
 @contextmanager
 def count_statements(engine: AsyncEngine) -> Iterator[StatementLog]:
     log = StatementLog()
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        log.statements.append(statement)
+        if log in _counting.get():
+            log.statements.append(statement)
 
     event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:
-        yield log
+        with _counted(log):
+            yield log
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
 
@@ -106,11 +123,13 @@ def count_redis_round_trips() -> Iterator[StatementLog]:
     original = AbstractConnection.send_packed_command
 
     async def spy(self: AbstractConnection, command: Any, check_health: bool = True) -> None:
-        log.statements.append(repr(command)[:200])
+        if log in _counting.get():
+            log.statements.append(repr(command)[:200])
         await original(self, command, check_health)
 
     AbstractConnection.send_packed_command = spy  # type: ignore[method-assign]
     try:
-        yield log
+        with _counted(log):
+            yield log
     finally:
         AbstractConnection.send_packed_command = original  # type: ignore[method-assign]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import jwt
 import pytest_asyncio
@@ -57,15 +58,19 @@ async def test_migrate_seed_tenant_and_token_work_on_a_fresh_database(
 
 
 def test_doctor_reports_each_store_and_exits_1_when_one_is_down(
-    database_url: str, redis_url: str
+    database_url: str, redis_url: str, pgvector_url: str, tmp_path: Path
 ) -> None:
-    healthy = run_chimera("doctor", env=chimera_env(DATABASE_URL=database_url, REDIS_URL=redis_url))
+    env = chimera_env(
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        PGVECTOR_URL=pgvector_url,
+        CHIMERA_DATA_DIR=str(tmp_path),
+    )
+    healthy = run_chimera("doctor", env=env)
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
     assert healthy.stdout.splitlines()[0].startswith("postgres  ok")
     assert healthy.stdout.splitlines()[1].startswith("redis     ok")
-    down = run_chimera(
-        "doctor", env=chimera_env(DATABASE_URL=database_url, REDIS_URL=closed_port_url("redis"))
-    )
+    down = run_chimera("doctor", env={**env, "REDIS_URL": closed_port_url("redis")})
     assert down.returncode == 1
     assert down.stdout.splitlines()[1].startswith("redis     DOWN")
 

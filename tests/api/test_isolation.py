@@ -91,12 +91,17 @@ async def _create(client: TenantClient, label: str) -> World:
 
 Rows = list[dict[str, Any]]
 
+# The relay and the indexer mark outbox rows as they consume them, in the background; that
+# bookkeeping is theirs, not a change to the tenant's data.
+CONSUMER_COLUMNS = {"published_at", "indexed_at", "index_attempts", "index_next_at", "index_error"}
+
 
 async def _rows(engine: AsyncEngine, table: Table, tenant_id: uuid.UUID) -> Rows:
     order = [table.c[name] for name in ("id", "campaign_id", "agent_id") if name in table.c]
+    columns = [c for c in table.c if c.name not in CONSUMER_COLUMNS]
     async with engine.connect() as conn:
         result = await conn.execute(
-            select(table).where(table.c.tenant_id == tenant_id).order_by(*order)
+            select(*columns).where(table.c.tenant_id == tenant_id).order_by(*order)
         )
         return [dict(row._mapping) for row in result]
 

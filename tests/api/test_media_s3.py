@@ -67,7 +67,7 @@ class S3App:
 
 @asynccontextmanager
 async def s3_app(
-    database_url: str, redis_url: str, endpoint: str, data: Path
+    database_url: str, redis_url: str, pgvector_url: str, endpoint: str, data: Path
 ) -> AsyncIterator[S3App]:
     s3 = make_bucket(endpoint)
     settings = Settings(
@@ -80,6 +80,9 @@ async def s3_app(
         S3_BUCKET=BUCKET,
         S3_ACCESS_KEY_ID="testing",
         S3_SECRET_ACCESS_KEY="testing",
+        pgvector_url=pgvector_url,
+        indexer_enabled=False,
+        relay_enabled=False,
         store_timeout_seconds=2.0,
     )
     app = create_app(settings)
@@ -94,9 +97,9 @@ async def s3_app(
 
 @pytest_asyncio.fixture
 async def on_s3(
-    database_url: str, redis_url: str, moto_endpoint: str, tmp_path: Path
+    database_url: str, redis_url: str, pgvector_url: str, moto_endpoint: str, tmp_path: Path
 ) -> AsyncIterator[S3App]:
-    async with s3_app(database_url, redis_url, moto_endpoint, tmp_path) as served:
+    async with s3_app(database_url, redis_url, pgvector_url, moto_endpoint, tmp_path) as served:
         yield served
 
 
@@ -211,12 +214,16 @@ async def test_dashboard_store_calls_do_not_grow_with_the_page_and_urls_cost_no_
 
 
 async def test_object_store_outage_keeps_pending_uploads_and_sweeps_deletes_later(
-    database_url: str, redis_url: str, tmp_path: Path, direct: httpx.AsyncClient
+    database_url: str,
+    redis_url: str,
+    pgvector_url: str,
+    tmp_path: Path,
+    direct: httpx.AsyncClient,
 ) -> None:
     server = MotoServer()
     server.start()
     try:
-        async with s3_app(database_url, redis_url, server.url, tmp_path) as served:
+        async with s3_app(database_url, redis_url, pgvector_url, server.url, tmp_path) as served:
             tenant: TenantClient = await new_tenant(served.engine, served.http)
             campaign_id = await new_campaign(tenant)
             ready = await request_upload(tenant, campaign_id)

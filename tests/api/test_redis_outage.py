@@ -46,7 +46,7 @@ async def outage(tmp_path: Path) -> AsyncIterator[Outage]:
 
 @pytest_asyncio.fixture
 async def served(
-    database_url: str, outage: Outage, tmp_path: Path
+    database_url: str, pgvector_url: str, outage: Outage, tmp_path: Path
 ) -> AsyncIterator[tuple[AsyncClient, AsyncEngine]]:
     settings = Settings(
         database_url=database_url,
@@ -54,6 +54,9 @@ async def served(
         auth_secret=SECRET,
         data_dir=tmp_path / "data",
         store_timeout_seconds=STORE_TIMEOUT,
+        pgvector_url=pgvector_url,
+        indexer_enabled=False,
+        relay_enabled=False,
     )
     app = create_app(settings)
     async with (

@@ -89,35 +89,32 @@ def _gelu_block(x: F32) -> F32:
     return out
 
 
-class _Weights:
-    """Named tensors under one prefix, as contiguous float32 whatever the file stored."""
-
-    def __init__(self, tensors: dict[str, NDArray[Any]], prefix: str) -> None:
-        self._tensors = tensors
-        self._prefix = prefix
-
-    def get(self, name: str) -> F32:
-        return np.ascontiguousarray(self._tensors[self._prefix + name], dtype=np.float32)
+def _tensor(tensors: dict[str, NDArray[Any]], name: str) -> F32:
+    """Contiguous float32, whatever the file stored, so every product takes BLAS's fast path."""
+    return np.ascontiguousarray(tensors[name], dtype=np.float32)
 
 
 class _Layer:
     """One encoder layer's weights, transposed once at load so every product is ``x @ W``."""
 
-    def __init__(self, w: _Weights) -> None:
+    def __init__(self, tensors: dict[str, NDArray[Any]], prefix: str) -> None:
+        def get(name: str) -> F32:
+            return _tensor(tensors, prefix + name)
+
         qkv = [f"attention.self.{p}" for p in ("query", "key", "value")]
         # Q, K and V fused into one product: one large matmul beats three small ones.
-        self.qkv_w = np.ascontiguousarray(np.concatenate([w.get(p + ".weight") for p in qkv]).T)
-        self.qkv_b = np.concatenate([w.get(p + ".bias") for p in qkv])
-        self.out_w = np.ascontiguousarray(w.get("attention.output.dense.weight").T)
-        self.out_b = w.get("attention.output.dense.bias")
-        self.ln1_w = w.get("attention.output.LayerNorm.weight")
-        self.ln1_b = w.get("attention.output.LayerNorm.bias")
-        self.up_w = np.ascontiguousarray(w.get("intermediate.dense.weight").T)
-        self.up_b = w.get("intermediate.dense.bias")
-        self.down_w = np.ascontiguousarray(w.get("output.dense.weight").T)
-        self.down_b = w.get("output.dense.bias")
-        self.ln2_w = w.get("output.LayerNorm.weight")
-        self.ln2_b = w.get("output.LayerNorm.bias")
+        self.qkv_w = np.ascontiguousarray(np.concatenate([get(p + ".weight") for p in qkv]).T)
+        self.qkv_b = np.concatenate([get(p + ".bias") for p in qkv])
+        self.out_w = np.ascontiguousarray(get("attention.output.dense.weight").T)
+        self.out_b = get("attention.output.dense.bias")
+        self.ln1_w = get("attention.output.LayerNorm.weight")
+        self.ln1_b = get("attention.output.LayerNorm.bias")
+        self.up_w = np.ascontiguousarray(get("intermediate.dense.weight").T)
+        self.up_b = get("intermediate.dense.bias")
+        self.down_w = np.ascontiguousarray(get("output.dense.weight").T)
+        self.down_b = get("output.dense.bias")
+        self.ln2_w = get("output.LayerNorm.weight")
+        self.ln2_b = get("output.LayerNorm.bias")
 
 
 class MiniLMEmbedder:
@@ -155,25 +152,23 @@ class MiniLMEmbedder:
             )
         self.name = name
         self.model_dir = model_dir
-        self.dimensions: int = int(config["hidden_size"])
         self.batch_size = batch_size
-        self.max_seq_length: int = int(st_config["max_seq_length"])
-        self._heads: int = int(config["num_attention_heads"])
-        self._eps: float = float(config["layer_norm_eps"])
-
         try:
+            self.dimensions = int(config["hidden_size"])
+            self.max_seq_length = int(st_config["max_seq_length"])
+            self._heads = int(config["num_attention_heads"])
+            self._eps = float(config["layer_norm_eps"])
             self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
             weights = load_file(str(model_dir / "model.safetensors"))
             prefix = "bert." if "bert.embeddings.word_embeddings.weight" in weights else ""
-            embeddings = _Weights(weights, prefix + "embeddings.")
-            self._word = embeddings.get("word_embeddings.weight")
-            self._position = embeddings.get("position_embeddings.weight")
+            self._word = _tensor(weights, prefix + "embeddings.word_embeddings.weight")
+            self._position = _tensor(weights, prefix + "embeddings.position_embeddings.weight")
             # Every text is one segment, so token type 0 is the only row ever used.
-            self._type0 = embeddings.get("token_type_embeddings.weight")[0]
-            self._ln_w = embeddings.get("LayerNorm.weight")
-            self._ln_b = embeddings.get("LayerNorm.bias")
+            self._type0 = _tensor(weights, prefix + "embeddings.token_type_embeddings.weight")[0]
+            self._ln_w = _tensor(weights, prefix + "embeddings.LayerNorm.weight")
+            self._ln_b = _tensor(weights, prefix + "embeddings.LayerNorm.bias")
             self._layers = [
-                _Layer(_Weights(weights, f"{prefix}encoder.layer.{i}."))
+                _Layer(weights, f"{prefix}encoder.layer.{i}.")
                 for i in range(int(config["num_hidden_layers"]))
             ]
         except Exception as exc:  # the tokenizers and safetensors errors are plain Exceptions
@@ -200,14 +195,16 @@ class MiniLMEmbedder:
         if not texts:
             return out
         token_ids = self.tokenize(texts)
-        with self._lock:
-            for chunk in self._chunks(token_ids):
-                width = len(token_ids[chunk[-1]])
-                ids = np.zeros((len(chunk), width), dtype=np.int64)
-                mask = np.zeros((len(chunk), width), dtype=np.float32)
-                for row, i in enumerate(chunk):
-                    ids[row, : len(token_ids[i])] = token_ids[i]
-                    mask[row, : len(token_ids[i])] = 1.0
+        for chunk in self._chunks(token_ids):
+            width = len(token_ids[chunk[-1]])
+            ids = np.zeros((len(chunk), width), dtype=np.int64)
+            mask = np.zeros((len(chunk), width), dtype=np.float32)
+            for row, i in enumerate(chunk):
+                ids[row, : len(token_ids[i])] = token_ids[i]
+                mask[row, : len(token_ids[i])] = 1.0
+            # Locked per batch, not per call, so a search query's one text can slip in
+            # between the batches of a large indexing run instead of waiting for all of it.
+            with self._lock:
                 out[chunk] = self._encode(ids, mask)
         return out
 
@@ -246,15 +243,19 @@ class MiniLMEmbedder:
         scale = np.float32(1.0 / math.sqrt(width))
         for layer in self._layers:
             qkv = (x @ layer.qkv_w + layer.qkv_b).reshape(batch, seq, 3, heads, width)
-            q, k, v = (qkv[:, :, j].transpose(0, 2, 1, 3) for j in range(3))
-            scores = q @ k.transpose(0, 1, 3, 2)
-            scores *= scale
-            scores += key_bias
-            scores -= scores.max(axis=-1, keepdims=True)
-            np.exp(scores, out=scores)
-            scores /= scores.sum(axis=-1, keepdims=True)
-            context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch * seq, hidden)
-            attended = context @ layer.out_w
+            context = np.empty((batch, seq, heads, width), dtype=np.float32)
+            # A few texts at a time, so the score matrices stay in cache (see BLOCK).
+            step = max(1, 8 * BLOCK // (heads * seq * seq))
+            for at in range(0, batch, step):
+                q, k, v = (qkv[at : at + step, :, j].transpose(0, 2, 1, 3) for j in range(3))
+                scores = q @ k.transpose(0, 1, 3, 2)
+                scores *= scale
+                scores += key_bias[at : at + step]
+                scores -= scores.max(axis=-1, keepdims=True)
+                np.exp(scores, out=scores)
+                scores /= scores.sum(axis=-1, keepdims=True)
+                context[at : at + step] = (scores @ v).transpose(0, 2, 1, 3)
+            attended = context.reshape(batch * seq, hidden) @ layer.out_w
             attended += layer.out_b
             attended += x
             x = _layer_norm(attended, layer.ln1_w, layer.ln1_b, self._eps)

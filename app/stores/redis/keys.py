@@ -19,3 +19,14 @@ def campaign_engagement(tenant_id: UUID, campaign_id: UUID) -> str:
 
 def agent_tasks(tenant_id: UUID, agent_id: UUID) -> str:
     return f"{PREFIX}:t:{tenant_id}:agent:{agent_id}:tasks"
+
+
+def event_stream(tenant_id: UUID) -> str:
+    """The tenant's campaign events, in publication order: what subscriptions read."""
+    return f"{PREFIX}:t:{tenant_id}:events"
+
+
+def published_marker(tenant_id: UUID, event_id: int) -> str:
+    """Set atomically with the XADD of outbox event ``event_id``, so a relay that crashed
+    after publishing and before marking never adds the same event to the stream twice."""
+    return f"{PREFIX}:t:{tenant_id}:published:{event_id}"

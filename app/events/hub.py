@@ -1,0 +1,153 @@
+"""Fan-out inside one app process: one Redis reader per tenant stream, many subscribers.
+
+A blocking XREAD holds a Redis connection for as long as it waits, so a reader per
+subscriber would need a connection per open socket; here 1,000 subscribers of one tenant
+share one reader, and the reader stops when its last subscriber leaves. Each subscriber has
+a bounded queue: one that cannot keep up is ended (and may resume with ``after``) rather
+than growing without limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from redis.asyncio import Redis
+
+from app.errors import ChimeraError, ErrorCode
+from app.events.stream_ids import as_text
+from app.stores.redis import keys
+
+log = logging.getLogger(__name__)
+
+QUEUE_BATCHES = 1000
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    stream_id: str
+    event_id: int
+    type: str
+    campaign_id: UUID
+    occurred_at: str
+
+
+class TooManySubscriptions(ChimeraError):
+    code = ErrorCode.RATE_LIMITED
+
+
+class SubscriberTooSlow(ChimeraError):
+    code = ErrorCode.STORE_UNAVAILABLE
+
+
+@dataclass(eq=False)
+class Subscriber:
+    tenant_id: UUID
+    queue: asyncio.Queue[Sequence[StreamEvent]] = field(
+        default_factory=lambda: asyncio.Queue(QUEUE_BATCHES)
+    )
+    overflowed: bool = False
+
+
+def decode_entry(entry_id: bytes | str, fields: dict[bytes, bytes]) -> StreamEvent:
+    return StreamEvent(
+        stream_id=as_text(entry_id),
+        event_id=int(fields[b"event"]),
+        type=as_text(fields[b"type"]),
+        campaign_id=UUID(as_text(fields[b"campaign"])),
+        occurred_at=as_text(fields[b"at"]),
+    )
+
+
+def entries_of(entries: Any) -> list[StreamEvent]:
+    """XRANGE's reply (or one stream of XREAD's) as events."""
+    return [decode_entry(entry_id, fields) for entry_id, fields in entries or []]
+
+
+def streams_of(reply: Any) -> list[list[StreamEvent]]:
+    """XREAD's reply, one list of events per stream that had any."""
+    return [events for _stream, entries in reply or [] if (events := entries_of(entries))]
+
+
+class _TenantReader:
+    def __init__(self, hub: StreamHub, tenant_id: UUID, start_id: str) -> None:
+        self.hub = hub
+        self.tenant_id = tenant_id
+        self.last_id = start_id
+        self.subscribers: set[Subscriber] = set()
+        self.task = asyncio.create_task(self._run(), name=f"events-{tenant_id}")
+
+    async def _run(self) -> None:
+        key = keys.event_stream(self.tenant_id)
+        delay = 0.1
+        while self.subscribers:
+            try:
+                reply = await self.hub.redis.xread(
+                    {key: self.last_id}, block=self.hub.block_ms, count=500
+                )
+                delay = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("event reader for %s lost Redis; retrying", self.tenant_id)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            for events in streams_of(reply):
+                self.last_id = events[-1].stream_id
+                for subscriber in list(self.subscribers):
+                    try:
+                        subscriber.queue.put_nowait(events)
+                    except asyncio.QueueFull:
+                        subscriber.overflowed = True
+                        self.subscribers.discard(subscriber)
+
+
+class StreamHub:
+    def __init__(self, redis: Redis, *, block_ms: int, per_tenant_cap: int) -> None:
+        self.redis = redis
+        self.block_ms = block_ms
+        self.per_tenant_cap = per_tenant_cap
+        self.readers: dict[UUID, _TenantReader] = {}
+
+    async def subscribe(self, tenant_id: UUID) -> Subscriber:
+        reader = self.readers.get(tenant_id)
+        if reader is not None and len(reader.subscribers) >= self.per_tenant_cap:
+            raise TooManySubscriptions(
+                f"This tenant already has {self.per_tenant_cap} live subscriptions here"
+            )
+        subscriber = Subscriber(tenant_id)
+        if reader is None or reader.task.done():
+            # Start where the stream ends now: everything after this point is delivered live.
+            tail = entries_of(await self.redis.xrevrange(keys.event_stream(tenant_id), count=1))
+            start = tail[0].stream_id if tail else "0-0"
+            reader = self.readers.get(tenant_id)  # another subscriber may have won the race
+            if reader is None or reader.task.done():
+                reader = _TenantReader(self, tenant_id, start)
+                self.readers[tenant_id] = reader
+        reader.subscribers.add(subscriber)
+        return subscriber
+
+    async def unsubscribe(self, subscriber: Subscriber) -> None:
+        reader = self.readers.get(subscriber.tenant_id)
+        if reader is None:
+            return
+        reader.subscribers.discard(subscriber)
+        if not reader.subscribers:
+            self.readers.pop(subscriber.tenant_id, None)
+            reader.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader.task
+
+    async def close(self) -> None:
+        for reader in list(self.readers.values()):
+            reader.subscribers.clear()
+            reader.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader.task
+        self.readers.clear()

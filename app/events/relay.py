@@ -1,0 +1,133 @@
+"""The relay: committed outbox events to each tenant's Redis Stream, then marked published.
+
+Only one relay publishes at a time (a PostgreSQL advisory lock), reading unpublished events
+in id order. Events of one campaign are written under that campaign's row lock, so for each
+campaign this is commit order. Publishing is a Lua script that sets a per-event marker and
+XADDs in one atomic step: a relay that dies after publishing but before marking the row
+re-publishes nothing, so the stream holds every event exactly once and subscribers never see
+the same event twice. Events that cannot be published stay in the outbox and are retried;
+their age is what `chimera doctor` and /readyz report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from redis.asyncio import Redis
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.stores.postgres.tables import outbox
+from app.stores.redis import keys
+
+log = logging.getLogger(__name__)
+
+CAMPAIGN_EVENT_TYPES = frozenset(
+    {
+        "CREATED",
+        "UPDATED",
+        "STATUS_CHANGED",
+        "AGENT_ASSIGNED",
+        "AGENT_UNASSIGNED",
+        "MEDIA_READY",
+        "ENGAGEMENT",
+    }
+)
+RELAY_LOCK = 0x52454C59  # "RELY"
+BATCH_SIZE = 200
+STREAM_MAXLEN = 100_000  # per tenant; older events are trimmed and can no longer be replayed
+MARKER_TTL_SECONDS = 7 * 24 * 3600
+
+PUBLISH = """
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
+  return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*',
+                    'event', ARGV[3], 'type', ARGV[4], 'campaign', ARGV[5], 'at', ARGV[6])
+end
+return false
+"""
+
+
+def is_stream_event(aggregate_type: str, event_type: str) -> bool:
+    return aggregate_type == "campaign" and event_type in CAMPAIGN_EVENT_TYPES
+
+
+async def publish_once(engine: AsyncEngine, redis: Redis, *, batch_size: int = BATCH_SIZE) -> int:
+    """Publish one batch if this process holds the relay lock; returns events settled."""
+    async with engine.begin() as conn:
+        locked = await conn.scalar(
+            text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": RELAY_LOCK}
+        )
+        if not locked:
+            return 0  # another instance is relaying
+        events = list(
+            await conn.execute(
+                select(outbox)
+                .where(outbox.c.published_at.is_(None))
+                .order_by(outbox.c.id)
+                .limit(batch_size)
+            )
+        )
+        if not events:
+            return 0
+        script = redis.register_script(PUBLISH)
+        settled: list[int] = []
+        for event in events:
+            if is_stream_event(event.aggregate_type, event.event_type):
+                try:
+                    await script(
+                        keys=[
+                            keys.event_stream(event.tenant_id),
+                            keys.published_marker(event.tenant_id, event.id),
+                        ],
+                        args=[
+                            MARKER_TTL_SECONDS,
+                            STREAM_MAXLEN,
+                            event.id,
+                            event.event_type,
+                            str(event.aggregate_id),
+                            _iso(event.created_at),
+                        ],
+                    )
+                except Exception:
+                    # Keep order: stop at the first event that cannot be published; it and
+                    # everything after it are retried on the next pass.
+                    log.warning(
+                        "relay could not publish event %s; will retry", event.id, exc_info=True
+                    )
+                    break
+            settled.append(event.id)
+        if settled:
+            await conn.execute(
+                update(outbox).where(outbox.c.id.in_(settled)).values(published_at=func.now())
+            )
+        return len(settled)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+async def oldest_unpublished_age(engine: AsyncEngine) -> float | None:
+    """Seconds since the oldest event still waiting to be published, or None."""
+    async with engine.connect() as conn:
+        oldest = await conn.scalar(
+            select(func.extract("epoch", func.now() - func.min(outbox.c.created_at))).where(
+                outbox.c.published_at.is_(None)
+            )
+        )
+    return float(oldest) if oldest is not None else None
+
+
+async def run_forever(engine: AsyncEngine, redis: Redis, *, idle_seconds: float = 0.05) -> None:
+    """Relay until cancelled; polls briefly when idle so commit-to-stream stays in the tens
+    of milliseconds."""
+    while True:
+        try:
+            settled = await publish_once(engine, redis)
+        except Exception:
+            log.exception("relay pass failed")
+            settled = 0
+        if not settled:
+            await asyncio.sleep(idle_seconds)

@@ -1,0 +1,93 @@
+"""Subscription.campaignEvents: replay after a cursor, then live, with no gap and no repeat.
+
+The subscriber joins the process's fan-out first and replays from the stream second, then
+drops live events it already replayed: whatever commits while the replay runs is buffered,
+not lost, and nothing is delivered twice across the seam.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from datetime import datetime
+from uuid import UUID
+
+import strawberry
+
+from app.errors import BadUserInput, NotFound
+from app.events.hub import StreamEvent, SubscriberTooSlow, entries_of
+from app.events.stream_ids import parse
+from app.ids import decode_id
+from app.stores.redis import keys
+from app.stores.redis.client import unavailable_as_error
+from resolvers.events.types import CampaignEvent, CampaignEventType
+from resolvers.info import Info
+
+REPLAY_CHUNK = 500
+
+
+def _event(info: Info, event: StreamEvent) -> CampaignEvent:
+    return CampaignEvent(
+        id=event.stream_id,
+        type=CampaignEventType(event.type),
+        occurred_at=datetime.fromisoformat(event.occurred_at),
+        campaign_pk=event.campaign_id,
+        loaders=info.context.fresh_loaders(),  # each event sees the campaign as it is now
+    )
+
+
+@strawberry.type
+class EventSubscriptions:
+    @strawberry.subscription(
+        description="Events of the caller's campaigns (or of one), live. Pass the id of the "
+        "last event you saw as `after` to first receive everything since."
+    )
+    async def campaign_events(
+        self, info: Info, campaign_id: strawberry.ID | None = None, after: str | None = None
+    ) -> AsyncGenerator[CampaignEvent, None]:
+        ctx = info.context
+        principal = ctx.require_principal()
+        only: UUID | None = None
+        if campaign_id is not None:
+            only = decode_id(campaign_id, "Campaign")
+            if await ctx.loaders.campaign_by_id.load(only) is None:
+                raise NotFound("Campaign not found", argument="campaignId")
+        seen = parse(after) if after is not None else None
+        redis, timeout = ctx.stores.redis, ctx.settings.store_timeout_seconds
+        key = keys.event_stream(principal.tenant_id)
+        subscriber = await ctx.events.subscribe(principal.tenant_id)
+        try:
+            if seen is not None:
+                async with unavailable_as_error(timeout):
+                    oldest = entries_of(await redis.xrange(key, count=1))
+                if oldest and seen < parse(oldest[0].stream_id) and seen != (0, 0):
+                    raise BadUserInput(
+                        "Events after this id are no longer kept; reload and subscribe "
+                        "without 'after'",
+                        argument="after",
+                        reason="CURSOR_EXPIRED",
+                    )
+                start = f"({after}"
+                while True:
+                    async with unavailable_as_error(timeout):
+                        chunk = entries_of(await redis.xrange(key, min=start, count=REPLAY_CHUNK))
+                    for event in chunk:
+                        seen = parse(event.stream_id)
+                        if only is None or event.campaign_id == only:
+                            yield _event(info, event)
+                    if len(chunk) < REPLAY_CHUNK:
+                        break
+                    start = f"({chunk[-1].stream_id}"
+            while True:
+                for event in await subscriber.queue.get():
+                    if seen is not None and parse(event.stream_id) <= seen:
+                        continue  # already replayed
+                    seen = parse(event.stream_id)
+                    if only is None or event.campaign_id == only:
+                        yield _event(info, event)
+                if subscriber.overflowed and subscriber.queue.empty():
+                    raise SubscriberTooSlow(
+                        "This subscription fell too far behind; resume with 'after'",
+                        after=f"{seen[0]}-{seen[1]}" if seen else None,
+                    )
+        finally:
+            await ctx.events.unsubscribe(subscriber)
