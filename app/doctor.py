@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from app import migrations
 from app.auth import auth_secret
 from app.errors import ChimeraError
+from app.events.relay import oldest_unpublished_age
 from app.indexing.indexer import dead_letters
 from app.lifespan import load_embedder
 from app.settings import Settings
@@ -16,6 +17,9 @@ from app.stores.objects.factory import open_object_store
 from app.stores.postgres import engine as pg
 from app.stores.redis import client as rd
 from app.stores.vectors.factory import open_vector_index
+
+# An event the relay has not published for this long means live updates are stuck.
+RELAY_LAG_ALARM_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -40,8 +44,11 @@ async def _postgres(settings: Settings) -> Check:
                 f"PostgreSQL {version}, migrations at {revision or 'base'}, head {head}",
             )
         dead = await dead_letters(engine)
+        lag = await oldest_unpublished_age(engine)
+        stuck = lag is not None and lag > RELAY_LAG_ALARM_SECONDS
         note = f", {dead} indexing events dead-lettered" if dead else ""
-        return Check("postgres", not dead, f"PostgreSQL {version}{note}")
+        note += f", oldest unpublished event {lag:.0f}s old" if stuck and lag is not None else ""
+        return Check("postgres", not dead and not stuck, f"PostgreSQL {version}{note}")
     finally:
         await engine.dispose()
 

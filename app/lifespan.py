@@ -131,7 +131,10 @@ async def event_fanout(stores: Stores, settings: Settings) -> AsyncIterator[Stre
     """The relay (outbox to Redis Streams) and this process's subscriber fan-out."""
     block_ms = int(min(2.0, settings.store_timeout_seconds / 2) * 1000)  # under the socket timeout
     hub = StreamHub(
-        stores.redis, block_ms=block_ms, per_tenant_cap=settings.max_subscriptions_per_tenant
+        stores.redis,
+        block_ms=block_ms,
+        per_tenant_cap=settings.max_subscriptions_per_tenant,
+        timeout=settings.store_timeout_seconds,
     )
     relay = (
         asyncio.create_task(relay_forever(stores.engine, stores.redis), name="relay")

@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from app.errors import ChimeraError, ErrorCode
 from app.events.stream_ids import as_text
 from app.stores.redis import keys
+from app.stores.redis.client import unavailable_as_error
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +110,11 @@ class _TenantReader:
 
 
 class StreamHub:
-    def __init__(self, redis: Redis, *, block_ms: int, per_tenant_cap: int) -> None:
+    def __init__(
+        self, redis: Redis, *, block_ms: int, per_tenant_cap: int, timeout: float = 5.0
+    ) -> None:
         self.redis = redis
+        self.timeout = timeout
         self.block_ms = block_ms
         self.per_tenant_cap = per_tenant_cap
         self.readers: dict[UUID, _TenantReader] = {}
@@ -124,7 +128,8 @@ class StreamHub:
         subscriber = Subscriber(tenant_id)
         if reader is None or reader.task.done():
             # Start where the stream ends now: everything after this point is delivered live.
-            tail = entries_of(await self.redis.xrevrange(keys.event_stream(tenant_id), count=1))
+            async with unavailable_as_error(self.timeout):
+                tail = entries_of(await self.redis.xrevrange(keys.event_stream(tenant_id), count=1))
             start = tail[0].stream_id if tail else "0-0"
             reader = self.readers.get(tenant_id)  # another subscriber may have won the race
             if reader is None or reader.task.done():
