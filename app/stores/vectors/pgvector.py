@@ -54,8 +54,13 @@ SCHEMA = [
     "CREATE UNIQUE INDEX IF NOT EXISTS vector_item_row ON vector_item (tenant_id, kind, row_id)",
     "CREATE INDEX IF NOT EXISTS vector_item_hnsw ON vector_item "
     "USING hnsw (embedding vector_cosine_ops)",
+    "CREATE INDEX IF NOT EXISTS vector_item_owner ON vector_item (tenant_id, kind, owner_id)",
 ]
 
+# Approximate (HNSW) for tenant-wide searches. A search scoped to one owner (an agent's
+# memories, a campaign's media) matches a handful of rows among many: an HNSW scan filtered
+# that tightly can stop before it finds them, so those rows are ranked exactly instead, which
+# the owner index makes cheap. "+ 0" keeps the planner off the HNSW index for that ordering.
 SEARCH = """
 SELECT q.ord, h.kind, h.row_id, h.score
 FROM unnest(CAST(:vectors AS vector[]), CAST(:excludes AS uuid[]), CAST(:owners AS uuid[]))
@@ -66,7 +71,7 @@ CROSS JOIN LATERAL (
     WHERE tenant_id = :tenant AND kind = ANY(:kinds)
       AND (q.owner IS NULL OR owner_id = q.owner)
       AND (q.ex IS NULL OR row_id <> q.ex)
-    ORDER BY embedding <=> q.v
+    ORDER BY (embedding <=> q.v) {exact}
     LIMIT :limit
 ) h
 """
@@ -149,12 +154,12 @@ class PgVectorIndex:
     ) -> list[list[VectorHit]]:
         """One statement per group of queries that share kinds and limit: usually one."""
         results: list[list[VectorHit]] = [[] for _ in queries]
-        groups: dict[tuple[tuple[VectorKind, ...], int], list[int]] = defaultdict(list)
+        groups: dict[tuple[tuple[VectorKind, ...], int, bool], list[int]] = defaultdict(list)
         for index, query in enumerate(queries):
-            groups[(query.kinds, query.limit)].append(index)
-        for (kinds, limit), members in groups.items():
+            groups[(query.kinds, query.limit, query.owner_id is not None)].append(index)
+        for (kinds, limit, scoped), members in groups.items():
             rows = await self._run(
-                SEARCH,
+                SEARCH.format(exact="+ 0" if scoped else ""),
                 {
                     "vectors": [Vector(list(queries[i].vector)) for i in members],
                     "excludes": [queries[i].exclude_row_id for i in members],
