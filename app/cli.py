@@ -50,15 +50,6 @@ def _with_engine(settings: Settings, action: Callable[[AsyncEngine], Awaitable[T
     return asyncio.run(run())
 
 
-async def _ping_redis(settings: Settings) -> str:
-    url = settings.redis_url or ""
-    client = rd.create_redis(url, timeout=settings.store_timeout_seconds)
-    try:
-        return await rd.ping(client, url, timeout=settings.store_timeout_seconds)
-    finally:
-        await client.aclose()
-
-
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     logging.getLogger("alembic.runtime.migration").setLevel(logging.INFO)
     import uvicorn
@@ -73,7 +64,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     with embedded_engines(settings) as ready:
 
         async def prepare(engine: AsyncEngine) -> str | None:
-            await _ping_redis(ready)
+            await rd.ping_url(ready.redis_url or "", timeout=ready.store_timeout_seconds)
             await migrations.upgrade(engine)
             if not ready.is_production and not args.no_seed and await database_is_empty(engine):
                 await seed_demo(engine)

@@ -56,12 +56,8 @@ async def _postgres(settings: Settings) -> Check:
 async def _redis(settings: Settings) -> Check:
     if not settings.redis_url:
         return Check("redis", False, "REDIS_URL not set and no embedded server")
-    client = rd.create_redis(settings.redis_url, timeout=settings.store_timeout_seconds)
-    try:
-        version = await rd.ping(client, settings.redis_url, timeout=settings.store_timeout_seconds)
-        return Check("redis", True, f"Redis {version}")
-    finally:
-        await client.aclose()
+    version = await rd.ping_url(settings.redis_url, timeout=settings.store_timeout_seconds)
+    return Check("redis", True, f"Redis {version}")
 
 
 async def _objects(settings: Settings) -> Check:

@@ -6,12 +6,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import Row, func, insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import Principal
 from app.commands.changes import record_change
-from app.errors import NotFound
+from app.commands.owned import owned_row
 from app.stores.postgres.tables import agent
 
 
@@ -61,15 +61,9 @@ async def update_agent(
     engine: AsyncEngine, principal: Principal, agent_id: uuid.UUID, changes: AgentChanges
 ) -> Row[Any]:
     async with engine.begin() as conn:
-        before = (
-            await conn.execute(
-                select(agent)
-                .where(agent.c.tenant_id == principal.tenant_id, agent.c.id == agent_id)
-                .with_for_update()
-            )
-        ).first()
-        if before is None:
-            raise NotFound("Agent not found", argument="id")
+        before = await owned_row(
+            conn, agent, principal, agent_id, what="Agent", argument="id", lock=True
+        )
         values = changes.values()
         if not values:
             return before

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.auth import Principal
 from app.commands.changes import record_change
+from app.commands.owned import owned_row
 from app.errors import BadUserInput, Conflict, NotFound
 from app.stores.postgres.tables import agent, campaign, campaign_agent
 
@@ -57,16 +58,9 @@ class CampaignChanges:
 
 
 async def _locked_campaign(conn: AsyncConnection, principal: Principal, pk: uuid.UUID) -> Row[Any]:
-    row = (
-        await conn.execute(
-            select(campaign)
-            .where(campaign.c.tenant_id == principal.tenant_id, campaign.c.id == pk)
-            .with_for_update()
-        )
-    ).first()
-    if row is None:
-        raise NotFound("Campaign not found", argument="campaignId")
-    return row
+    return await owned_row(
+        conn, campaign, principal, pk, what="Campaign", argument="campaignId", lock=True
+    )
 
 
 async def create_campaign(

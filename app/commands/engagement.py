@@ -13,12 +13,12 @@ from contextlib import suppress
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import Principal
 from app.commands.changes import emit_event
-from app.errors import BadUserInput, NotFound
+from app.commands.owned import owned_row
+from app.errors import BadUserInput
 from app.stores.postgres.tables import campaign
 from app.stores.redis import keys
 from app.stores.redis.client import unavailable_as_error
@@ -45,15 +45,9 @@ async def record_engagement(
     incremented = False
     try:
         async with engine.begin() as conn:
-            found = (
-                await conn.execute(
-                    select(campaign.c.id).where(
-                        campaign.c.tenant_id == principal.tenant_id, campaign.c.id == campaign_id
-                    )
-                )
-            ).first()
-            if found is None:
-                raise NotFound("Campaign not found", argument="campaignId")
+            await owned_row(
+                conn, campaign, principal, campaign_id, what="Campaign", argument="campaignId"
+            )
             await emit_event(
                 conn,
                 principal,

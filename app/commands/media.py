@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import Principal
 from app.commands.changes import record_change
+from app.commands.owned import owned_row
 from app.errors import BadUserInput, ChimeraError, Conflict, NotFound
 from app.stores.objects.keys import clean_filename, media_key
 from app.stores.objects.port import ObjectStore, PresignedUpload
@@ -68,15 +69,9 @@ async def request_upload(
     asset_id = uuid.uuid4()
     key = media_key(principal.tenant_id, asset_id, name)
     async with engine.begin() as conn:
-        owner = (
-            await conn.execute(
-                select(campaign.c.status).where(
-                    campaign.c.tenant_id == principal.tenant_id, campaign.c.id == campaign_id
-                )
-            )
-        ).first()
-        if owner is None:
-            raise NotFound("Campaign not found", argument="campaignId")
+        owner = await owned_row(
+            conn, campaign, principal, campaign_id, what="Campaign", argument="campaignId"
+        )
         if owner.status == "ARCHIVED":
             raise Conflict("An archived campaign takes no new media")
         row = (
@@ -112,16 +107,9 @@ async def request_upload(
 
 async def _asset(engine: AsyncEngine, principal: Principal, asset_id: uuid.UUID) -> Row[Any]:
     async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(media_asset).where(
-                    media_asset.c.tenant_id == principal.tenant_id, media_asset.c.id == asset_id
-                )
-            )
-        ).first()
-    if row is None:
-        raise NotFound("Media asset not found", argument="id")
-    return row
+        return await owned_row(
+            conn, media_asset, principal, asset_id, what="Media asset", argument="id"
+        )
 
 
 async def complete_upload(

@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Row, insert, select
+from sqlalchemy import Row, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import Principal
 from app.commands.changes import record_change
-from app.errors import NotFound
+from app.commands.owned import owned_row
 from app.stores.postgres.tables import agent, agent_memory
 
 
@@ -19,15 +19,7 @@ async def add_memory(
 ) -> Row[Any]:
     memory_id = uuid.uuid4()
     async with engine.begin() as conn:
-        found = (
-            await conn.execute(
-                select(agent.c.id).where(
-                    agent.c.tenant_id == principal.tenant_id, agent.c.id == agent_id
-                )
-            )
-        ).first()
-        if found is None:
-            raise NotFound("Agent not found", argument="agentId")
+        await owned_row(conn, agent, principal, agent_id, what="Agent", argument="agentId")
         row = (
             await conn.execute(
                 insert(agent_memory)

@@ -44,6 +44,15 @@ async def ping(client: Redis, url: str, *, timeout: float) -> str:
     return str(info.get("redis_version", "unknown"))
 
 
+async def ping_url(url: str, *, timeout: float) -> str:
+    """Check a Redis URL with a client of its own, closed afterwards (CLI and doctor)."""
+    client = create_redis(url, timeout=timeout)
+    try:
+        return await ping(client, url, timeout=timeout)
+    finally:
+        await client.aclose()
+
+
 @asynccontextmanager
 async def unavailable_as_error(timeout: float) -> AsyncIterator[None]:
     """Bound a Redis call and turn a dead or slow server into STORE_UNAVAILABLE."""
