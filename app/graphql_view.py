@@ -20,9 +20,12 @@ from app.auth import Principal, bearer_token, decode_token
 from app.context import Context, build_context
 from app.errors import ChimeraError, ErrorCode, Unauthenticated
 from app.extensions.error_codes import add_codes
+from app.ws_protocol import ChimeraTransportWSHandler
 
 
 class ChimeraGraphQL(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = ChimeraTransportWSHandler
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)

@@ -54,7 +54,9 @@ async def open_stores(settings: Settings, auth_secret: str) -> AsyncIterator[Sto
             settings.database_url, timeout=timeout, pool_size=settings.db_pool_size
         )
         stack.push_async_callback(engine.dispose)
-        redis = rd.create_redis(settings.redis_url, timeout=timeout)
+        redis = rd.create_redis(
+            settings.redis_url, timeout=timeout, max_connections=settings.redis_pool_size
+        )
         stack.push_async_callback(redis.aclose)
         objects = await stack.enter_async_context(open_object_store(settings, auth_secret))
         await pg.ping(engine, timeout=timeout)
@@ -130,8 +132,12 @@ async def background_sweeper(stores: Stores, interval: float) -> AsyncIterator[N
 async def event_fanout(stores: Stores, settings: Settings) -> AsyncIterator[StreamHub]:
     """The relay (outbox to Redis Streams) and this process's subscriber fan-out."""
     block_ms = int(min(2.0, settings.store_timeout_seconds / 2) * 1000)  # under the socket timeout
+    # A blocking XREAD holds its connection while it waits: readers get a pool of their own,
+    # so they never starve requests of the bounded one (nor requests them).
+    readers = rd.create_redis(stores.redis_url, timeout=settings.store_timeout_seconds)
     hub = StreamHub(
         stores.redis,
+        readers,
         block_ms=block_ms,
         per_tenant_cap=settings.max_subscriptions_per_tenant,
         timeout=settings.store_timeout_seconds,
@@ -145,6 +151,7 @@ async def event_fanout(stores: Stores, settings: Settings) -> AsyncIterator[Stre
         yield hub
     finally:
         await hub.close()
+        await readers.aclose()
         if relay is not None:
             relay.cancel()
             with suppress(asyncio.CancelledError):

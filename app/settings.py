@@ -142,6 +142,13 @@ class Settings(BaseSettings):
         default=5.0, gt=0, validation_alias="CHIMERA_STORE_TIMEOUT_SECONDS"
     )
     db_pool_size: int = Field(default=10, ge=1, validation_alias="CHIMERA_DB_POOL_SIZE")
+    redis_pool_size: int = Field(
+        default=50,
+        ge=1,
+        validation_alias="CHIMERA_REDIS_POOL_SIZE",
+        description="Redis connections for requests; live-event readers have their own, one "
+        "per tenant with subscribers on this instance.",
+    )
 
     @field_validator("database_url", "pgvector_url")
     @classmethod

@@ -6,8 +6,6 @@ other's data and need no truncation between them.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
@@ -15,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-import uvicorn
 from asgi_lifespan import LifespanManager
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -34,7 +31,7 @@ from tests.engines import (
     redis_server,
 )
 from tests.moto import moto_server
-from tests.processes import free_port
+from tests.serving import served
 from tests.support import SECRET, TenantClient, new_tenant
 
 
@@ -82,6 +79,7 @@ def settings(database_url: str, redis_url: str, pgvector_url: str, engines_dir: 
         auth_secret=SECRET,
         data_dir=engines_dir / "data",
         public_url="http://test",  # media URLs then route to the in-process app
+        ws_keepalive_seconds=1.0,  # a silent peer is found in seconds
     )
 
 
@@ -130,21 +128,8 @@ def moto_endpoint() -> Iterator[str]:
 @pytest_asyncio.fixture(scope="session")
 async def live_url(app: Starlette) -> AsyncIterator[str]:
     """The session app behind a real uvicorn on 127.0.0.1, for WebSocket clients."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-    )
-    # The test process keeps its own signal handling: uvicorn would otherwise take SIGINT and
-    # SIGTERM for itself, and a stuck run could no longer be stopped.
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    yield f"127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with served(app) as host:
+        yield host
 
 
 @pytest_asyncio.fixture

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from redis.asyncio import Redis
@@ -23,6 +23,9 @@ from app.errors import ChimeraError, ErrorCode
 from app.events.stream_ids import as_text
 from app.stores.redis import keys
 from app.stores.redis.client import unavailable_as_error
+
+if TYPE_CHECKING:
+    from loaders.registry import Loaders
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,25 @@ class StreamEvent:
     occurred_at: str
 
 
+@dataclass(eq=False)
+class Batch:
+    """Events read together from one tenant's stream, handed to each of its subscribers.
+
+    A thousand dashboards of one tenant ask for the same campaign when an event arrives; the
+    batch carries one set of loaders they all share, so that costs one query, not a thousand.
+    Loaders depend on the tenant alone (never on a caller's role), which makes sharing them
+    among one tenant's subscribers safe.
+    """
+
+    events: Sequence[StreamEvent]
+    _loaders: Loaders | None = None
+
+    def loaders(self, build: Callable[[], Loaders]) -> Loaders:
+        if self._loaders is None:
+            self._loaders = build()
+        return self._loaders
+
+
 class TooManySubscriptions(ChimeraError):
     code = ErrorCode.RATE_LIMITED
 
@@ -49,9 +71,7 @@ class SubscriberTooSlow(ChimeraError):
 @dataclass(eq=False)
 class Subscriber:
     tenant_id: UUID
-    queue: asyncio.Queue[Sequence[StreamEvent]] = field(
-        default_factory=lambda: asyncio.Queue(QUEUE_BATCHES)
-    )
+    queue: asyncio.Queue[Batch] = field(default_factory=lambda: asyncio.Queue(QUEUE_BATCHES))
     overflowed: bool = False
 
 
@@ -88,7 +108,7 @@ class _TenantReader:
         delay = 0.1
         while self.subscribers:
             try:
-                reply = await self.hub.redis.xread(
+                reply = await self.hub.readers_redis.xread(
                     {key: self.last_id}, block=self.hub.block_ms, count=500
                 )
                 delay = 0.1
@@ -101,9 +121,10 @@ class _TenantReader:
                 continue
             for events in streams_of(reply):
                 self.last_id = events[-1].stream_id
+                batch = Batch(events)
                 for subscriber in list(self.subscribers):
                     try:
-                        subscriber.queue.put_nowait(events)
+                        subscriber.queue.put_nowait(batch)
                     except asyncio.QueueFull:
                         subscriber.overflowed = True
                         self.subscribers.discard(subscriber)
@@ -111,9 +132,16 @@ class _TenantReader:
 
 class StreamHub:
     def __init__(
-        self, redis: Redis, *, block_ms: int, per_tenant_cap: int, timeout: float = 5.0
+        self,
+        redis: Redis,
+        readers: Redis,
+        *,
+        block_ms: int,
+        per_tenant_cap: int,
+        timeout: float = 5.0,
     ) -> None:
         self.redis = redis
+        self.readers_redis = readers
         self.timeout = timeout
         self.block_ms = block_ms
         self.per_tenant_cap = per_tenant_cap

@@ -7,6 +7,7 @@ not lost, and nothing is delivered twice across the seam.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from datetime import datetime
 from uuid import UUID
@@ -19,19 +20,20 @@ from app.events.stream_ids import parse
 from app.ids import decode_id
 from app.stores.redis import keys
 from app.stores.redis.client import unavailable_as_error
+from loaders.registry import Loaders
 from resolvers.events.types import CampaignEvent, CampaignEventType
 from resolvers.info import Info
 
 REPLAY_CHUNK = 500
 
 
-def _event(info: Info, event: StreamEvent) -> CampaignEvent:
+def _event(event: StreamEvent, loaders: Loaders) -> CampaignEvent:
     return CampaignEvent(
         id=event.stream_id,
         type=CampaignEventType(event.type),
         occurred_at=datetime.fromisoformat(event.occurred_at),
         campaign_pk=event.campaign_id,
-        loaders=info.context.fresh_loaders(),  # each event sees the campaign as it is now
+        loaders=loaders,
     )
 
 
@@ -70,20 +72,27 @@ class EventSubscriptions:
                 while True:
                     async with unavailable_as_error(timeout):
                         chunk = entries_of(await redis.xrange(key, min=start, count=REPLAY_CHUNK))
+                    # Fresh loaders per chunk: each chunk sees campaigns as they are now, and
+                    # a chunk of one campaign's events reads that campaign once.
+                    loaders = ctx.fresh_loaders()
                     for event in chunk:
                         seen = parse(event.stream_id)
                         if only is None or event.campaign_id == only:
-                            yield _event(info, event)
+                            yield _event(event, loaders)
+                            # Cached loads and a socket with room to write never suspend: a
+                            # long replay would hold the event loop from every other client.
+                            await asyncio.sleep(0)
                     if len(chunk) < REPLAY_CHUNK:
                         break
                     start = f"({chunk[-1].stream_id}"
             while True:
-                for event in await subscriber.queue.get():
+                batch = await subscriber.queue.get()
+                for event in batch.events:
                     if seen is not None and parse(event.stream_id) <= seen:
                         continue  # already replayed
                     seen = parse(event.stream_id)
                     if only is None or event.campaign_id == only:
-                        yield _event(info, event)
+                        yield _event(event, batch.loaders(ctx.fresh_loaders))
                 if subscriber.overflowed and subscriber.queue.empty():
                     raise SubscriberTooSlow(
                         "This subscription fell too far behind; resume with 'after'",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 from urllib.parse import urlparse
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -24,15 +25,24 @@ def redact(url: str) -> str:
     return parsed.geturl()
 
 
-def create_redis(url: str, *, timeout: float) -> Redis:
-    """A pooled client whose connects and commands give up after ``timeout`` seconds."""
-    return Redis.from_url(
-        url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        health_check_interval=30,
-        decode_responses=False,
+def create_redis(url: str, *, timeout: float, max_connections: int | None = None) -> Redis:
+    """A pooled client whose connects and commands give up after ``timeout`` seconds.
+
+    With ``max_connections``, a burst (a thousand dashboards subscribing at once) waits for a
+    pooled connection, up to ``timeout``, instead of opening a connection per caller.
+    """
+    options: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "health_check_interval": 30,
+        "decode_responses": False,
+    }
+    if max_connections is None:
+        return Redis.from_url(url, **options)
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=timeout, **options
     )
+    return Redis.from_pool(pool)  # the client owns the pool and closes it
 
 
 async def ping(client: Redis, url: str, *, timeout: float) -> str:

@@ -1,0 +1,79 @@
+"""Our graphql-transport-ws handler: Strawberry's, plus what a long-lived dashboard needs.
+
+- Protocol pings. WebSocket ping frames (uvicorn sends them, see app/serving.py) find dead
+  peers, but browsers hide them from JavaScript; a `ping` message every keep-alive interval
+  lets a graphql-ws client notice a dead server too, and keeps idle proxies from cutting it.
+- A refused subscription over the per-connection cap carries a code (RATE_LIMITED), like
+  every other error clients branch on.
+- A client that leaves while an event is being sent is normal life, not an error worth a
+  traceback in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from graphql import GraphQLError
+from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    ErrorMessage,
+    SubscribeMessage,
+)
+
+from app.errors import ErrorCode
+
+log = logging.getLogger(__name__)
+
+
+class ChimeraTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
+    pinger: asyncio.Task[None] | None = None
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        await super().handle_connection_init(message)
+        interval = self.view.keep_alive_interval
+        if self.connection_acknowledged and interval and self.pinger is None:
+            self.pinger = asyncio.create_task(self._ping_every(interval))
+
+    async def _ping_every(self, interval: float) -> None:
+        with contextlib.suppress(WebSocketDisconnected):
+            while True:
+                await asyncio.sleep(interval)
+                await self.send_message({"type": "ping"})
+
+    async def shutdown(self) -> None:
+        if self.pinger is not None:
+            self.pinger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.pinger
+        await super().shutdown()
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        cap = self.max_subscriptions_per_connection
+        if (
+            self.connection_acknowledged
+            and cap is not None
+            and message["id"] not in self.operations
+            and len(self.operations) >= cap
+        ):
+            error = GraphQLError(
+                f"This connection already runs {cap} operations; end one first",
+                extensions={"code": ErrorCode.RATE_LIMITED.value},
+            )
+            await self.send_message(
+                ErrorMessage(id=message["id"], type="error", payload=[error.formatted])
+            )
+            return
+        await super().handle_subscribe(message)
+
+    async def handle_task_exception(self, error: Exception) -> None:
+        if isinstance(error, WebSocketDisconnected):
+            log.debug("client left while an operation was sending: %s", error)
+            return
+        await super().handle_task_exception(error)

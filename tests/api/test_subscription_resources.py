@@ -1,0 +1,226 @@
+"""A thousand subscriptions come and go; the server keeps nothing of them.
+
+Sockets end in each way a real client ends them: the client completes the operation, closes
+the socket, vanishes from the network without a close frame, or vanishes in the middle of a
+replay. Afterwards the process's tasks, its Redis connections and its traced memory are back
+to what they were before, and the fan-out holds no reader or subscriber for those tenants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import psutil
+from httpx import AsyncClient
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from websockets.asyncio.client import ClientConnection
+
+from app.events.hub import StreamHub
+from app.ids import decode_id
+from app.stores.redis import keys
+from tests.api import raw_ws
+from tests.api.test_subscriptions import STATUS, new_campaign, relayed
+from tests.support import TenantClient, new_tenant
+
+LIVE_TENANTS = 3
+LIVE_PER_TENANT = 300  # completed, closed and dropped: a third of each
+REPLAYING = 100  # dropped mid-replay
+REPLAY_EVENTS = 700  # more than one replay chunk
+OPENING_AT_ONCE = 50
+
+
+@dataclass(frozen=True)
+class Usage:
+    tasks: int
+    redis_connections: int
+    subscribers: int
+    readers: int
+    objects: int
+
+
+def usage(hub: StreamHub, redis_port: int) -> Usage:
+    connections = psutil.Process().net_connections(kind="tcp")
+    return Usage(
+        tasks=len(asyncio.all_tasks()),
+        redis_connections=sum(
+            1
+            for c in connections
+            if c.raddr and c.raddr.port == redis_port and c.status == "ESTABLISHED"
+        ),
+        subscribers=sum(len(reader.subscribers) for reader in hub.readers.values()),
+        readers=len(hub.readers),
+        objects=len(gc.get_objects()),
+    )
+
+
+async def in_batches(actions: list[Callable[[], Awaitable[None]]]) -> None:
+    for start in range(0, len(actions), OPENING_AT_ONCE):
+        await asyncio.gather(*(action() for action in actions[start : start + OPENING_AT_ONCE]))
+
+
+async def next_event(socket: ClientConnection) -> str:
+    async with asyncio.timeout(30):
+        message = await raw_ws.receive(socket)
+    assert message["type"] == "next", message
+    assert not message["payload"].get("errors"), message
+    event_id: str = message["payload"]["data"]["campaignEvents"]["id"]
+    return event_id
+
+
+@dataclass
+class Fixture:
+    live: list[tuple[TenantClient, str]]
+    replaying: tuple[TenantClient, str]
+
+
+async def a_round(hub: StreamHub, fixture: Fixture, host: str, status: str) -> Usage:
+    """Open every subscription, prove each is live, end them all; returns usage at the peak."""
+    live: list[tuple[ClientConnection, TenantClient, str]] = []
+
+    async def open_live(tenant: TenantClient, campaign_id: str) -> None:
+        socket = await raw_ws.open_socket(host, tenant.token())
+        await raw_ws.subscribe(socket, "1")
+        live.append((socket, tenant, campaign_id))
+
+    async def replay_and_vanish() -> None:
+        tenant, _campaign = fixture.replaying
+        socket = await raw_ws.open_socket(host, tenant.token())
+        await raw_ws.subscribe(socket, "1", after="0-0")
+        await next_event(socket)  # the stream holds more: the server is mid-replay
+        raw_ws.drop(socket)
+
+    await in_batches(
+        [
+            (lambda t=tenant, c=campaign: open_live(t, c))
+            for tenant, campaign in fixture.live
+            for _ in range(LIVE_PER_TENANT)
+        ]
+        + [replay_and_vanish for _ in range(REPLAYING)]
+    )
+    async with asyncio.timeout(30):
+        while usage(hub, 0).subscribers < len(live):  # noqa: ASYNC110 - polls the server's state
+            await asyncio.sleep(0.05)
+    peak = usage(hub, 0)
+    # One commit per live tenant reaches every live socket: all of them were really subscribed.
+    for tenant, campaign_id in fixture.live:
+        await tenant.data(STATUS, {"id": campaign_id, "s": status})
+    await asyncio.gather(*(next_event(socket) for socket, _t, _c in live))
+
+    thirds = len(live) // 3
+    for socket, _t, _c in live[:thirds]:
+        await raw_ws.complete(socket, "1")
+    await asyncio.gather(*(socket.close() for socket, _t, _c in live[:thirds]))
+    await asyncio.gather(*(socket.close() for socket, _t, _c in live[thirds : 2 * thirds]))
+    for socket, _t, _c in live[2 * thirds :]:
+        raw_ws.drop(socket)
+    return peak
+
+
+async def settle(hub: StreamHub, tenants: set[UUID], redis_port: int, baseline: Usage) -> Usage:
+    """Usage once the server has noticed every ending (a dropped peer takes a moment)."""
+    async with asyncio.timeout(30):
+        while True:
+            gc.collect()
+            now = usage(hub, redis_port)
+            if (
+                not tenants & set(hub.readers)
+                and now.tasks <= baseline.tasks
+                and now.subscribers <= baseline.subscribers
+                and now.redis_connections <= baseline.redis_connections
+            ):
+                return now
+            await asyncio.sleep(0.1)
+
+
+async def test_opening_and_dropping_1000_subscriptions_returns_tasks_redis_and_memory_to_baseline(
+    engine: AsyncEngine, http: AsyncClient, live_url: str, app: Starlette, redis_url: str
+) -> None:
+    hub: StreamHub = app.state.hub
+    redis = app.state.stores.redis
+    redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    live = []
+    for _ in range(LIVE_TENANTS):
+        tenant = await new_tenant(engine, http)
+        live.append((tenant, await new_campaign(tenant)))
+    replay_tenant = await new_tenant(engine, http)
+    replay_campaign = await new_campaign(replay_tenant)
+    await relayed(engine, replay_tenant)
+    at = datetime.now(UTC).isoformat()
+    campaign_pk = decode_id(replay_campaign, "Campaign")
+    async with redis.pipeline(transaction=False) as pipe:
+        for n in range(REPLAY_EVENTS):
+            pipe.xadd(
+                keys.event_stream(replay_tenant.id),
+                {"event": 10_000 + n, "type": "UPDATED", "campaign": str(campaign_pk), "at": at},
+            )
+        await pipe.execute()
+    fixture = Fixture(live=live, replaying=(replay_tenant, replay_campaign))
+    tenants: set[UUID] = {t.id for t, _c in live} | {replay_tenant.id}
+
+    # A first round brings pools, caches and lazily built code paths to their steady size.
+    await a_round(hub, fixture, live_url, "ACTIVE")
+    await settle(hub, tenants, redis_port, Usage(10**6, 10**6, 10**6, 10**6, 10**9))
+    gc.collect()
+    baseline = usage(hub, redis_port)
+    peak = await a_round(hub, fixture, live_url, "PAUSED")
+    after = await settle(hub, tenants, redis_port, baseline)
+
+    assert peak.subscribers >= baseline.subscribers + LIVE_TENANTS * LIVE_PER_TENANT
+    assert after.tasks <= baseline.tasks
+    assert after.redis_connections <= baseline.redis_connections
+    # Memory: every Python object a thousand open subscriptions held (sockets, tasks,
+    # contexts, loaders, queues) is given back, bar a few percent of noise.
+    print("USAGE", baseline, peak, after)
+    held, kept = peak.objects - baseline.objects, after.objects - baseline.objects
+    assert held > 100 * LIVE_TENANTS * LIVE_PER_TENANT, "the peak was not measured while open"
+    assert kept < held // 20, (held, kept)
+
+
+async def test_subscribers_of_one_tenant_share_one_campaign_read_per_event(
+    engine: AsyncEngine, http: AsyncClient, live_url: str, app: Starlette
+) -> None:
+    hub: StreamHub = app.state.hub
+    tenant = await new_tenant(engine, http)
+    campaign_id = await new_campaign(tenant)
+    await relayed(engine, tenant)
+    pk = decode_id(campaign_id, "Campaign")
+    sockets = [await raw_ws.open_socket(live_url, tenant.token()) for _ in range(40)]
+    reads: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *rest: Any) -> None:
+        if "FROM campaign" in statement and str(pk) in repr(parameters):
+            reads.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        for socket in sockets:
+            await raw_ws.subscribe(socket, "1")
+        async with asyncio.timeout(10):
+            while (  # noqa: ASYNC110 - polls the server's state
+                tenant.id not in hub.readers
+                or len(hub.readers[tenant.id].subscribers) < len(sockets)
+            ):
+                await asyncio.sleep(0.05)
+        await app.state.stores.redis.xadd(
+            keys.event_stream(tenant.id),
+            {
+                "event": 1,
+                "type": "UPDATED",
+                "campaign": str(pk),
+                "at": datetime.now(UTC).isoformat(),
+            },
+        )
+        delivered = await asyncio.gather(*(next_event(socket) for socket in sockets))
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+        await asyncio.gather(*(socket.close() for socket in sockets))
+    assert len(set(delivered)) == 1
+    assert len(reads) == 1, reads

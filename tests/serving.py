@@ -1,0 +1,38 @@
+"""An app behind a real uvicorn inside the test process, configured as `chimera serve` does."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from starlette.applications import Starlette
+
+from app.serving import server_config
+from tests.processes import free_port
+
+
+@asynccontextmanager
+async def served(app: Starlette) -> AsyncIterator[str]:
+    """Serve an app whose lifespan already runs; yields its host:port."""
+    port = free_port()
+    config = server_config(
+        app, app.state.settings, host="127.0.0.1", port=port, log_level="warning"
+    )
+    config.lifespan = "off"
+    server = uvicorn.Server(config)
+    # The test process keeps its own signal handling: uvicorn would otherwise take SIGINT and
+    # SIGTERM for itself, and a stuck run could no longer be stopped.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
