@@ -58,13 +58,26 @@ class EventSubscriptions:
         key = keys.event_stream(principal.tenant_id)
         subscriber = await ctx.events.subscribe(principal.tenant_id)
         try:
-            if seen is not None:
-                async with unavailable_as_error(timeout):
-                    oldest = entries_of(await redis.xrange(key, count=1))
-                if oldest and seen < parse(oldest[0].stream_id) and seen != (0, 0):
+            if seen is not None and seen != (0, 0):
+                async with (
+                    unavailable_as_error(timeout),
+                    redis.pipeline(transaction=False) as pipe,
+                ):
+                    pipe.xrange(key, count=1)
+                    pipe.xrevrange(key, count=1)
+                    oldest, newest = (entries_of(reply) for reply in await pipe.execute())
+                if oldest and seen < parse(oldest[0].stream_id):
                     raise BadUserInput(
                         "Events after this id are no longer kept; reload and subscribe "
                         "without 'after'",
+                        argument="after",
+                        reason="CURSOR_EXPIRED",
+                    )
+                if not newest or seen > parse(newest[0].stream_id):
+                    # Not an id this stream issued (or Redis lost it): trusting it would
+                    # skip every event until the stream caught up with it.
+                    raise BadUserInput(
+                        "No event with this id is known; reload and subscribe without 'after'",
                         argument="after",
                         reason="CURSOR_EXPIRED",
                     )

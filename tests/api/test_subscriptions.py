@@ -126,14 +126,23 @@ async def test_a_subscriber_sees_only_its_tenant_and_its_campaign(
     assert [e["campaign"]["id"] for e in received] == [theirs]
 
 
-async def test_an_expired_cursor_is_a_clear_error(
-    tenant: TenantClient, live_url: str, engine: AsyncEngine
+@pytest.mark.parametrize(
+    ("after", "has_events"),
+    [
+        ("1-0", True),  # older than anything the stream keeps
+        ("99999999999999-0", True),  # newer than anything it issued: would skip live events
+        ("1795997975679-0", False),  # the stream is gone (Redis lost it)
+    ],
+)
+async def test_a_cursor_the_stream_cannot_honour_is_a_clear_error(
+    tenant: TenantClient, live_url: str, engine: AsyncEngine, after: str, has_events: bool
 ) -> None:
-    await new_campaign(tenant)
-    await relayed(engine, tenant)
+    if has_events:
+        await new_campaign(tenant)
+        await relayed(engine, tenant)
     async with ws_session(live_url, tenant.token()) as session:
         with pytest.raises(TransportQueryError) as expired:
-            await take(session.subscribe(events(after="1-0")), 1, 10)
+            await take(session.subscribe(events(after=after)), 1, 10)
     assert expired.value.errors is not None
     extensions = expired.value.errors[0]["extensions"]
     assert (extensions["code"], extensions["reason"]) == ("BAD_USER_INPUT", "CURSOR_EXPIRED")
