@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -56,6 +57,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from app.main import create_app
     from app.seed import database_is_empty, seed_demo
+    from app.serving import server_config
 
     if "public_url" not in settings.model_fields_set:
         # Local media URLs must point at the address this server really listens on.
@@ -89,7 +91,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             print("Demo tenant token (paste as an HTTP header in GraphiQL):", flush=True)
             print(f'  {{"Authorization": "Bearer {token}"}}', flush=True)
         print(f"Data directory: {ready.resolved_data_dir}   Ctrl-C stops everything.", flush=True)
-        uvicorn.run(create_app(ready), host=args.host, port=args.port, log_level="info")
+        config = server_config(create_app(ready), ready, host=args.host, port=args.port)
+        uvicorn.Server(config).run()
     return 0
 
 
@@ -190,19 +193,72 @@ def _with_stores(settings: Settings, action: Callable[[Stores], Awaitable[T]]) -
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    """The indexer on its own, for deployments that run it beside stateless app instances."""
-    from app.indexing.indexer import run_forever
+    """The relay and the indexer, without serving GraphQL, for deployments that keep them off
+    the app instances. Once it says they run, Ctrl-C or SIGTERM stops both and exits 0.
 
-    with embedded_engines(settings) as ready:
+    The relay always runs: only one relay publishes at a time (an advisory lock), so a worker
+    beside app instances that relay too is safe. The indexer runs when the embedding model
+    loads; without it the worker still relays, and says the indexer is off.
+    """
+    # Until _until_signalled takes both signals over, SIGTERM interrupts start-up the way
+    # Ctrl-C does (exit 130), so embedded engines this process started are stopped too.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        with embedded_engines(settings) as ready:
+            return _with_stores(ready, _work)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
-        async def work(stores: Stores) -> int:
-            if stores.embedder is None:
-                raise CommandError(f"no embedding model: {stores.embedder_error}")
-            print("indexer running; Ctrl-C stops it", flush=True)
-            await run_forever(stores.engine, stores.vectors, stores.embedder)
-            return 0
 
-        return _with_stores(ready, work)
+async def _work(stores: Stores) -> int:
+    from app.events.relay import run_forever as relay_forever
+    from app.indexing.indexer import run_forever as index_forever
+
+    jobs: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+        "relay": lambda: relay_forever(stores.engine, stores.redis)
+    }
+    embedder = stores.embedder
+    if embedder is None:
+        banner = (
+            f"relay running; indexer off (no embedding model: {stores.embedder_error});"
+            " Ctrl-C stops it"
+        )
+    else:
+        jobs["indexer"] = lambda: index_forever(stores.engine, stores.vectors, embedder)
+        banner = "relay and indexer running; Ctrl-C stops them"
+    await _until_signalled(jobs, banner)
+    return 0
+
+
+async def _until_signalled(
+    jobs: dict[str, Callable[[], Coroutine[Any, Any, None]]], banner: str
+) -> None:
+    """Run ``jobs`` concurrently until SIGINT or SIGTERM, then cancel them and wait for them.
+
+    ``banner`` is printed once the signals are ours, so a signal sent as soon as it appears
+    stops the jobs cleanly. A job that ends by itself (they loop forever and log their own
+    failures) stops the rest and re-raises its error.
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
+    stopping = asyncio.create_task(stop.wait(), name="signal")
+    tasks = [asyncio.create_task(job(), name=name) for name, job in jobs.items()]
+    try:
+        print(banner, flush=True)
+        done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (stopping, *tasks):
+            task.cancel()
+        await asyncio.gather(stopping, *tasks, return_exceptions=True)
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+    for task in tasks:
+        if task in done:
+            task.result()  # re-raise what ended it
+            raise RuntimeError(f"the {task.get_name()} stopped unexpectedly")
 
 
 def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
@@ -277,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check every store; exit 1 when one is down")
     doctor.set_defaults(func=cmd_doctor)
 
-    worker = sub.add_parser("worker", help="run the indexer without serving GraphQL")
+    worker = sub.add_parser("worker", help="run the relay and the indexer without serving GraphQL")
     worker.set_defaults(func=cmd_worker)
 
     reindex = sub.add_parser("reindex", help="repair drift between PostgreSQL and the index")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from app import migrations
 from app.auth import auth_secret
 from app.errors import ChimeraError
-from app.events.relay import oldest_unpublished_age
+from app.events.relay import RELAY_LAG_ALARM_SECONDS, oldest_unpublished_age
 from app.indexing.indexer import dead_letters
 from app.lifespan import load_embedder
 from app.settings import Settings
@@ -17,9 +17,6 @@ from app.stores.objects.factory import open_object_store
 from app.stores.postgres import engine as pg
 from app.stores.redis import client as rd
 from app.stores.vectors.factory import open_vector_index
-
-# An event the relay has not published for this long means live updates are stuck.
-RELAY_LAG_ALARM_SECONDS = 60.0
 
 
 @dataclass(frozen=True)

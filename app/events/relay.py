@@ -1,12 +1,26 @@
 """The relay: committed outbox events to each tenant's Redis Stream, then marked published.
 
-Only one relay publishes at a time (a PostgreSQL advisory lock), reading unpublished events
-in id order. Events of one campaign are written under that campaign's row lock, so for each
-campaign this is commit order. Publishing is a Lua script that sets a per-event marker and
-XADDs in one atomic step: a relay that dies after publishing but before marking the row
-re-publishes nothing, so the stream holds every event exactly once and subscribers never see
-the same event twice. Events that cannot be published stay in the outbox and are retried;
-their age is what `chimera doctor` and /readyz report.
+Only one relay publishes at a time: each pass takes a PostgreSQL advisory lock for its
+transaction, and a process that cannot get it does nothing. A pass reads the oldest
+BATCH_SIZE events still unpublished, in id order, XADDs those subscriptions carry (campaign
+events of CAMPAIGN_EVENT_TYPES) and marks them all published, the ones it skipped too.
+
+Ids are drawn when an event is inserted, not when its transaction commits, so id order is
+commit order only between transactions that could not overlap. An event whose transaction
+commits after a pass has published higher ids is not lost, since every pass reads every row
+still unpublished, but it reaches the stream after them. Campaign events written under the
+campaign's row lock (UPDATED, STATUS_CHANGED, AGENT_ASSIGNED, AGENT_UNASSIGNED; and CREATED,
+which no other transaction can see until it commits) therefore reach the stream in commit
+order for each campaign. ENGAGEMENT (`record_engagement`) and MEDIA_READY (`complete_upload`)
+are written without that lock: against other events of the same campaign committed at about
+the same moment, they may reach the stream in either order.
+
+Publishing is a Lua script that sets a per-event marker and XADDs in one atomic step: a relay
+that dies after publishing but before marking the row publishes nothing twice on its next
+pass (the marker lives MARKER_TTL_SECONDS, far longer than any pass), so the stream holds
+each event once. A pass stops at the first event it cannot publish: that event and every
+later one stay unpublished and are retried, in order, on the next pass. Their age is what
+`chimera doctor` and /readyz report.
 """
 
 from __future__ import annotations
@@ -39,6 +53,8 @@ RELAY_LOCK = 0x52454C59  # "RELY"
 BATCH_SIZE = 200
 STREAM_MAXLEN = 100_000  # per tenant; older events are trimmed and can no longer be replayed
 MARKER_TTL_SECONDS = 7 * 24 * 3600
+# An event the relay has not published for this long means live updates are stuck.
+RELAY_LAG_ALARM_SECONDS = 60.0
 
 PUBLISH = """
 if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then

@@ -1,0 +1,360 @@
+"""The relay's contract, against real PostgreSQL and Redis: every committed campaign event
+reaches its tenant's stream once, in outbox order, whatever fails in between.
+
+The module relays a database of its own: the session app's relay publishes whatever is
+unpublished in the session database and would race every assertion made here. Tenants are
+fresh UUIDs, so their stream and marker keys collide with nothing else in the shared Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app import migrations
+from app.events.relay import (
+    MARKER_TTL_SECONDS,
+    RELAY_LOCK,
+    oldest_unpublished_age,
+    publish_once,
+)
+from app.stores.postgres.engine import create_engine
+from app.stores.postgres.tables import outbox, tenant
+from app.stores.redis import keys
+from app.stores.redis.client import create_redis
+from tests.engines import create_database, drop_database
+from tests.processes import closed_port_url
+
+
+@pytest_asyncio.fixture(scope="module")
+async def relay_engine(pg_server_url: str) -> AsyncIterator[AsyncEngine]:
+    url = await create_database(pg_server_url, prefix="chimera_relay")
+    engine = create_engine(url, timeout=10)
+    try:
+        await migrations.upgrade(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+        await drop_database(url)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = create_redis(redis_url, timeout=5)
+    yield client
+    await client.aclose()
+
+
+@dataclass
+class Outbox:
+    """One test's tenants and events in the relay's database, cleared afterwards."""
+
+    engine: AsyncEngine
+    redis: Redis
+    tenants: list[uuid.UUID] = field(default_factory=list)
+
+    async def tenant(self) -> uuid.UUID:
+        pk = uuid.uuid4()
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(tenant).values(id=pk, slug=f"r-{pk.hex[:12]}", name="r"))
+        self.tenants.append(pk)
+        return pk
+
+    async def emit(
+        self,
+        tenant_id: uuid.UUID,
+        campaign_id: uuid.UUID,
+        event_type: str = "UPDATED",
+        *,
+        aggregate_type: str = "campaign",
+        age_seconds: float = 0,
+        published: bool = False,
+    ) -> int:
+        async with self.engine.begin() as conn:
+            return await self.emit_in(
+                conn,
+                tenant_id,
+                campaign_id,
+                event_type,
+                aggregate_type=aggregate_type,
+                age_seconds=age_seconds,
+                published=published,
+            )
+
+    @staticmethod
+    async def emit_in(
+        conn: AsyncConnection,
+        tenant_id: uuid.UUID,
+        campaign_id: uuid.UUID,
+        event_type: str = "UPDATED",
+        *,
+        aggregate_type: str = "campaign",
+        age_seconds: float = 0,
+        published: bool = False,
+    ) -> int:
+        event_id: int = (
+            await conn.execute(
+                insert(outbox)
+                .values(
+                    tenant_id=tenant_id,
+                    aggregate_type=aggregate_type,
+                    aggregate_id=campaign_id,
+                    event_type=event_type,
+                    payload={},
+                    created_at=func.now() - text(f"interval '{age_seconds} seconds'"),
+                    published_at=func.now() if published else None,
+                )
+                .returning(outbox.c.id)
+            )
+        ).scalar_one()
+        return event_id
+
+    async def stream(self, tenant_id: uuid.UUID) -> list[tuple[int, str, str]]:
+        """(event id, type, campaign) of every entry in the tenant's stream, in stream order."""
+        entries: Any = await self.redis.xrange(keys.event_stream(tenant_id))
+        return [
+            (int(f[b"event"]), f[b"type"].decode(), f[b"campaign"].decode()) for _, f in entries
+        ]
+
+    async def unpublished(self) -> list[int]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(outbox.c.id).where(outbox.c.published_at.is_(None)).order_by(outbox.c.id)
+            )
+            return [r.id for r in rows]
+
+    async def clear(self) -> None:
+        async with self.engine.begin() as conn:
+            events = list(await conn.execute(select(outbox.c.tenant_id, outbox.c.id)))
+            await conn.execute(delete(outbox))
+            await conn.execute(delete(tenant))
+        stale = [keys.published_marker(e.tenant_id, e.id) for e in events]
+        stale += [keys.event_stream(pk) for pk in self.tenants]
+        if stale:
+            await self.redis.delete(*stale)
+
+
+@pytest_asyncio.fixture
+async def box(relay_engine: AsyncEngine, redis: Redis) -> AsyncIterator[Outbox]:
+    handle = Outbox(relay_engine, redis)
+    await handle.clear()
+    yield handle
+    await handle.clear()
+
+
+async def _drain(box: Outbox, *, batch_size: int = 200) -> None:
+    for _ in range(1000):
+        if not await publish_once(box.engine, box.redis, batch_size=batch_size):
+            return
+    raise AssertionError("the relay never ran out of events")
+
+
+async def test_events_reach_their_tenants_stream_in_outbox_order_and_are_marked(
+    box: Outbox,
+) -> None:
+    a, b = await box.tenant(), await box.tenant()
+    c1, c2, c3 = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    plan = [
+        (a, c1, "CREATED", "campaign"),
+        (a, c2, "CREATED", "campaign"),
+        (b, c3, "CREATED", "campaign"),
+        (a, c1, "STATUS_CHANGED", "campaign"),
+        (a, uuid.uuid4(), "CREATED", "agent"),  # not a stream event: only marked
+        (a, c1, "MEDIA_DELETED", "campaign"),  # a campaign event subscriptions do not carry
+        (a, c2, "ENGAGEMENT", "campaign"),
+        (b, c3, "AGENT_ASSIGNED", "campaign"),
+        (a, c1, "UPDATED", "campaign"),
+    ]
+    ids = [await box.emit(t, c, e, aggregate_type=kind) for t, c, e, kind in plan]
+
+    # Small batches: order must hold across passes too.
+    await _drain(box, batch_size=2)
+
+    expected = {
+        tenant_id: [
+            (event_id, event, str(campaign))
+            for event_id, (t, campaign, event, kind) in zip(ids, plan, strict=True)
+            if t == tenant_id and kind == "campaign" and event != "MEDIA_DELETED"
+        ]
+        for tenant_id in (a, b)
+    }
+    assert await box.stream(a) == expected[a]
+    assert await box.stream(b) == expected[b]
+    assert [e for e, *_ in expected[a]] == sorted(e for e, *_ in expected[a])
+    assert await box.unpublished() == []
+    marker = keys.published_marker(a, ids[0])
+    assert 0 < await box.redis.ttl(marker) <= MARKER_TTL_SECONDS
+    assert await box.redis.exists(keys.published_marker(a, ids[4])) == 0
+
+
+async def test_a_crash_between_publish_and_mark_publishes_each_event_once(
+    box: Outbox,
+) -> None:
+    t, campaign = await box.tenant(), uuid.uuid4()
+    before = [await box.emit(t, campaign, kind) for kind in ("CREATED", "UPDATED", "UPDATED")]
+    # The pass publishes, then dies on the UPDATE that marks the rows: its transaction rolls
+    # back, exactly as if the process had been killed before committing.
+    async with box.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "CREATE FUNCTION relay_crash() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'relay crashed before marking'; END $$"
+            )
+        )
+        await conn.execute(
+            text(
+                "CREATE TRIGGER relay_crash BEFORE UPDATE OF published_at ON outbox "
+                "FOR EACH STATEMENT EXECUTE FUNCTION relay_crash()"
+            )
+        )
+    try:
+        with pytest.raises(DBAPIError, match="relay crashed before marking"):
+            await publish_once(box.engine, box.redis)
+    finally:
+        async with box.engine.begin() as conn:
+            await conn.execute(text("DROP TRIGGER relay_crash ON outbox"))
+            await conn.execute(text("DROP FUNCTION relay_crash()"))
+    assert [e for e, *_ in await box.stream(t)] == before, "the crashed pass published nothing"
+    assert await box.unpublished() == before
+
+    after = [await box.emit(t, campaign, "STATUS_CHANGED") for _ in range(2)]
+    await _drain(box)
+    assert await box.stream(t) == [
+        (event_id, event, str(campaign))
+        for event_id, event in zip(
+            before + after,
+            ["CREATED", "UPDATED", "UPDATED", "STATUS_CHANGED", "STATUS_CHANGED"],
+            strict=True,
+        )
+    ]
+    assert await box.unpublished() == []
+
+
+class FailingRedis(Redis):
+    """A real client whose publish of one event fails: before reaching Redis, or after Redis
+    applied it with the reply lost on the way back."""
+
+    fail_event: int = 0
+    reply_lost: bool = False
+
+    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
+        event_id = int(keys_and_args[numkeys + 2])  # ARGV[3]
+        if event_id == self.fail_event and not self.reply_lost:
+            raise RedisConnectionError("connection reset before sending")
+        result = await super().evalsha(sha, numkeys, *keys_and_args)
+        if event_id == self.fail_event:
+            raise RedisConnectionError("connection reset before the reply")
+        return result
+
+
+@pytest.mark.parametrize("reply_lost", [False, True], ids=["not-sent", "reply-lost"])
+async def test_a_redis_failure_mid_batch_leaves_the_rest_for_the_next_pass_in_order(
+    box: Outbox, redis_url: str, reply_lost: bool
+) -> None:
+    t, campaign = await box.tenant(), uuid.uuid4()
+    ids = [await box.emit(t, campaign) for _ in range(5)]
+    failing = FailingRedis.from_url(redis_url, socket_timeout=5)
+    assert isinstance(failing, FailingRedis)
+    failing.fail_event, failing.reply_lost = ids[2], reply_lost
+    try:
+        settled = await publish_once(box.engine, failing)
+    finally:
+        await failing.aclose()
+
+    assert settled == 2
+    assert await box.unpublished() == ids[2:]
+    assert [e for e, *_ in await box.stream(t)] == ids[: 3 if reply_lost else 2]
+
+    await _drain(box)
+    assert [e for e, *_ in await box.stream(t)] == ids
+    assert await box.unpublished() == []
+
+
+async def test_with_redis_unreachable_nothing_is_marked_and_the_next_pass_publishes_all(
+    box: Outbox,
+) -> None:
+    t, campaign = await box.tenant(), uuid.uuid4()
+    ids = [await box.emit(t, campaign) for _ in range(3)]
+    unreachable = create_redis(closed_port_url("redis"), timeout=1)
+    try:
+        assert await publish_once(box.engine, unreachable) == 0
+    finally:
+        await unreachable.aclose()
+    assert await box.unpublished() == ids
+    await _drain(box)
+    assert [e for e, *_ in await box.stream(t)] == ids
+
+
+async def test_while_another_relay_holds_the_lock_a_pass_publishes_nothing(box: Outbox) -> None:
+    t, campaign = await box.tenant(), uuid.uuid4()
+    ids = [await box.emit(t, campaign) for _ in range(3)]
+    async with box.engine.connect() as other:
+        await other.execute(text("SELECT pg_advisory_lock(:key)"), {"key": RELAY_LOCK})
+        try:
+            assert await publish_once(box.engine, box.redis) == 0
+            assert await box.stream(t) == []
+            assert await box.unpublished() == ids
+        finally:
+            await other.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": RELAY_LOCK})
+    assert await publish_once(box.engine, box.redis) == 3
+    assert [e for e, *_ in await box.stream(t)] == ids
+
+
+async def test_an_event_committed_after_a_higher_id_was_published_is_published_late(
+    box: Outbox,
+) -> None:
+    """Ids are drawn at insert, not at commit: the relay must not skip a late commit (a
+    high-water mark would), and it can only publish it after the ids already out."""
+    t, campaign = await box.tenant(), uuid.uuid4()
+    async with box.engine.connect() as slow:
+        transaction = await slow.begin()
+        late = await Outbox.emit_in(slow, t, campaign, "ENGAGEMENT")
+        early = await box.emit(t, campaign, "UPDATED")
+        assert late < early
+        assert await publish_once(box.engine, box.redis) == 1
+        await transaction.commit()
+    await _drain(box)
+    assert await box.stream(t) == [
+        (early, "UPDATED", str(campaign)),
+        (late, "ENGAGEMENT", str(campaign)),
+    ]
+    assert await box.unpublished() == []
+
+
+async def test_oldest_unpublished_age_is_that_of_the_oldest_waiting_event(box: Outbox) -> None:
+    assert await oldest_unpublished_age(box.engine) is None
+    t, campaign = await box.tenant(), uuid.uuid4()
+    await box.emit(t, campaign, age_seconds=3600, published=True)  # old but out: ignored
+    await box.emit(t, campaign, age_seconds=90)
+    await box.emit(t, campaign, age_seconds=10)
+    age = await oldest_unpublished_age(box.engine)
+    assert age is not None
+    assert 90 <= age < 90 + 30
+    await _drain(box)
+    assert await oldest_unpublished_age(box.engine) is None
+
+
+async def test_concurrent_relays_publish_each_event_once_in_order(box: Outbox) -> None:
+    t, campaign = await box.tenant(), uuid.uuid4()
+    ids = [await box.emit(t, campaign) for _ in range(120)]
+
+    async def relay() -> None:
+        while await box.unpublished():
+            await publish_once(box.engine, box.redis, batch_size=7)
+            await asyncio.sleep(0.001)
+
+    async with asyncio.timeout(60):
+        await asyncio.gather(*(relay() for _ in range(4)))
+    assert [e for e, *_ in await box.stream(t)] == ids
+    assert await box.unpublished() == []
