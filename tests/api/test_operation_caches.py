@@ -3,6 +3,8 @@ request and every subscription pays for validation again."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from strawberry.extensions.validation_cache import _get_validate_cache
 
 from tests.support import TenantClient
@@ -11,7 +13,7 @@ QUERY = "query Cached($n: Int) { campaigns(first: $n) { edges { node { id name }
 
 
 async def test_the_same_operation_twice_is_validated_once(tenant: TenantClient) -> None:
-    cache = _get_validate_cache(256)
+    cache: Any = _get_validate_cache(256)  # an lru_cache, typed as a plain callable
     await tenant.data(QUERY, {"n": 1})
     before = cache.cache_info()
     await tenant.data(QUERY, {"n": 2})

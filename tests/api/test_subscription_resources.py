@@ -17,6 +17,7 @@ from typing import Any
 from uuid import UUID
 
 import psutil
+from graphql.execution.collect_fields import CollectedFields
 from httpx import AsyncClient
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -224,3 +225,38 @@ async def test_subscribers_of_one_tenant_share_one_campaign_read_per_event(
         await asyncio.gather(*(socket.close() for socket in sockets))
     assert len(set(delivered)) == 1
     assert len(reads) == 1, reads
+
+
+async def test_a_long_lived_subscription_does_not_grow_with_each_event(
+    engine: AsyncEngine, http: AsyncClient, live_url: str, app: Starlette
+) -> None:
+    tenant = await new_tenant(engine, http)
+    campaign_id = await new_campaign(tenant)
+    await relayed(engine, tenant)
+    pk = str(decode_id(campaign_id, "Campaign"))
+    socket = await raw_ws.open_socket(live_url, tenant.token())
+    stream = keys.event_stream(tenant.id)
+
+    async def deliver(count: int) -> int:
+        """Push ``count`` events through the open subscription; the objects left behind."""
+        at = datetime.now(UTC).isoformat()
+        for n in range(count):
+            await app.state.stores.redis.xadd(
+                stream, {"event": n, "type": "UPDATED", "campaign": pk, "at": at}
+            )
+        for _ in range(count):
+            await next_event(socket)
+        gc.collect()
+        return sum(isinstance(o, CollectedFields) for o in gc.get_objects())
+
+    try:
+        await raw_ws.subscribe(socket, "1")
+        async with asyncio.timeout(10):
+            while tenant.id not in app.state.hub.readers:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        after_few = await deliver(20)
+        after_many = await deliver(300)
+    finally:
+        await socket.close()
+    # graphql-core's memo kept two entries per event for the subscription's whole life.
+    assert after_many - after_few < 20, (after_few, after_many)
