@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -33,6 +34,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ):
             app.state.stores = stores
             app.state.hub = hub
+            # Everything built so far (schema, models, pools) lives as long as the process:
+            # keep it out of garbage collection, so that a full collection scans only what
+            # requests and connections create. Full collections over the whole heap paused
+            # the app for 0.3-0.5 s in the subscription benchmark.
+            gc.collect()
+            gc.freeze()
             yield
 
     protocols = [GRAPHQL_TRANSPORT_WS_PROTOCOL]

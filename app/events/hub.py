@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from redis.asyncio import Redis
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 QUEUE_BATCHES = 1000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -46,18 +47,27 @@ class Batch:
     """Events read together from one tenant's stream, handed to each of its subscribers.
 
     A thousand dashboards of one tenant ask for the same campaign when an event arrives; the
-    batch carries one set of loaders they all share, so that costs one query, not a thousand.
-    Loaders depend on the tenant alone (never on a caller's role), which makes sharing them
-    among one tenant's subscribers safe.
+    batch carries one set of loaders they all share, so that costs one query, not a thousand,
+    and one payload object per event, so that subscribers running the same operation share
+    its execution too (app/execution.py). Loaders depend on the tenant alone (never on a
+    caller's role), which makes sharing them among one tenant's subscribers safe.
     """
 
     events: Sequence[StreamEvent]
     _loaders: Loaders | None = None
+    _payloads: dict[str, Any] = field(default_factory=dict)
 
     def loaders(self, build: Callable[[], Loaders]) -> Loaders:
         if self._loaders is None:
             self._loaders = build()
         return self._loaders
+
+    def payload(self, event: StreamEvent, build: Callable[[StreamEvent], T]) -> T:
+        """The one object every subscriber of this batch yields for ``event``."""
+        if event.stream_id not in self._payloads:
+            self._payloads[event.stream_id] = build(event)
+        payload: T = self._payloads[event.stream_id]
+        return payload
 
 
 class TooManySubscriptions(ChimeraError):

@@ -13,6 +13,7 @@ from datetime import datetime
 from uuid import UUID
 
 import strawberry
+from redis.asyncio import Redis
 
 from app.errors import BadUserInput, NotFound
 from app.events.hub import StreamEvent, SubscriberTooSlow, entries_of
@@ -37,6 +38,28 @@ def _event(event: StreamEvent, loaders: Loaders) -> CampaignEvent:
     )
 
 
+async def _check_cursor(redis: Redis, key: str, seen: tuple[int, int], timeout: float) -> None:
+    """Refuse a cursor the stream cannot honour, rather than replay from it with a gap."""
+    async with unavailable_as_error(timeout), redis.pipeline(transaction=False) as pipe:
+        pipe.xrange(key, count=1)
+        pipe.xrevrange(key, count=1)
+        oldest, newest = (entries_of(reply) for reply in await pipe.execute())
+    if oldest and seen < parse(oldest[0].stream_id):
+        raise BadUserInput(
+            "Events after this id are no longer kept; reload and subscribe without 'after'",
+            argument="after",
+            reason="CURSOR_EXPIRED",
+        )
+    if not newest or seen > parse(newest[0].stream_id):
+        # Not an id this stream issued (or Redis lost it): trusting it would skip every
+        # event until the stream caught up with it.
+        raise BadUserInput(
+            "No event with this id is known; reload and subscribe without 'after'",
+            argument="after",
+            reason="CURSOR_EXPIRED",
+        )
+
+
 @strawberry.type
 class EventSubscriptions:
     @strawberry.subscription(
@@ -59,28 +82,8 @@ class EventSubscriptions:
         subscriber = await ctx.events.subscribe(principal.tenant_id)
         try:
             if seen is not None and seen != (0, 0):
-                async with (
-                    unavailable_as_error(timeout),
-                    redis.pipeline(transaction=False) as pipe,
-                ):
-                    pipe.xrange(key, count=1)
-                    pipe.xrevrange(key, count=1)
-                    oldest, newest = (entries_of(reply) for reply in await pipe.execute())
-                if oldest and seen < parse(oldest[0].stream_id):
-                    raise BadUserInput(
-                        "Events after this id are no longer kept; reload and subscribe "
-                        "without 'after'",
-                        argument="after",
-                        reason="CURSOR_EXPIRED",
-                    )
-                if not newest or seen > parse(newest[0].stream_id):
-                    # Not an id this stream issued (or Redis lost it): trusting it would
-                    # skip every event until the stream caught up with it.
-                    raise BadUserInput(
-                        "No event with this id is known; reload and subscribe without 'after'",
-                        argument="after",
-                        reason="CURSOR_EXPIRED",
-                    )
+                await _check_cursor(redis, key, seen, timeout)
+            if seen is not None:
                 start = f"({after}"
                 while True:
                     async with unavailable_as_error(timeout):
@@ -100,12 +103,15 @@ class EventSubscriptions:
                     start = f"({chunk[-1].stream_id}"
             while True:
                 batch = await subscriber.queue.get()
+                shared = batch.loaders(ctx.fresh_loaders)
                 for event in batch.events:
                     if seen is not None and parse(event.stream_id) <= seen:
                         continue  # already replayed
                     seen = parse(event.stream_id)
                     if only is None or event.campaign_id == only:
-                        yield _event(event, batch.loaders(ctx.fresh_loaders))
+                        # The same object for every subscriber of this batch: the campaign is
+                        # read once, and equal operations are executed once (app/execution.py).
+                        yield batch.payload(event, lambda e: _event(e, shared))  # noqa: B023
                 if subscriber.overflowed and subscriber.queue.empty():
                     raise SubscriberTooSlow(
                         "This subscription fell too far behind; resume with 'after'",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Hashable
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import strawberry
@@ -37,6 +39,11 @@ class CampaignEvent:
     occurred_at: datetime
     campaign_pk: strawberry.Private[UUID]
     loaders: strawberry.Private[Loaders]
+    # Results of executing operations on this event, shared by the subscribers that run the
+    # same one (see app/execution.py); one event object per batch makes that possible.
+    shared_results: strawberry.Private[dict[Hashable, Any]] = dataclasses.field(
+        default_factory=dict
+    )
 
     @strawberry.field(
         description="The campaign as it is now, through the same loaders as queries; null if "

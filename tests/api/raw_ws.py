@@ -31,14 +31,12 @@ async def open_socket(host: str, token: str) -> ClientConnection:
     return socket
 
 
-async def subscribe(socket: ClientConnection, op_id: str, **variables: Any) -> None:
+async def subscribe(
+    socket: ClientConnection, op_id: str, query: str = EVENTS_QUERY, **variables: Any
+) -> None:
     await send(
         socket,
-        {
-            "id": op_id,
-            "type": "subscribe",
-            "payload": {"query": EVENTS_QUERY, "variables": variables},
-        },
+        {"id": op_id, "type": "subscribe", "payload": {"query": query, "variables": variables}},
     )
 
 

@@ -17,17 +17,22 @@ from typing import Any
 from uuid import UUID
 
 import psutil
+import pytest
+from graphql import print_ast
 from graphql.execution.collect_fields import CollectedFields
 from httpx import AsyncClient
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from websockets.asyncio.client import ClientConnection
 
+from app.auth import Role
 from app.events.hub import StreamHub
 from app.ids import decode_id
 from app.stores.redis import keys
 from tests.api import raw_ws
+from tests.api.subscriptions_client import EVENTS_QUERY
 from tests.api.test_subscriptions import STATUS, new_campaign, relayed
 from tests.support import TenantClient, new_tenant
 
@@ -247,7 +252,7 @@ async def test_a_long_lived_subscription_does_not_grow_with_each_event(
         for _ in range(count):
             await next_event(socket)
         gc.collect()
-        return sum(isinstance(o, CollectedFields) for o in gc.get_objects())
+        return sum(type(o) is CollectedFields for o in gc.get_objects())
 
     try:
         await raw_ws.subscribe(socket, "1")
@@ -260,3 +265,71 @@ async def test_a_long_lived_subscription_does_not_grow_with_each_event(
         await socket.close()
     # graphql-core's memo kept two entries per event for the subscription's whole life.
     assert after_many - after_few < 20, (after_few, after_many)
+
+
+NAMES_ONLY = "subscription { campaignEvents { id campaign { name } } }"
+
+
+async def test_subscribers_running_the_same_operation_share_one_execution_per_event(
+    engine: AsyncEngine,
+    http: AsyncClient,
+    live_url: str,
+    app: Starlette,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hub: StreamHub = app.state.hub
+    tenant = await new_tenant(engine, http)
+    campaign_id = await new_campaign(tenant)
+    await relayed(engine, tenant)
+    pk = decode_id(campaign_id, "Campaign")
+    executions: list[str] = []
+    original = StrawberryGraphQLCoreExecutionContext.execute_operation
+
+    def counted(self: Any, serially: bool | None = None) -> Any:
+        if getattr(self.root_value, "shared_results", None) is not None:
+            executions.append(print_ast(self.operation))
+        return original(self, serially)
+
+    monkeypatch.setattr(StrawberryGraphQLCoreExecutionContext, "execute_operation", counted)
+    # 20 dashboards alike; 5 asking for other fields; 5 alike but as viewers.
+    groups = [
+        ([await raw_ws.open_socket(live_url, tenant.token()) for _ in range(20)], EVENTS_QUERY),
+        ([await raw_ws.open_socket(live_url, tenant.token()) for _ in range(5)], NAMES_ONLY),
+        (
+            [await raw_ws.open_socket(live_url, tenant.token(Role.VIEWER)) for _ in range(5)],
+            EVENTS_QUERY,
+        ),
+    ]
+    sockets = [socket for group, _query in groups for socket in group]
+    try:
+        for group, query in groups:
+            for socket in group:
+                await raw_ws.subscribe(socket, "1", query)
+        async with asyncio.timeout(10):
+            while (  # noqa: ASYNC110 - polls the server's state
+                tenant.id not in hub.readers
+                or len(hub.readers[tenant.id].subscribers) < len(sockets)
+            ):
+                await asyncio.sleep(0.05)
+        await app.state.stores.redis.xadd(
+            keys.event_stream(tenant.id),
+            {
+                "event": 1,
+                "type": "UPDATED",
+                "campaign": str(pk),
+                "at": datetime.now(UTC).isoformat(),
+            },
+        )
+        received = []
+        async with asyncio.timeout(15):
+            for socket in sockets:
+                message = await raw_ws.receive(socket)
+                assert message["type"] == "next", message
+                received.append(message["payload"]["data"]["campaignEvents"])
+    finally:
+        await asyncio.gather(*(socket.close() for socket in sockets))
+    assert len(executions) == 3, executions
+    full, names_only, as_viewer = received[:20], received[20:25], received[25:]
+    assert all(event["campaign"] == {"name": "Live"} for event in names_only)
+    assert all(set(event) == {"id", "type", "occurredAt", "campaign"} for event in full)
+    assert all(event == full[0] for event in full + as_viewer)

@@ -126,6 +126,18 @@ async def test_a_subscriber_sees_only_its_tenant_and_its_campaign(
     assert [e["campaign"]["id"] for e in received] == [theirs]
 
 
+async def test_after_the_zero_id_replays_everything_the_stream_holds(
+    tenant: TenantClient, live_url: str, engine: AsyncEngine
+) -> None:
+    campaign_id = await new_campaign(tenant)
+    for status in ("ACTIVE", "PAUSED"):
+        await tenant.data(STATUS, {"id": campaign_id, "s": status})
+    await relayed(engine, tenant)  # all three are in the stream before anyone subscribes
+    async with ws_session(live_url, tenant.token()) as session:
+        replayed = await take(session.subscribe(events(after="0-0")), 3)
+    assert [e["type"] for e in replayed] == ["CREATED", "STATUS_CHANGED", "STATUS_CHANGED"]
+
+
 @pytest.mark.parametrize(
     ("after", "has_events"),
     [
