@@ -27,7 +27,6 @@ unpublished and are retried, in order, on the next pass. Their age is what
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -37,6 +36,7 @@ from redis.asyncio import Redis
 from sqlalchemy import Row, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.events.wakeup import OutboxWakeup
 from app.stores.postgres.tables import outbox
 from app.stores.redis import keys
 
@@ -159,14 +159,27 @@ async def oldest_unpublished_age(engine: AsyncEngine) -> float | None:
     return float(oldest) if oldest is not None else None
 
 
-async def run_forever(engine: AsyncEngine, redis: Redis, *, idle_seconds: float = 0.05) -> None:
-    """Relay until cancelled; polls briefly when idle so commit-to-stream stays in the tens
-    of milliseconds."""
-    while True:
-        try:
-            settled = await publish_once(engine, redis)
-        except Exception:
-            log.exception("relay pass failed")
-            settled = 0
-        if not settled:
-            await asyncio.sleep(idle_seconds)
+async def run_forever(
+    engine: AsyncEngine,
+    redis: Redis,
+    *,
+    idle_seconds: float = 0.05,
+    listening_idle_seconds: float = 1.0,
+) -> None:
+    """Relay until cancelled. Idle, it waits for a commit notification (app/events/wakeup.py)
+    and looks anyway every ``listening_idle_seconds``; without notifications it polls every
+    ``idle_seconds``, so commit-to-stream stays in the tens of milliseconds either way."""
+    wakeup = OutboxWakeup(engine)
+    try:
+        while True:
+            listening = await wakeup.ensure()
+            wakeup.event.clear()  # a commit during this pass wakes the next wait at once
+            try:
+                settled = await publish_once(engine, redis)
+            except Exception:
+                log.exception("relay pass failed")
+                settled = 0
+            if not settled:
+                await wakeup.wait(listening_idle_seconds if listening else idle_seconds)
+    finally:
+        await wakeup.close()

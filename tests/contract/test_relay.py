@@ -9,6 +9,7 @@ fresh UUIDs, so their stream and marker keys collide with nothing else in the sh
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from app.events.relay import (
     RELAY_LOCK,
     oldest_unpublished_age,
     publish_once,
+    run_forever,
 )
 from app.stores.postgres.engine import create_engine
 from app.stores.postgres.tables import outbox, tenant
@@ -368,3 +370,22 @@ async def test_concurrent_relays_publish_each_event_once_in_order(box: Outbox) -
         await asyncio.gather(*(relay() for _ in range(4)))
     assert [e for e, *_ in await box.stream(t)] == ids
     assert await box.unpublished() == []
+
+
+async def test_a_commit_wakes_the_relay_without_waiting_for_its_poll(box: Outbox) -> None:
+    t, campaign = await box.tenant(), uuid.uuid4()
+    # Polling alone would take a minute to notice: only the commit notification can be quick.
+    relay = asyncio.create_task(
+        run_forever(box.engine, box.redis, idle_seconds=60, listening_idle_seconds=60)
+    )
+    try:
+        await asyncio.sleep(0.5)  # listening, and idle
+        event_id = await box.emit(t, campaign)
+        async with asyncio.timeout(5):
+            while not await box.stream(t):  # noqa: ASYNC110 - polls the stream
+                await asyncio.sleep(0.02)
+    finally:
+        relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
+    assert [e for e, *_ in await box.stream(t)] == [event_id]
