@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 QUEUE_BATCHES = 1000
+REPLAY_SHARE_SECONDS = 2.0
+REPLAYS_KEPT = 32  # per tenant
 T = TypeVar("T")
 
 
@@ -111,6 +115,9 @@ class _TenantReader:
         self.tenant_id = tenant_id
         self.last_id = start_id
         self.subscribers: set[Subscriber] = set()
+        # Replayed chunks, shared by subscribers that resume from the same place (after a
+        # restart, a tenant's dashboards all resume from the same last event).
+        self.replays: OrderedDict[tuple[str, str, int], tuple[float, Batch]] = OrderedDict()
         self.task = asyncio.create_task(self._run(), name=f"events-{tenant_id}")
 
     async def _run(self) -> None:
@@ -175,6 +182,29 @@ class StreamHub:
                 self.readers[tenant_id] = reader
         reader.subscribers.add(subscriber)
         return subscriber
+
+    def replay_batch(self, tenant_id: UUID, chunk: Sequence[StreamEvent]) -> Batch:
+        """The batch for a replayed chunk, shared with other subscribers of the tenant that
+        read the very same entries within REPLAY_SHARE_SECONDS.
+
+        Reuse keeps each event's campaign at least as new as the event: the first reader's
+        loaders read the campaigns after that chunk was committed. The time limit bounds
+        how much newer state a later reader could miss; the events that carry it follow.
+        """
+        reader = self.readers.get(tenant_id)
+        if reader is None or not chunk:
+            return Batch(chunk)
+        key = (chunk[0].stream_id, chunk[-1].stream_id, len(chunk))
+        now = time.monotonic()
+        cached = reader.replays.get(key)
+        if cached is not None and now - cached[0] < REPLAY_SHARE_SECONDS:
+            return cached[1]
+        batch = Batch(chunk)
+        reader.replays[key] = (now, batch)
+        reader.replays.move_to_end(key)
+        while len(reader.replays) > REPLAYS_KEPT:
+            reader.replays.popitem(last=False)
+        return batch
 
     async def unsubscribe(self, subscriber: Subscriber) -> None:
         reader = self.readers.get(subscriber.tenant_id)

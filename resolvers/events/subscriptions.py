@@ -88,13 +88,14 @@ class EventSubscriptions:
                 while True:
                     async with unavailable_as_error(timeout):
                         chunk = entries_of(await redis.xrange(key, min=start, count=REPLAY_CHUNK))
-                    # Fresh loaders per chunk: each chunk sees campaigns as they are now, and
-                    # a chunk of one campaign's events reads that campaign once.
-                    loaders = ctx.fresh_loaders()
+                    # Fresh loaders per chunk, shared with whoever replays the same chunk
+                    # now: each sees campaigns as new as its events, read once.
+                    replayed = ctx.events.replay_batch(principal.tenant_id, chunk)
+                    loaders = replayed.loaders(ctx.fresh_loaders)
                     for event in chunk:
                         seen = parse(event.stream_id)
                         if only is None or event.campaign_id == only:
-                            yield _event(event, loaders)
+                            yield replayed.payload(event, lambda e: _event(e, loaders))  # noqa: B023
                             # Cached loads and a socket with room to write never suspend: a
                             # long replay would hold the event loop from every other client.
                             await asyncio.sleep(0)

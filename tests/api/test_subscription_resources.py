@@ -333,3 +333,32 @@ async def test_subscribers_running_the_same_operation_share_one_execution_per_ev
     assert all(event["campaign"] == {"name": "Live"} for event in names_only)
     assert all(set(event) == {"id", "type", "occurredAt", "campaign"} for event in full)
     assert all(event == full[0] for event in full + as_viewer)
+
+
+async def test_subscribers_resuming_from_the_same_event_share_the_replay(
+    engine: AsyncEngine, http: AsyncClient, live_url: str
+) -> None:
+    tenant = await new_tenant(engine, http)
+    campaign_id = await new_campaign(tenant)
+    for status in ("ACTIVE", "PAUSED", "ACTIVE"):
+        await tenant.data(STATUS, {"id": campaign_id, "s": status})
+    await relayed(engine, tenant)
+    pk = decode_id(campaign_id, "Campaign")
+    sockets = [await raw_ws.open_socket(live_url, tenant.token()) for _ in range(10)]
+    reads: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *rest: Any) -> None:
+        if "FROM campaign" in statement and str(pk) in repr(parameters):
+            reads.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        # As after a restart: every dashboard resumes from the same last event it saw.
+        for socket in sockets:
+            await raw_ws.subscribe(socket, "1", after="0-0")
+        replayed = [[await next_event(socket) for _ in range(4)] for socket in sockets]
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+        await asyncio.gather(*(socket.close() for socket in sockets))
+    assert all(ids == replayed[0] for ids in replayed)
+    assert len(reads) == 1, reads
