@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -79,6 +80,43 @@ async def next_event(socket: ClientConnection) -> str:
     assert not message["payload"].get("errors"), message
     event_id: str = message["payload"]["data"]["campaignEvents"]["id"]
     return event_id
+
+
+async def until_subscribed(hub: StreamHub, tenant_id: UUID, count: int) -> None:
+    async with asyncio.timeout(10):
+        while (  # noqa: ASYNC110 - polls the server's state
+            tenant_id not in hub.readers or len(hub.readers[tenant_id].subscribers) < count
+        ):
+            await asyncio.sleep(0.05)
+
+
+async def push_event(app: Starlette, tenant_id: UUID, campaign: UUID, event_id: int = 1) -> None:
+    """Put an event in the tenant's stream directly, as the relay would."""
+    await app.state.stores.redis.xadd(
+        keys.event_stream(tenant_id),
+        {
+            "event": event_id,
+            "type": "UPDATED",
+            "campaign": str(campaign),
+            "at": datetime.now(UTC).isoformat(),
+        },
+    )
+
+
+@contextmanager
+def campaign_reads(engine: AsyncEngine, campaign: UUID) -> Iterator[list[str]]:
+    """The SQL statements that read this campaign while the block runs."""
+    reads: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *rest: Any) -> None:
+        if "FROM campaign" in statement and str(campaign) in repr(parameters):
+            reads.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield reads
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 @dataclass
@@ -199,34 +237,14 @@ async def test_subscribers_of_one_tenant_share_one_campaign_read_per_event(
     await relayed(engine, tenant)
     pk = decode_id(campaign_id, "Campaign")
     sockets = [await raw_ws.open_socket(live_url, tenant.token()) for _ in range(40)]
-    reads: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *rest: Any) -> None:
-        if "FROM campaign" in statement and str(pk) in repr(parameters):
-            reads.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:
-        for socket in sockets:
-            await raw_ws.subscribe(socket, "1")
-        async with asyncio.timeout(10):
-            while (  # noqa: ASYNC110 - polls the server's state
-                tenant.id not in hub.readers
-                or len(hub.readers[tenant.id].subscribers) < len(sockets)
-            ):
-                await asyncio.sleep(0.05)
-        await app.state.stores.redis.xadd(
-            keys.event_stream(tenant.id),
-            {
-                "event": 1,
-                "type": "UPDATED",
-                "campaign": str(pk),
-                "at": datetime.now(UTC).isoformat(),
-            },
-        )
-        delivered = await asyncio.gather(*(next_event(socket) for socket in sockets))
+        with campaign_reads(engine, pk) as reads:
+            for socket in sockets:
+                await raw_ws.subscribe(socket, "1")
+            await until_subscribed(hub, tenant.id, len(sockets))
+            await push_event(app, tenant.id, pk)
+            delivered = await asyncio.gather(*(next_event(socket) for socket in sockets))
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
         await asyncio.gather(*(socket.close() for socket in sockets))
     assert len(set(delivered)) == 1
     assert len(reads) == 1, reads
@@ -238,17 +256,13 @@ async def test_a_long_lived_subscription_does_not_grow_with_each_event(
     tenant = await new_tenant(engine, http)
     campaign_id = await new_campaign(tenant)
     await relayed(engine, tenant)
-    pk = str(decode_id(campaign_id, "Campaign"))
+    pk = decode_id(campaign_id, "Campaign")
     socket = await raw_ws.open_socket(live_url, tenant.token())
-    stream = keys.event_stream(tenant.id)
 
     async def deliver(count: int) -> int:
         """Push ``count`` events through the open subscription; the objects left behind."""
-        at = datetime.now(UTC).isoformat()
         for n in range(count):
-            await app.state.stores.redis.xadd(
-                stream, {"event": n, "type": "UPDATED", "campaign": pk, "at": at}
-            )
+            await push_event(app, tenant.id, pk, n)
         for _ in range(count):
             await next_event(socket)
         gc.collect()
@@ -305,21 +319,8 @@ async def test_subscribers_running_the_same_operation_share_one_execution_per_ev
         for group, query in groups:
             for socket in group:
                 await raw_ws.subscribe(socket, "1", query)
-        async with asyncio.timeout(10):
-            while (  # noqa: ASYNC110 - polls the server's state
-                tenant.id not in hub.readers
-                or len(hub.readers[tenant.id].subscribers) < len(sockets)
-            ):
-                await asyncio.sleep(0.05)
-        await app.state.stores.redis.xadd(
-            keys.event_stream(tenant.id),
-            {
-                "event": 1,
-                "type": "UPDATED",
-                "campaign": str(pk),
-                "at": datetime.now(UTC).isoformat(),
-            },
-        )
+        await until_subscribed(hub, tenant.id, len(sockets))
+        await push_event(app, tenant.id, pk)
         received = []
         async with asyncio.timeout(15):
             for socket in sockets:
@@ -345,20 +346,13 @@ async def test_subscribers_resuming_from_the_same_event_share_the_replay(
     await relayed(engine, tenant)
     pk = decode_id(campaign_id, "Campaign")
     sockets = [await raw_ws.open_socket(live_url, tenant.token()) for _ in range(10)]
-    reads: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *rest: Any) -> None:
-        if "FROM campaign" in statement and str(pk) in repr(parameters):
-            reads.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:
-        # As after a restart: every dashboard resumes from the same last event it saw.
-        for socket in sockets:
-            await raw_ws.subscribe(socket, "1", after="0-0")
-        replayed = [[await next_event(socket) for _ in range(4)] for socket in sockets]
+        with campaign_reads(engine, pk) as reads:
+            # As after a restart: every dashboard resumes from the same last event it saw.
+            for socket in sockets:
+                await raw_ws.subscribe(socket, "1", after="0-0")
+            replayed = [[await next_event(socket) for _ in range(4)] for socket in sockets]
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
         await asyncio.gather(*(socket.close() for socket in sockets))
     assert all(ids == replayed[0] for ids in replayed)
     assert len(reads) == 1, reads
