@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -86,14 +87,13 @@ async def load_embedder() -> tuple[Embedder | None, str | None]:
 
 
 @asynccontextmanager
-async def background_indexer(stores: Stores, settings: Settings) -> AsyncIterator[None]:
-    """Index outbox events in this process, unless a separate worker does it."""
-    if not settings.indexer_enabled or stores.embedder is None:
+async def running(job: Coroutine[Any, Any, None] | None, name: str) -> AsyncIterator[None]:
+    """Run ``job`` as a task for as long as the block lasts (None: nothing to run), then
+    cancel it and wait for it to finish."""
+    if job is None:
         yield
         return
-    task = asyncio.create_task(
-        run_forever(stores.engine, stores.vectors, stores.embedder), name="indexer"
-    )
+    task = asyncio.create_task(job, name=name)
     try:
         yield
     finally:
@@ -102,12 +102,15 @@ async def background_indexer(stores: Stores, settings: Settings) -> AsyncIterato
             await task
 
 
-@asynccontextmanager
-async def background_sweeper(stores: Stores, interval: float) -> AsyncIterator[None]:
+def background_indexer(stores: Stores, settings: Settings) -> AbstractAsyncContextManager[None]:
+    """Index outbox events in this process, unless a separate worker does it."""
+    embedder = stores.embedder if settings.indexer_enabled else None
+    job = run_forever(stores.engine, stores.vectors, embedder) if embedder is not None else None
+    return running(job, "indexer")
+
+
+def background_sweeper(stores: Stores, interval: float) -> AbstractAsyncContextManager[None]:
     """Retry object deletes that failed, for as long as the app runs (0: never)."""
-    if interval <= 0:
-        yield
-        return
 
     async def loop() -> None:
         while True:
@@ -119,13 +122,7 @@ async def background_sweeper(stores: Stores, interval: float) -> AsyncIterator[N
             except Exception:  # a sweep must never take the app down; it runs again later
                 log.exception("media sweep failed")
 
-    task = asyncio.create_task(loop(), name="media-sweeper")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
+    return running(loop() if interval > 0 else None, "media-sweeper")
 
 
 @asynccontextmanager
@@ -142,17 +139,10 @@ async def event_fanout(stores: Stores, settings: Settings) -> AsyncIterator[Stre
         per_tenant_cap=settings.max_subscriptions_per_tenant,
         timeout=settings.store_timeout_seconds,
     )
-    relay = (
-        asyncio.create_task(relay_forever(stores.engine, stores.redis), name="relay")
-        if settings.relay_enabled
-        else None
-    )
-    try:
-        yield hub
-    finally:
-        await hub.close()
-        await readers.aclose()
-        if relay is not None:
-            relay.cancel()
-            with suppress(asyncio.CancelledError):
-                await relay
+    relay = relay_forever(stores.engine, stores.redis) if settings.relay_enabled else None
+    async with running(relay, "relay"):
+        try:
+            yield hub
+        finally:
+            await hub.close()
+            await readers.aclose()

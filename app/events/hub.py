@@ -61,15 +61,18 @@ class Batch:
     _loaders: Loaders | None = None
     _payloads: dict[str, Any] = field(default_factory=dict)
 
-    def loaders(self, build: Callable[[], Loaders]) -> Loaders:
-        if self._loaders is None:
-            self._loaders = build()
-        return self._loaders
-
-    def payload(self, event: StreamEvent, build: Callable[[StreamEvent], T]) -> T:
-        """The one object every subscriber of this batch yields for ``event``."""
+    def payload(
+        self,
+        event: StreamEvent,
+        fresh_loaders: Callable[[], Loaders],
+        build: Callable[[StreamEvent, Loaders], T],
+    ) -> T:
+        """The one object every subscriber of this batch yields for ``event``, built on the
+        batch's loaders (made on first use)."""
         if event.stream_id not in self._payloads:
-            self._payloads[event.stream_id] = build(event)
+            if self._loaders is None:
+                self._loaders = fresh_loaders()
+            self._payloads[event.stream_id] = build(event, self._loaders)
         payload: T = self._payloads[event.stream_id]
         return payload
 

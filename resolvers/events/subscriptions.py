@@ -91,11 +91,10 @@ class EventSubscriptions:
                     # Fresh loaders per chunk, shared with whoever replays the same chunk
                     # now: each sees campaigns as new as its events, read once.
                     replayed = ctx.events.replay_batch(principal.tenant_id, chunk)
-                    loaders = replayed.loaders(ctx.fresh_loaders)
                     for event in chunk:
                         seen = parse(event.stream_id)
                         if only is None or event.campaign_id == only:
-                            yield replayed.payload(event, lambda e: _event(e, loaders))  # noqa: B023
+                            yield replayed.payload(event, ctx.fresh_loaders, _event)
                             # Cached loads and a socket with room to write never suspend: a
                             # long replay would hold the event loop from every other client.
                             await asyncio.sleep(0)
@@ -104,7 +103,6 @@ class EventSubscriptions:
                     start = f"({chunk[-1].stream_id}"
             while True:
                 batch = await subscriber.queue.get()
-                shared = batch.loaders(ctx.fresh_loaders)
                 for event in batch.events:
                     if seen is not None and parse(event.stream_id) <= seen:
                         continue  # already replayed
@@ -112,7 +110,7 @@ class EventSubscriptions:
                     if only is None or event.campaign_id == only:
                         # The same object for every subscriber of this batch: the campaign is
                         # read once, and equal operations are executed once (app/execution.py).
-                        yield batch.payload(event, lambda e: _event(e, shared))  # noqa: B023
+                        yield batch.payload(event, ctx.fresh_loaders, _event)
                 if subscriber.overflowed and subscriber.queue.empty():
                     raise SubscriberTooSlow(
                         "This subscription fell too far behind; resume with 'after'",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -21,21 +20,11 @@ from app.events.hub import StreamHub
 from app.main import create_app
 from app.settings import Settings
 from tests.api import raw_ws
+from tests.api.hub_state import subscribers_of, until
 from tests.api.subscriptions_client import EVENTS_QUERY
 from tests.api.test_subscriptions import STATUS, new_campaign, relayed
 from tests.serving import served
 from tests.support import TenantClient
-
-
-def subscribers_of(hub: StreamHub, tenant: TenantClient) -> int:
-    reader = hub.readers.get(tenant.id)
-    return len(reader.subscribers) if reader is not None else 0
-
-
-async def until(condition: Any, timeout: float = 10) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110 - polls the server's state
-            await asyncio.sleep(0.05)
 
 
 async def test_the_server_pings_an_idle_connection(tenant: TenantClient, live_url: str) -> None:
@@ -54,12 +43,12 @@ async def test_a_peer_that_stops_answering_is_disconnected_and_releases_its_subs
     hub: StreamHub = app.state.hub
     socket = await raw_ws.open_socket(live_url, tenant.token())
     await raw_ws.subscribe(socket, "1")
-    await until(lambda: subscribers_of(hub, tenant) == 1)
+    await until(lambda: subscribers_of(hub, tenant.id) == 1)
     # The network goes silent: nothing this side reads, so no ping is answered and no
     # close frame or reset ever reaches the server.
     socket.transport.pause_reading()
     try:
-        await until(lambda: subscribers_of(hub, tenant) == 0, timeout=15)
+        await until(lambda: subscribers_of(hub, tenant.id) == 0, timeout=15)
         assert tenant.id not in hub.readers
     finally:
         socket.transport.abort()
@@ -74,7 +63,7 @@ async def test_a_connection_over_its_cap_is_refused_with_a_code_and_keeps_the_re
     try:
         for n in range(cap):
             await raw_ws.subscribe(socket, str(n))
-        await until(lambda: subscribers_of(hub, tenant) == cap)
+        await until(lambda: subscribers_of(hub, tenant.id) == cap)
         await raw_ws.subscribe(socket, "one-too-many")
         async with asyncio.timeout(10):
             refused = await raw_ws.receive(socket)
@@ -105,7 +94,7 @@ async def test_a_tenant_over_its_instance_cap_is_refused_with_a_code(
         for _ in range(2):
             sockets.append(await raw_ws.open_socket(live_url, tenant.token()))
             await raw_ws.subscribe(sockets[-1], "1")
-        await until(lambda: subscribers_of(hub, tenant) == 2)
+        await until(lambda: subscribers_of(hub, tenant.id) == 2)
         sockets.append(await raw_ws.open_socket(live_url, tenant.token()))
         await raw_ws.subscribe(sockets[-1], "1")
         async with asyncio.timeout(10):
@@ -116,7 +105,7 @@ async def test_a_tenant_over_its_instance_cap_is_refused_with_a_code(
         # Another tenant is not affected by this one's cap.
         sockets.append(await raw_ws.open_socket(live_url, other_tenant.token()))
         await raw_ws.subscribe(sockets[-1], "1")
-        await until(lambda: subscribers_of(hub, other_tenant) == 1)
+        await until(lambda: subscribers_of(hub, other_tenant.id) == 1)
     finally:
         hub.per_tenant_cap = cap
         await asyncio.gather(*(socket.close() for socket in sockets))

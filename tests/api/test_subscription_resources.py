@@ -33,6 +33,7 @@ from app.events.hub import StreamHub
 from app.ids import decode_id
 from app.stores.redis import keys
 from tests.api import raw_ws
+from tests.api.hub_state import until, until_subscribed
 from tests.api.subscriptions_client import EVENTS_QUERY
 from tests.api.test_subscriptions import STATUS, new_campaign, relayed
 from tests.support import TenantClient, new_tenant
@@ -82,12 +83,17 @@ async def next_event(socket: ClientConnection) -> str:
     return event_id
 
 
-async def until_subscribed(hub: StreamHub, tenant_id: UUID, count: int) -> None:
-    async with asyncio.timeout(10):
-        while (  # noqa: ASYNC110 - polls the server's state
-            tenant_id not in hub.readers or len(hub.readers[tenant_id].subscribers) < count
-        ):
-            await asyncio.sleep(0.05)
+async def tenant_with_a_campaign(
+    engine: AsyncEngine, http: AsyncClient, *statuses: str
+) -> tuple[TenantClient, UUID]:
+    """A fresh tenant with one campaign (set through ``statuses``), every event of it already
+    in the stream, so that only what a test pushes next is live."""
+    tenant = await new_tenant(engine, http)
+    campaign_id = await new_campaign(tenant)
+    for status in statuses:
+        await tenant.data(STATUS, {"id": campaign_id, "s": status})
+    await relayed(engine, tenant)
+    return tenant, decode_id(campaign_id, "Campaign")
 
 
 async def push_event(app: Starlette, tenant_id: UUID, campaign: UUID, event_id: int = 1) -> None:
@@ -149,9 +155,7 @@ async def a_round(hub: StreamHub, fixture: Fixture, host: str, status: str) -> U
         ]
         + [replay_and_vanish for _ in range(REPLAYING)]
     )
-    async with asyncio.timeout(30):
-        while usage(hub, 0).subscribers < len(live):  # noqa: ASYNC110 - polls the server's state
-            await asyncio.sleep(0.05)
+    await until(lambda: usage(hub, 0).subscribers >= len(live), timeout=30)
     peak = usage(hub, 0)
     # One commit per live tenant reaches every live socket: all of them were really subscribed.
     for tenant, campaign_id in fixture.live:
@@ -232,10 +236,7 @@ async def test_subscribers_of_one_tenant_share_one_campaign_read_per_event(
     engine: AsyncEngine, http: AsyncClient, live_url: str, app: Starlette
 ) -> None:
     hub: StreamHub = app.state.hub
-    tenant = await new_tenant(engine, http)
-    campaign_id = await new_campaign(tenant)
-    await relayed(engine, tenant)
-    pk = decode_id(campaign_id, "Campaign")
+    tenant, pk = await tenant_with_a_campaign(engine, http)
     sockets = [await raw_ws.open_socket(live_url, tenant.token()) for _ in range(40)]
     try:
         with campaign_reads(engine, pk) as reads:
@@ -253,10 +254,7 @@ async def test_subscribers_of_one_tenant_share_one_campaign_read_per_event(
 async def test_a_long_lived_subscription_does_not_grow_with_each_event(
     engine: AsyncEngine, http: AsyncClient, live_url: str, app: Starlette
 ) -> None:
-    tenant = await new_tenant(engine, http)
-    campaign_id = await new_campaign(tenant)
-    await relayed(engine, tenant)
-    pk = decode_id(campaign_id, "Campaign")
+    tenant, pk = await tenant_with_a_campaign(engine, http)
     socket = await raw_ws.open_socket(live_url, tenant.token())
 
     async def deliver(count: int) -> int:
@@ -270,9 +268,7 @@ async def test_a_long_lived_subscription_does_not_grow_with_each_event(
 
     try:
         await raw_ws.subscribe(socket, "1")
-        async with asyncio.timeout(10):
-            while tenant.id not in app.state.hub.readers:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
+        await until_subscribed(app.state.hub, tenant.id, 1)
         after_few = await deliver(20)
         after_many = await deliver(300)
     finally:
@@ -292,10 +288,7 @@ async def test_subscribers_running_the_same_operation_share_one_execution_per_ev
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     hub: StreamHub = app.state.hub
-    tenant = await new_tenant(engine, http)
-    campaign_id = await new_campaign(tenant)
-    await relayed(engine, tenant)
-    pk = decode_id(campaign_id, "Campaign")
+    tenant, pk = await tenant_with_a_campaign(engine, http)
     executions: list[str] = []
     original = StrawberryGraphQLCoreExecutionContext.execute_operation
 
@@ -339,12 +332,7 @@ async def test_subscribers_running_the_same_operation_share_one_execution_per_ev
 async def test_subscribers_resuming_from_the_same_event_share_the_replay(
     engine: AsyncEngine, http: AsyncClient, live_url: str
 ) -> None:
-    tenant = await new_tenant(engine, http)
-    campaign_id = await new_campaign(tenant)
-    for status in ("ACTIVE", "PAUSED", "ACTIVE"):
-        await tenant.data(STATUS, {"id": campaign_id, "s": status})
-    await relayed(engine, tenant)
-    pk = decode_id(campaign_id, "Campaign")
+    tenant, pk = await tenant_with_a_campaign(engine, http, "ACTIVE", "PAUSED", "ACTIVE")
     sockets = [await raw_ws.open_socket(live_url, tenant.token()) for _ in range(10)]
     try:
         with campaign_reads(engine, pk) as reads:
