@@ -34,7 +34,6 @@ from loaders.postgres.rows import (
 from loaders.redis.counters import ActiveTasksByAgentLoader, EngagementByCampaignLoader
 from loaders.vectors.search import (
     EmbeddingByTextLoader,
-    MemoryHitsByAgentLoader,
     SimilarCampaignsByCampaignLoader,
     VectorHitsByQueryLoader,
 )
@@ -75,4 +74,3 @@ class Loaders:
         self.embedding_by_text = EmbeddingByTextLoader(ctx)
         self.hits_by_query = VectorHitsByQueryLoader(ctx, self.embedding_by_text)
         self.similar_by_campaign = SimilarCampaignsByCampaignLoader(ctx)
-        self.memory_hits_by_agent = MemoryHitsByAgentLoader(ctx, self.hits_by_query)

@@ -14,7 +14,6 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -77,12 +76,6 @@ async def sync_documents(
         )
 
 
-@dataclass
-class _Claimed:
-    event_ids: list[int]
-    targets: set[Target]
-
-
 async def run_once(
     engine: AsyncEngine, index: VectorIndex, embedder: Embedder, *, batch_size: int = BATCH_SIZE
 ) -> int:
@@ -103,18 +96,18 @@ async def run_once(
         )
         if not events:
             return 0
-        claims: dict[UUID, _Claimed] = defaultdict(lambda: _Claimed([], set()))
+        # Per tenant, each claimed event's target (several events may share one).
+        claims: dict[UUID, dict[int, Target]] = defaultdict(dict)
         done: list[int] = []
         for event in events:
             target = target_of(event)
             if target is None:
                 done.append(event.id)  # nothing to index
                 continue
-            claims[event.tenant_id].event_ids.append(event.id)
-            claims[event.tenant_id].targets.add(target)
+            claims[event.tenant_id][event.id] = target
         for tenant_id, claim in claims.items():
             failed = await _sync_isolating_failures(conn, index, embedder, tenant_id, claim)
-            done += [event_id for event_id in claim.event_ids if event_id not in failed]
+            done += [event_id for event_id in claim if event_id not in failed]
             for event_id, error in failed.items():
                 await _retry_later(conn, event_id, error)
         if done:
@@ -129,29 +122,27 @@ async def _sync_isolating_failures(
     index: VectorIndex,
     embedder: Embedder,
     tenant_id: UUID,
-    claim: _Claimed,
+    claim: dict[int, Target],
 ) -> dict[int, str]:
     """Sync a tenant's targets together; if that fails, one by one, so that one bad row
     only fails its own events. Returns the failed event ids with their error."""
+    targets = set(claim.values())
     try:
-        await sync_documents(conn, index, embedder, tenant_id, claim.targets)
+        await sync_documents(conn, index, embedder, tenant_id, targets)
         return {}
     except Exception as exc:
-        if len(claim.targets) == 1:
-            return dict.fromkeys(claim.event_ids, _describe(exc))
+        if len(targets) == 1:
+            return dict.fromkeys(claim, _describe(exc))
     failed_targets: dict[Target, str] = {}
-    for target in claim.targets:
+    for target in targets:
         try:
             await sync_documents(conn, index, embedder, tenant_id, [target])
         except Exception as exc:
             failed_targets[target] = _describe(exc)
-    if not failed_targets:
-        return {}
-    rows = await conn.execute(select(outbox).where(outbox.c.id.in_(claim.event_ids)))
     return {
-        row.id: failed_targets[found]
-        for row in rows
-        if (found := target_of(row)) is not None and found in failed_targets
+        event_id: failed_targets[target]
+        for event_id, target in claim.items()
+        if target in failed_targets
     }
 
 

@@ -56,27 +56,6 @@ class VectorHitsByQueryLoader(TenantLoader[SearchKey, list[VectorHit]]):
         return await self.ctx.vectors.search_many(self.tenant_id, queries)
 
 
-MemoryKey = tuple[UUID, str, int]
-
-
-class MemoryHitsByAgentLoader(TenantLoader[MemoryKey, list[VectorHit]]):
-    """Agent.memories(query) on a page of agents: one embedding call, one index batch."""
-
-    store = "VectorIndex"
-
-    def __init__(self, ctx: LoaderContext, hits: VectorHitsByQueryLoader) -> None:
-        super().__init__(ctx)
-        self.hits = hits
-
-    async def fetch(self, keys: Sequence[MemoryKey]) -> list[list[VectorHit]]:
-        return await self.hits.load_many(
-            [
-                SearchKey((VectorKind.MEMORY,), limit, text=text, owner_id=agent_id)
-                for agent_id, text, limit in keys
-            ]
-        )
-
-
 class SimilarCampaignsByCampaignLoader(TenantLoader[tuple[UUID, int], list[VectorHit]]):
     store = "VectorIndex"
 

@@ -11,7 +11,9 @@ import strawberry
 
 from app.ids import encode_id
 from app.pagination import PageArgs
+from app.stores.vectors.port import VectorKind
 from app.validation import clean_search_text
+from loaders.vectors.search import SearchKey
 from resolvers.info import Info
 from resolvers.listing import edge_args, edge_cursor
 from resolvers.relay import Connection, Node, OrderDirection, build_connection
@@ -96,7 +98,10 @@ class Agent(Node):
             page = await loaders.recent_memories_by_agent.load((self.pk, PageArgs(first=first)))
             return [MemoryHit(score=None, memory=AgentMemory.from_row(r)) for r in page.rows]
         text = clean_search_text(query)
-        hits = await loaders.memory_hits_by_agent.load((self.pk, text, first))
+        # Every agent of the page searches in the same tick: one embedding call, one index batch.
+        hits = await loaders.hits_by_query.load(
+            SearchKey((VectorKind.MEMORY,), first, text=text, owner_id=self.pk)
+        )
         return [
             MemoryHit(score=score, memory=node)
             for score, node in await hydrate(loaders, hits)

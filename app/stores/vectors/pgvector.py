@@ -98,10 +98,14 @@ class PgVectorIndex:
         self.url = url
         self.timeout = timeout
 
-    async def _run(self, statement: str, params: dict[str, Any]) -> list[Any]:
+    async def _run(
+        self, statement: str, params: dict[str, Any] | list[dict[str, Any]]
+    ) -> list[Any]:
+        """One statement in its own transaction, bounded; rows if it returns any."""
         try:
             async with asyncio.timeout(self.timeout), self.engine.begin() as conn:
-                return list(await conn.execute(text(statement), params))
+                result = await conn.execute(text(statement), params)
+                return list(result) if result.returns_rows else []
         except (OSError, TimeoutError, asyncpg.PostgresConnectionError) as exc:
             raise StoreUnavailable("pgvector", type(exc).__name__) from exc
 
@@ -132,17 +136,13 @@ class PgVectorIndex:
                 content_hash = EXCLUDED.content_hash, embedding = EXCLUDED.embedding,
                 updated_at = now()
         """
-        try:
-            async with asyncio.timeout(self.timeout), self.engine.begin() as conn:
-                await conn.execute(text(statement), rows)
-        except (OSError, TimeoutError, asyncpg.PostgresConnectionError) as exc:
-            raise StoreUnavailable("pgvector", type(exc).__name__) from exc
+        await self._run(statement, rows)
 
     async def delete(self, tenant_id: UUID, kind: VectorKind, row_ids: Sequence[UUID]) -> None:
         if row_ids:
             await self._run(
                 "DELETE FROM vector_item WHERE tenant_id = :tenant AND kind = :kind "
-                "AND row_id = ANY(:rows) RETURNING id",
+                "AND row_id = ANY(:rows)",
                 {"tenant": tenant_id, "kind": kind.value, "rows": list(row_ids)},
             )
 

@@ -239,8 +239,7 @@ class WeaviateVectorIndex:
             )
 
     async def search(self, tenant_id: uuid.UUID, query: VectorQuery) -> list[VectorHit]:
-        _check_vector(query.vector)
-        return await self._call(self._search(str(tenant_id), query), "search")
+        return (await self.search_many(tenant_id, [query]))[0]
 
     async def search_many(
         self, tenant_id: uuid.UUID, queries: Sequence[VectorQuery]
