@@ -13,6 +13,7 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -80,6 +81,22 @@ class Worker:
         self.process.send_signal(signum)
         await asyncio.wait_for(self.process.wait(), timeout=STOP_TIMEOUT)
         return time.monotonic() - started
+
+
+@asynccontextmanager
+async def running_worker(
+    stores: WorkerStores, redis_url: str, tmp_path: Path, **extra: str
+) -> AsyncIterator[Worker]:
+    """`chimera worker` on the test's databases, until it says it runs; killed on the way
+    out if the test did not stop it."""
+    with (tmp_path / "stderr.txt").open("w") as stderr:
+        worker = await _start_worker(stores, redis_url, tmp_path, stderr, **extra)
+        try:
+            yield worker
+        finally:
+            if worker.process.returncode is None:
+                worker.process.kill()
+                await worker.process.wait()
 
 
 async def _start_worker(
@@ -179,20 +196,14 @@ async def test_the_worker_relays_and_indexes_and_stops_on_sigterm(
         starts_at=None,
         ends_at=None,
     )
-    with (tmp_path / "stderr.txt").open("w") as stderr:
-        worker = await _start_worker(stores, redis_url, tmp_path, stderr)
-        try:
-            assert worker.banner == "relay and indexer running; Ctrl-C stops them"
-            await update_campaign(
-                stores.engine, principal, first.id, CampaignChanges(name="While it runs")
-            )
-            await _wait_for(stores.engine, principal.tenant_id, "published_at", 2)
-            await _wait_for(stores.engine, principal.tenant_id, "indexed_at", 2)
-            elapsed = await worker.stop(signal.SIGTERM)
-        finally:
-            if worker.process.returncode is None:
-                worker.process.kill()
-                await worker.process.wait()
+    async with running_worker(stores, redis_url, tmp_path) as worker:
+        assert worker.banner == "relay and indexer running; Ctrl-C stops them"
+        await update_campaign(
+            stores.engine, principal, first.id, CampaignChanges(name="While it runs")
+        )
+        await _wait_for(stores.engine, principal.tenant_id, "published_at", 2)
+        await _wait_for(stores.engine, principal.tenant_id, "indexed_at", 2)
+        elapsed = await worker.stop(signal.SIGTERM)
     _assert_clean_exit(worker, elapsed)
     ids = await _outbox_ids(stores.engine, principal.tenant_id)
     assert await _stream(stores.redis, principal.tenant_id) == [
@@ -210,33 +221,26 @@ async def test_without_a_model_the_worker_still_relays_and_says_the_indexer_is_o
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text("")
     principal = await _tenant(stores.engine)
-    with (tmp_path / "stderr.txt").open("w") as stderr:
-        worker = await _start_worker(
-            stores,
-            redis_url,
-            tmp_path,
-            stderr,
-            PYTHONPATH=os.pathsep.join(
-                filter(None, [str(shadow.parent), os.environ.get("PYTHONPATH")])
-            ),
+    async with running_worker(
+        stores,
+        redis_url,
+        tmp_path,
+        PYTHONPATH=os.pathsep.join(
+            filter(None, [str(shadow.parent), os.environ.get("PYTHONPATH")])
+        ),
+    ) as worker:
+        assert worker.banner.startswith("relay running; indexer off (no embedding model: ")
+        created = await create_campaign(
+            stores.engine,
+            principal,
+            name="No model",
+            goal="still live",
+            budget=Decimal(1),
+            starts_at=None,
+            ends_at=None,
         )
-        try:
-            assert worker.banner.startswith("relay running; indexer off (no embedding model: ")
-            created = await create_campaign(
-                stores.engine,
-                principal,
-                name="No model",
-                goal="still live",
-                budget=Decimal(1),
-                starts_at=None,
-                ends_at=None,
-            )
-            await _wait_for(stores.engine, principal.tenant_id, "published_at", 1)
-            elapsed = await worker.stop(signal.SIGINT)
-        finally:
-            if worker.process.returncode is None:
-                worker.process.kill()
-                await worker.process.wait()
+        await _wait_for(stores.engine, principal.tenant_id, "published_at", 1)
+        elapsed = await worker.stop(signal.SIGINT)
     _assert_clean_exit(worker, elapsed)
     ids = await _outbox_ids(stores.engine, principal.tenant_id)
     assert await _stream(stores.redis, principal.tenant_id) == [
@@ -254,12 +258,6 @@ async def test_without_a_model_the_worker_still_relays_and_says_the_indexer_is_o
 async def test_a_signal_as_soon_as_the_worker_says_it_runs_stops_it_cleanly(
     stores: WorkerStores, redis_url: str, tmp_path: Path, signum: signal.Signals
 ) -> None:
-    with (tmp_path / "stderr.txt").open("w") as stderr:
-        worker = await _start_worker(stores, redis_url, tmp_path, stderr)
-        try:
-            elapsed = await worker.stop(signum)
-        finally:
-            if worker.process.returncode is None:
-                worker.process.kill()
-                await worker.process.wait()
+    async with running_worker(stores, redis_url, tmp_path) as worker:
+        elapsed = await worker.stop(signum)
     _assert_clean_exit(worker, elapsed)
