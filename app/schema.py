@@ -22,7 +22,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
-from app.execution import ChimeraExecutionContext
+from app.execution import execution_context_class
 from app.extensions.authentication import RequireAuthentication
 from app.extensions.error_codes import ErrorCodes, MaskInternalErrors
 from app.extensions.websocket_subscriptions import SubscriptionsOverWebSocket
@@ -68,7 +68,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=settings.is_production),
-        execution_context_class=ChimeraExecutionContext,
+        execution_context_class=execution_context_class(settings.fast_execution),
     )
 
 

@@ -131,6 +131,13 @@ class Settings(BaseSettings):
         default=15.0, gt=0, validation_alias="CHIMERA_WS_KEEPALIVE_SECONDS"
     )
 
+    fast_execution: bool = Field(
+        default=True,
+        validation_alias="CHIMERA_FAST_EXECUTION",
+        description="Execute operations from compiled plans, a list level at a time "
+        "(app/execution); false runs every operation on graphql-core's stock executor.",
+    )
+
     # Limits that protect the service from hostile or careless clients.
     max_body_bytes: int = Field(
         default=1_000_000, ge=1024, validation_alias="CHIMERA_MAX_BODY_BYTES"

@@ -11,7 +11,7 @@ import asyncio
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
 from opentelemetry import trace
@@ -22,6 +22,8 @@ from app.auth import Principal
 from app.errors import ChimeraError, StoreUnavailable
 from app.stores.embeddings.port import Embedder
 from app.stores.failures import is_store_failure
+from app.stores.postgres import reads
+from app.stores.postgres.reads import Record
 from app.stores.vectors.port import VectorIndex
 
 K = TypeVar("K")
@@ -70,3 +72,7 @@ class TenantLoader(DataLoader[K, V], Generic[K, V]):
     @abstractmethod
     async def fetch(self, keys: Sequence[K]) -> Sequence[V]:
         """Fetch all keys in one store call; return one value per key, in key order."""
+
+    async def read(self, sql: str, *args: Any) -> list[Record]:
+        """One read-only statement's rows (app/stores/postgres/reads.py)."""
+        return await reads.fetch(self.ctx.engine, sql, *args)

@@ -38,7 +38,7 @@ def list_query(
 
 
 def list_cursor(query: ListQuery, row: Any) -> str:
-    return encode_cursor(query.ordering.name, row._mapping[query.ordering.column], row.id)
+    return encode_cursor(query.ordering.name, row[query.ordering.column], row["id"])
 
 
 def time_args(first: int | None, after: str | None, order: str) -> PageArgs:
@@ -52,4 +52,4 @@ def edge_args(first: int | None, after: str | None) -> PageArgs:
 
 
 def edge_cursor(row: Any) -> str:
-    return encode_cursor(EDGE_ORDER, row.edge_at, row.id)
+    return encode_cursor(EDGE_ORDER, row["edge_at"], row["id"])

@@ -1,14 +1,20 @@
-"""Relay building blocks: the Node interface and cursor connections with a lazy totalCount."""
+"""Relay building blocks: the Node interface and cursor connections with a lazy totalCount.
+
+A connection's parts are resolved in batch form (resolvers/batching.py): the edges of the
+50 agent connections on a page of campaigns are one loader round, and an edge's cursor is
+encoded only when the query asks for it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
 import strawberry
 
 from app.pagination import Page
+from resolvers.batching import batched, one, settle
 
 T = TypeVar("T")
 
@@ -26,10 +32,61 @@ class PageInfo:
     end_cursor: str | None
 
 
+def _cursor(root: Edge[Any]) -> str:
+    return root.cursor_of(root.row)
+
+
 @strawberry.type
 class Edge(Generic[T]):
-    cursor: str
+    cursor: str = strawberry.field(resolver=_cursor)
     node: T
+    row: strawberry.Private[Any]
+    cursor_of: strawberry.Private[Callable[[Any], str]]
+
+
+async def _pages(connections: Sequence[Connection[Any]]) -> list[Page | Exception]:
+    return await settle([connection.fetch_page() for connection in connections])
+
+
+async def edges_many(connections: Sequence[Connection[Any]], info: Any) -> list[Any]:
+    results: list[Any] = []
+    for connection, page in zip(connections, await _pages(connections), strict=True):
+        if isinstance(page, Exception):
+            results.append(page)
+            continue
+        to_node, cursor_of = connection.to_node, connection.cursor_of
+        try:
+            results.append(
+                [Edge(node=to_node(row), row=row, cursor_of=cursor_of) for row in page.rows]
+            )
+        except Exception as error:
+            results.append(error)
+    return results
+
+
+async def page_info_many(connections: Sequence[Connection[Any]], info: Any) -> list[Any]:
+    results: list[Any] = []
+    for connection, page in zip(connections, await _pages(connections), strict=True):
+        if isinstance(page, Exception):
+            results.append(page)
+            continue
+        cursor_of, rows = connection.cursor_of, page.rows
+        try:
+            results.append(
+                PageInfo(
+                    has_next_page=page.has_next,
+                    has_previous_page=page.has_previous,
+                    start_cursor=cursor_of(rows[0]) if rows else None,
+                    end_cursor=cursor_of(rows[-1]) if rows else None,
+                )
+            )
+        except Exception as error:
+            results.append(error)
+    return results
+
+
+async def total_count_many(connections: Sequence[Connection[Any]], info: Any) -> list[Any]:
+    return await settle([connection.count() for connection in connections])
 
 
 @strawberry.type
@@ -42,24 +99,23 @@ class Connection(Generic[T]):
     cursor_of: strawberry.Private[Callable[[Any], str]]
     count: strawberry.Private[Callable[[], Awaitable[int]]]
 
-    @strawberry.field
-    async def edges(self) -> list[Edge[T]]:
-        page = await self.fetch_page()
-        return [Edge(cursor=self.cursor_of(row), node=self.to_node(row)) for row in page.rows]
+    @strawberry.field(metadata=batched(edges_many))
+    async def edges(self, info: strawberry.Info) -> list[Edge[T]]:
+        edges: list[Edge[T]] = await one(edges_many, self, info)
+        return edges
 
-    @strawberry.field
-    async def page_info(self) -> PageInfo:
-        page = await self.fetch_page()
-        return PageInfo(
-            has_next_page=page.has_next,
-            has_previous_page=page.has_previous,
-            start_cursor=self.cursor_of(page.rows[0]) if page.rows else None,
-            end_cursor=self.cursor_of(page.rows[-1]) if page.rows else None,
-        )
+    @strawberry.field(metadata=batched(page_info_many))
+    async def page_info(self, info: strawberry.Info) -> PageInfo:
+        page_info: PageInfo = await one(page_info_many, self, info)
+        return page_info
 
-    @strawberry.field(description="All items matching, across pages; costs one batched count.")
-    async def total_count(self) -> int:
-        return await self.count()
+    @strawberry.field(
+        description="All items matching, across pages; costs one batched count.",
+        metadata=batched(total_count_many),
+    )
+    async def total_count(self, info: strawberry.Info) -> int:
+        count: int = await one(total_count_many, self, info)
+        return count
 
 
 @strawberry.enum

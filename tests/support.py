@@ -14,6 +14,7 @@ from sqlalchemy import event, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import Role, mint_token
+from app.stores.postgres import reads
 from app.stores.postgres.tables import tenant
 
 SECRET = "test-secret-that-is-long-enough-for-hs256"
@@ -100,15 +101,21 @@ def _counted(log: StatementLog) -> Iterator[None]:
 
 @contextmanager
 def count_statements(engine: AsyncEngine) -> Iterator[StatementLog]:
+    """Statements sent to PostgreSQL: through SQLAlchemy (commands) and through the loaders'
+    direct reads (app/stores/postgres/reads.py)."""
     log = StatementLog()
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if log in _counting.get():
             log.statements.append(statement)
 
+    def record_read(statement: str, args: Any) -> None:
+        if log in _counting.get():
+            log.statements.append(statement)
+
     event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:
-        with _counted(log):
+        with _counted(log), reads.watch(record_read):
             yield log
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncpg
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -9,7 +10,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 
 def is_store_failure(exc: BaseException) -> bool:
-    """Connection-level failures (refused, reset, timed out, pool exhausted)."""
+    """Connection-level failures (refused, reset, timed out, pool exhausted, the server
+    shutting down or out of connections), from SQLAlchemy or straight from asyncpg."""
     if isinstance(
         exc,
         OperationalError
@@ -17,7 +19,11 @@ def is_store_failure(exc: BaseException) -> bool:
         | OSError
         | TimeoutError
         | RedisConnectionError
-        | RedisTimeoutError,
+        | RedisTimeoutError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.ConnectionDoesNotExistError
+        | asyncpg.exceptions.OperatorInterventionError
+        | asyncpg.exceptions.InsufficientResourcesError,
     ):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)

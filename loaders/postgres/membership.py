@@ -1,94 +1,59 @@
 """Loaders for both directions of campaign membership, one statement per batch.
 
-``Campaign.agents`` on a page of 50 campaigns is one query for all 50: rows are ranked per
-parent with a window function and cut at ``first + 1``, so each parent gets its own page and
+``Campaign.agents`` on a page of 50 campaigns is one query for all 50: each campaign's
+first ``first + 1`` memberships come from the (campaign_id, assigned_at, agent_id) index in
+a ``LATERAL`` join (loaders/postgres/partitioned.py), so each parent gets its own page and
 the statement count does not grow with the page size.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Column, Table, and_, func, select, tuple_
-
-from app.pagination import PageArgs
-from app.stores.postgres.tables import agent, campaign, campaign_agent
 from loaders.base import TenantLoader
-from loaders.postgres.partitioned import PartitionedPageLoader
+from loaders.postgres.partitioned import PartitionedPageLoader, lateral
 
 EDGE_ORDER = "assigned_at:asc"
 
 
-class _MembersLoader(PartitionedPageLoader):
-    """Pages of ``child`` rows per ``parent_col`` value, in assignment order."""
-
-    child: Table
-    parent_col: Column[Any]
-    child_col: Column[Any]
-
-    def statement(self, parent_ids: list[UUID], args: PageArgs) -> Any:
-        ca, child = campaign_agent, self.child
-        conditions = [ca.c.tenant_id == self.tenant_id, self.parent_col.in_(parent_ids)]
-        if args.after is not None:
-            conditions.append(
-                tuple_(ca.c.assigned_at, child.c.id) > tuple_(args.after.value, args.after.pk)
-            )
-        rank = func.row_number().over(
-            partition_by=self.parent_col, order_by=(ca.c.assigned_at, child.c.id)
-        )
-        ranked = (
-            select(
-                child,
-                self.parent_col.label("parent_id"),
-                ca.c.assigned_at.label("edge_at"),
-                rank.label("rank"),
-            )
-            .select_from(
-                ca.join(
-                    child, and_(child.c.id == self.child_col, child.c.tenant_id == ca.c.tenant_id)
-                )
-            )
-            .where(*conditions)
-            .subquery()
-        )
-        return (
-            select(ranked)
-            .where(ranked.c.rank <= args.first + 1)
-            .order_by(ranked.c.parent_id, ranked.c.rank)
-        )
+def _members(child: str, parent_col: str, child_col: str) -> tuple[str, str]:
+    return lateral(
+        f"SELECT c.*, ca.assigned_at AS edge_at FROM campaign_agent ca "
+        f"JOIN {child} c ON c.tenant_id = ca.tenant_id AND c.id = ca.{child_col} "
+        f"WHERE ca.tenant_id = $1 AND ca.{parent_col} = p.id",
+        order=f"ca.assigned_at, ca.{child_col}",
+        after=f"(ca.assigned_at, ca.{child_col}) > ($4, $5)",
+        outer_order="x.edge_at, x.id",
+    )
 
 
-class AgentsByCampaignLoader(_MembersLoader):
-    child = agent
-    parent_col = campaign_agent.c.campaign_id
-    child_col = campaign_agent.c.agent_id
+class AgentsByCampaignLoader(PartitionedPageLoader):
+    first_page, next_page = _members("agent", "campaign_id", "agent_id")
 
 
-class CampaignsByAgentLoader(_MembersLoader):
-    child = campaign
-    parent_col = campaign_agent.c.agent_id
-    child_col = campaign_agent.c.campaign_id
+class CampaignsByAgentLoader(PartitionedPageLoader):
+    first_page, next_page = _members("campaign", "agent_id", "campaign_id")
 
 
 class _MemberCountLoader(TenantLoader[UUID, int]):
-    parent_col: Column[Any]
+    parent_col: str
 
     async def fetch(self, keys: Sequence[UUID]) -> list[int]:
-        query = (
-            select(self.parent_col, func.count())
-            .where(campaign_agent.c.tenant_id == self.tenant_id, self.parent_col.in_(keys))
-            .group_by(self.parent_col)
+        col = self.parent_col
+        rows = await self.read(
+            f"SELECT {col} AS parent, count(*) AS n FROM campaign_agent "
+            f"WHERE tenant_id = $1 AND {col} = ANY($2::uuid[]) GROUP BY {col}",
+            self.tenant_id,
+            list(keys),
         )
-        async with self.ctx.engine.connect() as conn:
-            counts = {parent: int(n) for parent, n in await conn.execute(query)}
+        counts = {row["parent"]: int(row["n"]) for row in rows}
         return [counts.get(key, 0) for key in keys]
 
 
 class AgentCountByCampaignLoader(_MemberCountLoader):
-    parent_col = campaign_agent.c.campaign_id
+    parent_col = "campaign_id"
 
 
 class CampaignCountByAgentLoader(_MemberCountLoader):
-    parent_col = campaign_agent.c.agent_id
+    parent_col = "agent_id"

@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-from uuid import UUID
-
-from sqlalchemy import func, select
-
-from app.pagination import PageArgs
-from app.stores.postgres.tables import agent_memory
-from loaders.postgres.partitioned import PartitionedPageLoader
+from loaders.postgres.partitioned import PartitionedPageLoader, lateral
 
 
 class RecentMemoriesByAgentLoader(PartitionedPageLoader):
-    def statement(self, parent_ids: list[UUID], args: PageArgs) -> Any:
-        m = agent_memory
-        rank = func.row_number().over(
-            partition_by=m.c.agent_id, order_by=(m.c.created_at.desc(), m.c.id.desc())
-        )
-        ranked = (
-            select(m, m.c.agent_id.label("parent_id"), rank.label("rank"))
-            .where(m.c.tenant_id == self.tenant_id, m.c.agent_id.in_(parent_ids))
-            .subquery()
-        )
-        return (
-            select(ranked)
-            .where(ranked.c.rank <= args.first + 1)
-            .order_by(ranked.c.parent_id, ranked.c.rank)
-        )
+    first_page, next_page = lateral(
+        "SELECT m.* FROM agent_memory m WHERE m.tenant_id = $1 AND m.agent_id = p.id",
+        order="m.created_at DESC, m.id DESC",
+        after="(m.created_at, m.id) < ($4, $5)",
+        outer_order="x.created_at DESC, x.id DESC",
+    )

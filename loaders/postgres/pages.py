@@ -2,20 +2,22 @@
 
 A key is a whole list request (filter, ordering, page), so two aliases asking for the same
 page share one statement. Rows a page returns are primed into the by-id loaders, so a later
-``node`` of the same object in the request costs nothing.
+``node`` of the same object in the request costs nothing. The SQL of each shape of request
+(which filters, which ordering, first page or after a cursor) is written once and kept, so
+the driver prepares it once per connection.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, func, select, tuple_
-
 from app.pagination import Page, PageArgs, page_from_rows
-from app.stores.postgres.tables import agent, campaign
 from loaders.base import LoaderContext, TenantLoader
+
+ORDER_COLUMNS = frozenset({"created_at", "updated_at", "name"})
 
 
 @dataclass(frozen=True)
@@ -45,19 +47,34 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def filter_conditions(
-    table: Table, tenant_id: object, flt: ListFilter
-) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = [table.c.tenant_id == tenant_id]
+def _where(flt: ListFilter, args: list[Any]) -> str:
+    """The filter's conditions, appending their parameters to ``args`` (``$1`` is the
+    tenant)."""
+    conditions = ["tenant_id = $1"]
     if flt.statuses:
-        conditions.append(table.c.status.in_(flt.statuses))
+        args.append(list(flt.statuses))
+        conditions.append(f"status = ANY(${len(args)}::text[])")
     if flt.search:
-        conditions.append(table.c.name.ilike(f"%{_escape_like(flt.search)}%", escape="\\"))
-    return conditions
+        args.append(f"%{_escape_like(flt.search)}%")
+        conditions.append(f"name ILIKE ${len(args)} ESCAPE '\\'")
+    return " AND ".join(conditions)
+
+
+@lru_cache(maxsize=256)
+def _page_sql(table: str, where: str, column: str, descending: bool, after: bool) -> str:
+    if column not in ORDER_COLUMNS:
+        raise ValueError(f"cannot order by {column!r}")
+    direction = " DESC" if descending else ""
+    if after:
+        comparison = "<" if descending else ">"
+        where += f" AND ({column}, id) {comparison} ($3, $4)"
+    return (
+        f"SELECT * FROM {table} WHERE {where} ORDER BY {column}{direction}, id{direction} LIMIT $2"
+    )
 
 
 class _PageLoader(TenantLoader[ListQuery, Page]):
-    table: Table
+    table: str
     by_id: TenantLoader[Any, Any]
 
     def __init__(self, ctx: LoaderContext, by_id: TenantLoader[Any, Any]) -> None:
@@ -66,54 +83,50 @@ class _PageLoader(TenantLoader[ListQuery, Page]):
 
     async def fetch(self, keys: Sequence[ListQuery]) -> list[Page]:
         pages = []
-        async with self.ctx.engine.connect() as conn:
-            for key in keys:  # distinct list requests in one tick: rare, one statement each
-                rows = list(await conn.execute(self._statement(key)))
-                for row in rows[: key.page.first]:
-                    self.by_id.prime(row.id, row)
-                pages.append(page_from_rows(rows, key.page))
+        for key in keys:  # distinct list requests in one tick: rare, one statement each
+            rows = await self.read(*self._statement(key))
+            for row in rows[: key.page.first]:
+                self.by_id.prime(row["id"], row)
+            pages.append(page_from_rows(rows, key.page))
         return pages
 
-    def _statement(self, key: ListQuery) -> Any:
-        table = self.table
-        sort = table.c[key.ordering.column]
-        conditions = filter_conditions(table, self.tenant_id, key.filter)
+    def _statement(self, key: ListQuery) -> tuple[Any, ...]:
+        # $1 tenant, $2 limit, $3 and $4 the cursor's position if any, then the filter's.
+        args: list[Any] = [self.tenant_id, key.page.first + 1]
         after = key.page.after
         if after is not None:
-            bound = tuple_(sort, table.c.id)
-            position = tuple_(after.value, after.pk)
-            conditions.append(bound < position if key.ordering.descending else bound > position)
-        order = (sort.desc(), table.c.id.desc()) if key.ordering.descending else (sort, table.c.id)
-        return select(table).where(*conditions).order_by(*order).limit(key.page.first + 1)
+            args += [after.value, after.pk]
+        where = _where(key.filter, args)
+        sql = _page_sql(
+            self.table, where, key.ordering.column, key.ordering.descending, after is not None
+        )
+        return (sql, *args)
 
 
 class AgentPageByQueryLoader(_PageLoader):
-    table = agent
+    table = "agent"
 
 
 class CampaignPageByQueryLoader(_PageLoader):
-    table = campaign
+    table = "campaign"
 
 
 class _CountLoader(TenantLoader[ListFilter, int]):
-    table: Table
+    table: str
 
     async def fetch(self, keys: Sequence[ListFilter]) -> list[int]:
         counts = []
-        async with self.ctx.engine.connect() as conn:
-            for key in keys:
-                query = (
-                    select(func.count())
-                    .select_from(self.table)
-                    .where(*filter_conditions(self.table, self.tenant_id, key))
-                )
-                counts.append(int((await conn.execute(query)).scalar_one()))
+        for key in keys:
+            args: list[Any] = [self.tenant_id]
+            where = _where(key, args)
+            rows = await self.read(f"SELECT count(*) AS n FROM {self.table} WHERE {where}", *args)
+            counts.append(int(rows[0]["n"]))
         return counts
 
 
 class AgentCountByFilterLoader(_CountLoader):
-    table = agent
+    table = "agent"
 
 
 class CampaignCountByFilterLoader(_CountLoader):
-    table = campaign
+    table = "campaign"

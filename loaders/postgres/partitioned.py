@@ -1,28 +1,33 @@
 """The shared shape of nested connections: pages of children for many parents at once.
 
-A subclass writes one statement that ranks child rows per parent (``parent_id`` and ``rank``
-columns) and keeps ranks up to ``first + 1``; this base groups keys by page arguments, runs
-one statement per distinct (first, after), splits the rows per parent and primes the by-id
-loader, so ``Campaign.agents`` on a page of 50 campaigns costs one query, not 50.
+A subclass gives one statement that takes the tenant (``$1``), the parent ids (``$2``), the
+page size plus one (``$3``) and, after a cursor, its position (``$4``, ``$5``), and returns
+each parent's page with a ``parent_id`` column, parents in the order given. It is a
+``LATERAL`` join: every parent reads its first rows from the child index and stops, however
+many children it has. This base runs one statement per distinct (first, after) among the
+keys, splits the rows per parent and primes the by-id loader, so ``Campaign.agents`` on a
+page of 50 campaigns costs one query, not 50.
 """
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row
-
 from app.pagination import Page, PageArgs, page_from_rows
+from app.stores.postgres.reads import Record
 from loaders.base import LoaderContext, TenantLoader
 
 ChildPageKey = tuple[UUID, PageArgs]
 
 
 class PartitionedPageLoader(TenantLoader[ChildPageKey, Page]):
+    # The statement for a first page and for a page after a cursor.
+    first_page: str
+    next_page: str
+
     def __init__(self, ctx: LoaderContext, by_id: TenantLoader[Any, Any]) -> None:
         super().__init__(ctx)
         self.by_id = by_id
@@ -31,19 +36,38 @@ class PartitionedPageLoader(TenantLoader[ChildPageKey, Page]):
         groups: dict[PageArgs, list[UUID]] = defaultdict(list)
         for parent_id, args in keys:
             groups[args].append(parent_id)
-        found: dict[ChildPageKey, list[Row[Any]]] = defaultdict(list)
-        async with self.ctx.engine.connect() as conn:
-            for args, parent_ids in groups.items():
-                for row in await conn.execute(self.statement(parent_ids, args)):
-                    found[(row.parent_id, args)].append(row)
+        found: dict[ChildPageKey, list[Record]] = defaultdict(list)
+        for args, parent_ids in groups.items():
+            for row in await self.read(*self.statement(parent_ids, args)):
+                found[(row["parent_id"], args)].append(row)
+        prime = self.by_id.prime
         pages = []
         for key in keys:
             page = page_from_rows(found.get(key, []), key[1])
             for row in page.rows:
-                self.by_id.prime(row.id, row)
+                prime(row["id"], row)
             pages.append(page)
         return pages
 
-    @abstractmethod
-    def statement(self, parent_ids: list[UUID], args: PageArgs) -> Any:
-        """Child rows of ``parent_ids`` with ``parent_id`` and ``rank`` columns, ranks cut."""
+    def statement(self, parent_ids: list[UUID], args: PageArgs) -> tuple[Any, ...]:
+        if args.after is None:
+            return (self.first_page, self.tenant_id, parent_ids, args.first + 1)
+        after = args.after
+        return (self.next_page, self.tenant_id, parent_ids, args.first + 1, after.value, after.pk)
+
+
+def lateral(child: str, order: str, after: str, outer_order: str) -> tuple[str, str]:
+    """The first-page and next-page forms of a per-parent ``LATERAL`` page: ``child`` is a
+    ``SELECT ... WHERE ...`` of one parent's rows (parent id ``p.id``), ``order`` its sort,
+    ``after`` the condition a row must meet to follow the cursor ``($4, $5)``, and
+    ``outer_order`` the same sort on the joined rows ``x``, so each parent's rows keep it."""
+    template = (
+        "SELECT x.*, p.id AS parent_id "
+        "FROM unnest($2::uuid[]) WITH ORDINALITY AS p(id, ord) "
+        "CROSS JOIN LATERAL ({child}{extra} ORDER BY {order} LIMIT $3) AS x "
+        "ORDER BY p.ord, {outer_order}"
+    )
+    return (
+        template.format(child=child, extra="", order=order, outer_order=outer_order),
+        template.format(child=child, extra=f" AND {after}", order=order, outer_order=outer_order),
+    )

@@ -10,6 +10,7 @@ from app.commands import agents as commands
 from app.ids import decode_id
 from app.validation import clean_name, clean_text
 from resolvers.agents.types import Agent, AgentStatus
+from resolvers.columns import row_of
 from resolvers.info import Info
 from resolvers.permissions import IsEditor
 
@@ -42,7 +43,7 @@ class UpdateAgentPayload:
 def _fresh(info: Info, row: Any) -> Agent:
     """Make the rest of this request see the row as written."""
     loader = info.context.loaders.agent_by_id
-    loader.clear(row.id).prime(row.id, row)
+    loader.clear(row.id).prime(row.id, row_of(row))
     return Agent.from_row(row)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any
@@ -14,6 +15,8 @@ from app.pagination import PageArgs
 from app.stores.vectors.port import VectorKind
 from app.validation import clean_search_text
 from loaders.vectors.search import SearchKey
+from resolvers.batching import batched, one, settle
+from resolvers.columns import Row, column, row_of
 from resolvers.info import Info
 from resolvers.listing import edge_args, edge_cursor
 from resolvers.relay import Connection, Node, OrderDirection, build_connection
@@ -54,62 +57,94 @@ class AgentOrder:
     direction: OrderDirection = OrderDirection.ASC
 
 
+async def active_tasks_many(agents: Sequence[Agent], info: Info) -> list[Any]:
+    load = info.context.loaders.active_tasks_by_agent.load
+    return await settle([load(agent.pk) for agent in agents])
+
+
+async def memories_many(
+    agents: Sequence[Agent], info: Info, query: str | None = None, limit: int | None = 10
+) -> list[Any]:
+    """Every agent of the page in one tick: one statement for the latest memories, or one
+    embedding call and one index batch for a query."""
+    from resolvers.memories.types import AgentMemory, MemoryHit
+    from resolvers.search.queries import check_limit, hydrate_many
+
+    loaders = info.context.loaders
+    first = check_limit(limit)
+    if query is None:
+        load_recent = loaders.recent_memories_by_agent.load
+        pages = await settle([load_recent((a.pk, PageArgs(first=first))) for a in agents])
+        return [
+            page
+            if isinstance(page, Exception)
+            else [MemoryHit(score=None, memory=AgentMemory.from_row(r)) for r in page.rows]
+            for page in pages
+        ]
+    text = clean_search_text(query)
+    load_hits = loaders.hits_by_query.load
+    hits = await settle(
+        [
+            load_hits(SearchKey((VectorKind.MEMORY,), first, text=text, owner_id=a.pk))
+            for a in agents
+        ]
+    )
+    return [
+        found
+        if isinstance(found, Exception)
+        else [
+            MemoryHit(score=score, memory=node)
+            for score, node in found
+            if isinstance(node, AgentMemory)
+        ]
+        for found in await hydrate_many(loaders, hits)
+    ]
+
+
+def agent_id(pk: UUID) -> str:
+    return encode_id("Agent", pk)
+
+
 @strawberry.type(description="An AI agent that carries out campaign work for a tenant.")
 class Agent(Node):
-    pk: strawberry.Private[UUID]
-    name: str
-    persona: str
-    status: AgentStatus
-    created_at: datetime
-    updated_at: datetime
+    row: strawberry.Private[Row]
+    id: strawberry.ID = column("id", agent_id)
+    name: str = column("name")
+    persona: str = column("persona")
+    status: AgentStatus = column("status", AgentStatus)
+    created_at: datetime = column("created_at")
+    updated_at: datetime = column("updated_at")
 
     @classmethod
     def from_row(cls, row: Any) -> Agent:
-        return cls(
-            id=strawberry.ID(encode_id("Agent", row.id)),
-            pk=row.id,
-            name=row.name,
-            persona=row.persona,
-            status=AgentStatus(row.status),
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
+        return cls(row=row_of(row))
+
+    @property
+    def pk(self) -> UUID:
+        pk: UUID = self.row["id"]
+        return pk
 
     @strawberry.field(
-        description="Tasks in progress, from Redis; null (with an error) while Redis is unavailable."
+        description="Tasks in progress, from Redis; null (with an error) while Redis is unavailable.",
+        metadata=batched(active_tasks_many),
     )
     async def active_tasks(self, info: Info) -> int | None:
-        count: int = await info.context.loaders.active_tasks_by_agent.load(self.pk)
+        count: int | None = await one(active_tasks_many, self, info)
         return count
 
     @strawberry.field(
         description="With a query: the memories closest to it, best first. Without: the "
-        "latest memories, newest first (score null)."
+        "latest memories, newest first (score null).",
+        metadata=batched(memories_many),
     )
     async def memories(
         self, info: Info, query: str | None = None, limit: int | None = 10
     ) -> list[MemoryHitRef]:
-        from resolvers.memories.types import AgentMemory, MemoryHit
-        from resolvers.search.queries import check_limit, hydrate
-
-        loaders = info.context.loaders
-        first = check_limit(limit)
-        if query is None:
-            page = await loaders.recent_memories_by_agent.load((self.pk, PageArgs(first=first)))
-            return [MemoryHit(score=None, memory=AgentMemory.from_row(r)) for r in page.rows]
-        text = clean_search_text(query)
-        # Every agent of the page searches in the same tick: one embedding call, one index batch.
-        hits = await loaders.hits_by_query.load(
-            SearchKey((VectorKind.MEMORY,), first, text=text, owner_id=self.pk)
-        )
-        return [
-            MemoryHit(score=score, memory=node)
-            for score, node in await hydrate(loaders, hits)
-            if isinstance(node, AgentMemory)
-        ]
+        hits: list[MemoryHitRef] = await one(memories_many, self, info, query=query, limit=limit)
+        return hits
 
     @strawberry.field(description="Campaigns this agent is assigned to, in assignment order.")
-    async def campaigns(
+    def campaigns(
         self, info: Info, first: int | None = 20, after: str | None = None
     ) -> Connection[CampaignRef]:
         from resolvers.campaigns.types import Campaign

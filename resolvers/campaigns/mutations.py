@@ -12,6 +12,7 @@ from app.commands import campaigns as commands
 from app.ids import decode_id
 from app.validation import check_dates, clean_budget, clean_name, clean_text
 from resolvers.campaigns.types import Campaign, CampaignStatus
+from resolvers.columns import row_of
 from resolvers.info import Info
 from resolvers.permissions import IsEditor
 
@@ -81,7 +82,7 @@ class UnassignAgentPayload:
 def _fresh(info: Info, row: Any) -> Campaign:
     """Make the rest of this request see the campaign, and its membership, as written."""
     loaders = info.context.loaders
-    loaders.campaign_by_id.clear(row.id).prime(row.id, row)
+    loaders.campaign_by_id.clear(row.id).prime(row.id, row_of(row))
     loaders.agents_by_campaign.clear_all()
     loaders.campaigns_by_agent.clear_all()
     loaders.agent_count_by_campaign.clear(row.id)

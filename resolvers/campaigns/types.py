@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -13,6 +14,8 @@ import strawberry
 from app.ids import encode_id
 from app.pagination import encode_cursor
 from loaders.postgres.media import MEDIA_ORDER
+from resolvers.batching import batched, one, settle
+from resolvers.columns import Row, column, row_of
 from resolvers.engagement.types import Engagement
 from resolvers.info import Info
 from resolvers.listing import edge_args, edge_cursor, time_args
@@ -56,54 +59,73 @@ class CampaignOrder:
     direction: OrderDirection = OrderDirection.ASC
 
 
+async def engagement_many(campaigns: Sequence[Campaign], info: Info) -> list[Any]:
+    load = info.context.loaders.engagement_by_campaign.load
+    counts = await settle([load(campaign.pk) for campaign in campaigns])
+    return [c if isinstance(c, Exception) else Engagement.from_counts(c) for c in counts]
+
+
+async def similar_many(
+    campaigns: Sequence[Campaign], info: Info, limit: int | None = 5
+) -> list[Any]:
+    from resolvers.search.queries import check_limit, hydrate_many
+
+    loaders = info.context.loaders
+    n = check_limit(limit, default=5)
+    hits = await settle([loaders.similar_by_campaign.load((c.pk, n)) for c in campaigns])
+    return [
+        found
+        if isinstance(found, Exception)
+        else [
+            SimilarCampaign(score=score, campaign=node)
+            for score, node in found
+            if isinstance(node, Campaign)
+        ]
+        for found in await hydrate_many(loaders, hits)
+    ]
+
+
+def campaign_id(pk: UUID) -> str:
+    return encode_id("Campaign", pk)
+
+
 @strawberry.type(description="A marketing campaign run by a tenant's agents.")
 class Campaign(Node):
-    pk: strawberry.Private[UUID]
-    name: str
-    goal: str
-    status: CampaignStatus
-    budget: Decimal
-    starts_at: datetime | None
-    ends_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
+    row: strawberry.Private[Row]
+    id: strawberry.ID = column("id", campaign_id)
+    name: str = column("name")
+    goal: str = column("goal")
+    status: CampaignStatus = column("status", CampaignStatus)
+    budget: Decimal = column("budget")
+    starts_at: datetime | None = column("starts_at")
+    ends_at: datetime | None = column("ends_at")
+    created_at: datetime = column("created_at")
+    updated_at: datetime = column("updated_at")
 
     @classmethod
     def from_row(cls, row: Any) -> Campaign:
-        return cls(
-            id=strawberry.ID(encode_id("Campaign", row.id)),
-            pk=row.id,
-            name=row.name,
-            goal=row.goal,
-            status=CampaignStatus(row.status),
-            budget=row.budget,
-            starts_at=row.starts_at,
-            ends_at=row.ends_at,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
+        return cls(row=row_of(row))
+
+    @property
+    def pk(self) -> UUID:
+        pk: UUID = self.row["id"]
+        return pk
 
     @strawberry.field(
-        description="Live counters from Redis; null (with an error) while Redis is unavailable."
+        description="Live counters from Redis; null (with an error) while Redis is unavailable.",
+        metadata=batched(engagement_many),
     )
     async def engagement(self, info: Info) -> Engagement | None:
-        return Engagement.from_counts(
-            await info.context.loaders.engagement_by_campaign.load(self.pk)
-        )
+        engagement: Engagement | None = await one(engagement_many, self, info)
+        return engagement
 
     @strawberry.field(
-        description="Campaigns of this tenant closest in meaning to this one, best first."
+        description="Campaigns of this tenant closest in meaning to this one, best first.",
+        metadata=batched(similar_many),
     )
     async def similar(self, info: Info, limit: int | None = 5) -> list[SimilarCampaign]:
-        from resolvers.search.queries import check_limit, hydrate
-
-        loaders = info.context.loaders
-        hits = await loaders.similar_by_campaign.load((self.pk, check_limit(limit, default=5)))
-        return [
-            SimilarCampaign(score=score, campaign=node)
-            for score, node in await hydrate(loaders, hits)
-            if isinstance(node, Campaign)
-        ]
+        similar: list[SimilarCampaign] = await one(similar_many, self, info, limit=limit)
+        return similar
 
     @strawberry.field(description="Images and videos of this campaign, oldest first.")
     def media(
@@ -116,12 +138,12 @@ class Campaign(Node):
         return build_connection(
             lambda: loaders.media_by_campaign.load(key),
             MediaAsset.from_row,
-            lambda row: encode_cursor(MEDIA_ORDER, row.created_at, row.id),
+            lambda row: encode_cursor(MEDIA_ORDER, row["created_at"], row["id"]),
             lambda: loaders.media_count_by_campaign.load(self.pk),
         )
 
     @strawberry.field(description="Agents assigned to this campaign, in assignment order.")
-    async def agents(
+    def agents(
         self, info: Info, first: int | None = 20, after: str | None = None
     ) -> Connection[AgentRef]:
         from resolvers.agents.types import Agent

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any
@@ -12,6 +12,7 @@ from uuid import UUID
 import strawberry
 
 from loaders.registry import Loaders
+from resolvers.batching import batched, built, one, settle
 
 if TYPE_CHECKING:
     from resolvers.campaigns.types import Campaign
@@ -28,6 +29,15 @@ class CampaignEventType(Enum):
     AGENT_UNASSIGNED = "AGENT_UNASSIGNED"
     MEDIA_READY = "MEDIA_READY"
     ENGAGEMENT = "ENGAGEMENT"
+
+
+async def campaigns_of_events(events: Sequence[CampaignEvent], info: Any) -> list[Any]:
+    """Through each event's own loaders: those of the batch it was read in, shared by every
+    subscriber of the tenant (app/events/hub.py)."""
+    from resolvers.campaigns.types import Campaign
+
+    rows = await settle([event.loaders.campaign_by_id.load(event.campaign_pk) for event in events])
+    return built(rows, Campaign.from_row)
 
 
 @strawberry.type(description="Something that happened to a campaign, in commit order.")
@@ -47,10 +57,9 @@ class CampaignEvent:
 
     @strawberry.field(
         description="The campaign as it is now, through the same loaders as queries; null if "
-        "it has since been deleted."
+        "it has since been deleted.",
+        metadata=batched(campaigns_of_events),
     )
-    async def campaign(self) -> CampaignRef | None:
-        from resolvers.campaigns.types import Campaign
-
-        row = await self.loaders.campaign_by_id.load(self.campaign_pk)
-        return Campaign.from_row(row) if row is not None else None
+    async def campaign(self, info: strawberry.Info) -> CampaignRef | None:
+        campaign: CampaignRef | None = await one(campaigns_of_events, self, info)
+        return campaign

@@ -8,6 +8,7 @@ import strawberry
 
 from app.commands import media as commands
 from app.ids import decode_id
+from resolvers.columns import row_of
 from resolvers.info import Info
 from resolvers.media.types import MediaAsset
 from resolvers.permissions import IsEditor
@@ -95,7 +96,7 @@ class MediaMutations:
             ctx.require_principal(),
             decode_id(input.id, "MediaAsset"),
         )
-        ctx.loaders.media_by_id.clear(row.id).prime(row.id, row)
+        ctx.loaders.media_by_id.clear(row.id).prime(row.id, row_of(row))
         return CompleteMediaUploadPayload(asset=MediaAsset.from_row(row))
 
     @strawberry.mutation(permission_classes=[IsEditor])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any
@@ -11,6 +12,8 @@ import strawberry
 
 from app.errors import BadUserInput
 from app.ids import encode_id
+from resolvers.batching import batched, built, one, settle
+from resolvers.columns import Row, column, row_of
 from resolvers.info import Info
 from resolvers.relay import Node
 
@@ -32,41 +35,55 @@ class MediaStatus(Enum):
     READY = "READY"
 
 
+async def campaigns_of_media(assets: Sequence[MediaAsset], info: Info) -> list[Any]:
+    from resolvers.campaigns.types import Campaign
+
+    load = info.context.loaders.campaign_by_id.load
+    return built(await settle([load(asset.campaign_pk) for asset in assets]), Campaign.from_row)
+
+
+def media_asset_id(pk: UUID) -> str:
+    return encode_id("MediaAsset", pk)
+
+
 @strawberry.type(description="An image or video of a campaign, stored in object storage.")
 class MediaAsset(Node):
-    pk: strawberry.Private[UUID]
-    campaign_pk: strawberry.Private[UUID]
-    object_key: strawberry.Private[str]
-    kind: MediaKind
-    content_type: str
-    filename: str
-    size_bytes: int = strawberry.field(
-        description="Declared at upload request, checked at completion."
+    row: strawberry.Private[Row]
+    id: strawberry.ID = column("id", media_asset_id)
+    kind: MediaKind = column("kind", MediaKind)
+    content_type: str = column("content_type")
+    filename: str = column("filename")
+    size_bytes: int = column(
+        "size_bytes", description="Declared at upload request, checked at completion."
     )
-    status: MediaStatus
-    created_at: datetime
+    status: MediaStatus = column("status", MediaStatus)
+    created_at: datetime = column("created_at")
 
     @classmethod
     def from_row(cls, row: Any) -> MediaAsset:
-        return cls(
-            id=strawberry.ID(encode_id("MediaAsset", row.id)),
-            pk=row.id,
-            campaign_pk=row.campaign_id,
-            object_key=row.object_key,
-            kind=MediaKind(row.kind),
-            content_type=row.content_type,
-            filename=row.filename,
-            size_bytes=row.size_bytes,
-            status=MediaStatus(row.status),
-            created_at=row.created_at,
-        )
+        return cls(row=row_of(row))
+
+    @property
+    def pk(self) -> UUID:
+        pk: UUID = self.row["id"]
+        return pk
+
+    @property
+    def campaign_pk(self) -> UUID:
+        pk: UUID = self.row["campaign_id"]
+        return pk
+
+    @property
+    def object_key(self) -> str:
+        key: str = self.row["object_key"]
+        return key
 
     @strawberry.field(
         description="A presigned download URL, signed in memory; null while the upload is "
         "PENDING. `expiresIn` is in seconds, bounded by the server's maximum."
     )
     def url(self, info: Info, expires_in: int | None = None) -> str | None:
-        if self.status is not MediaStatus.READY:
+        if self.row["status"] != MediaStatus.READY.value:
             return None
         settings = info.context.settings
         ttl = settings.media_url_ttl_seconds if expires_in is None else expires_in
@@ -77,9 +94,9 @@ class MediaAsset(Node):
             )
         return info.context.stores.objects.presign_get(self.object_key, ttl)
 
-    @strawberry.field(description="The campaign this asset belongs to.")
+    @strawberry.field(
+        description="The campaign this asset belongs to.", metadata=batched(campaigns_of_media)
+    )
     async def campaign(self, info: Info) -> CampaignRef | None:
-        from resolvers.campaigns.types import Campaign
-
-        row = await info.context.loaders.campaign_by_id.load(self.campaign_pk)
-        return Campaign.from_row(row) if row is not None else None
+        campaign: CampaignRef | None = await one(campaigns_of_media, self, info)
+        return campaign

@@ -8,6 +8,7 @@ from app.commands.memories import add_memory
 from app.errors import BadUserInput
 from app.ids import decode_id
 from app.validation import clean_text
+from resolvers.columns import row_of
 from resolvers.info import Info
 from resolvers.memories.types import AgentMemory
 from resolvers.permissions import IsEditor
@@ -40,5 +41,5 @@ class MemoryMutations:
         row = await add_memory(
             ctx.stores.engine, ctx.require_principal(), decode_id(input.agent_id, "Agent"), text
         )
-        ctx.loaders.memory_by_id.prime(row.id, row)
+        ctx.loaders.memory_by_id.prime(row.id, row_of(row))
         return AddAgentMemoryPayload(memory=AgentMemory.from_row(row))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
@@ -9,6 +10,8 @@ from uuid import UUID
 import strawberry
 
 from app.ids import encode_id
+from resolvers.batching import batched, built, one, settle
+from resolvers.columns import Row, column, row_of
 from resolvers.info import Info
 from resolvers.relay import Node
 
@@ -18,29 +21,42 @@ if TYPE_CHECKING:
 AgentRef = Annotated["Agent", strawberry.lazy("resolvers.agents.types")]
 
 
+async def agents_of_memories(memories: Sequence[AgentMemory], info: Info) -> list[Any]:
+    from resolvers.agents.types import Agent
+
+    load = info.context.loaders.agent_by_id.load
+    return built(await settle([load(memory.agent_pk) for memory in memories]), Agent.from_row)
+
+
+def agent_memory_id(pk: UUID) -> str:
+    return encode_id("AgentMemory", pk)
+
+
 @strawberry.type(description="Something an agent remembers; searchable by meaning.")
 class AgentMemory(Node):
-    pk: strawberry.Private[UUID]
-    agent_pk: strawberry.Private[UUID]
-    text: str
-    created_at: datetime
+    row: strawberry.Private[Row]
+    id: strawberry.ID = column("id", agent_memory_id)
+    text: str = column("text")
+    created_at: datetime = column("created_at")
 
     @classmethod
     def from_row(cls, row: Any) -> AgentMemory:
-        return cls(
-            id=strawberry.ID(encode_id("AgentMemory", row.id)),
-            pk=row.id,
-            agent_pk=row.agent_id,
-            text=row.text,
-            created_at=row.created_at,
-        )
+        return cls(row=row_of(row))
 
-    @strawberry.field
+    @property
+    def pk(self) -> UUID:
+        pk: UUID = self.row["id"]
+        return pk
+
+    @property
+    def agent_pk(self) -> UUID:
+        pk: UUID = self.row["agent_id"]
+        return pk
+
+    @strawberry.field(metadata=batched(agents_of_memories))
     async def agent(self, info: Info) -> AgentRef | None:
-        from resolvers.agents.types import Agent
-
-        row = await info.context.loaders.agent_by_id.load(self.agent_pk)
-        return Agent.from_row(row) if row is not None else None
+        agent: AgentRef | None = await one(agents_of_memories, self, info)
+        return agent
 
 
 @strawberry.type(description="A memory and how close it is to the query.")

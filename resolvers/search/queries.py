@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import strawberry
@@ -15,6 +14,7 @@ from app.validation import clean_search_text
 from loaders.registry import Loaders
 from loaders.vectors.search import SearchKey
 from resolvers.agents.types import Agent
+from resolvers.batching import settle
 from resolvers.campaigns.types import Campaign
 from resolvers.info import Info
 from resolvers.media.types import MediaAsset
@@ -51,12 +51,42 @@ def check_vector(vector: list[float]) -> tuple[float, ...]:
 async def hydrate(loaders: Loaders, hits: list[VectorHit]) -> list[tuple[float, SearchResult]]:
     """Rows for hits through the by-id loaders (one SQL statement per type); a hit whose
     row is gone is dropped, never returned as null."""
-    rows = await asyncio.gather(*(BUILDERS[h.kind][0](loaders, h.row_id) for h in hits))
-    return [
-        (hit.score, BUILDERS[hit.kind][1](row))
-        for hit, row in zip(hits, rows, strict=True)
-        if row is not None
+    (found,) = await hydrate_many(loaders, [hits])
+    if isinstance(found, Exception):
+        raise found
+    return found
+
+
+async def hydrate_many(
+    loaders: Loaders, hit_lists: Sequence[list[VectorHit] | Exception]
+) -> list[list[tuple[float, SearchResult]] | Exception]:
+    """``hydrate`` for the hits of many searches at once: every row of every list is asked
+    for in the same tick, so a page of campaigns' similar lists costs one statement per
+    type. A list whose search failed, or one of whose rows failed to load, is its error."""
+    pending = [
+        [BUILDERS[hit.kind][0](loaders, hit.row_id) for hit in hits]
+        for hits in hit_lists
+        if not isinstance(hits, Exception)
     ]
+    loaded = iter([await settle(futures) for futures in pending])
+    results: list[list[tuple[float, SearchResult]] | Exception] = []
+    for hits in hit_lists:
+        if isinstance(hits, Exception):
+            results.append(hits)
+            continue
+        rows = next(loaded)
+        failed = next((row for row in rows if isinstance(row, Exception)), None)
+        if failed is not None:
+            results.append(failed)
+            continue
+        results.append(
+            [
+                (hit.score, BUILDERS[hit.kind][1](row))
+                for hit, row in zip(hits, rows, strict=True)
+                if row is not None
+            ]
+        )
+    return results
 
 
 @strawberry.type

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from enum import Enum
 from typing import Any
+from uuid import UUID
 
 import strawberry
 
 from app.ids import encode_id
+from resolvers.columns import Row, column, row_of
 from resolvers.relay import Node
 
 
@@ -19,20 +21,21 @@ class ViewerRole(Enum):
     ADMIN = "admin"
 
 
+def tenant_id(pk: UUID) -> str:
+    return encode_id("Tenant", pk)
+
+
 @strawberry.type(description="A customer of Chimera; every other object belongs to one.")
 class Tenant(Node):
-    slug: str
-    name: str
-    created_at: datetime
+    row: strawberry.Private[Row]
+    id: strawberry.ID = column("id", tenant_id)
+    slug: str = column("slug")
+    name: str = column("name")
+    created_at: datetime = column("created_at")
 
     @classmethod
     def from_row(cls, row: Any) -> Tenant:
-        return cls(
-            id=strawberry.ID(encode_id("Tenant", row.id)),
-            slug=row.slug,
-            name=row.name,
-            created_at=row.created_at,
-        )
+        return cls(row=row_of(row))
 
 
 @strawberry.type(description="The caller: the tenant its token is bound to, and its role.")

@@ -72,13 +72,17 @@ class Served:
         )
         assert response.status_code == 200, response.text
         body: dict[str, object] = response.json()
-        assert "errors" not in body, body
+        if "errors" in body:  # the server's log says why; it is read after stopping it
+            self.interrupt()
+            raise AssertionError(f"{body}\nserver log:\n{''.join(self.output)}")
         return body
 
     def interrupt(self) -> int:
-        self.proc.send_signal(signal.SIGINT)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
         code = self.proc.wait(timeout=60)
-        if self.proc.stdout is not None:
+        if self.proc.stdout is not None and not self.proc.stdout.closed:
+            self.output.extend(self.proc.stdout.readlines())
             self.proc.stdout.close()
         return code
 

@@ -31,6 +31,7 @@ from websockets.asyncio.client import ClientConnection
 from app.auth import Role
 from app.events.hub import StreamHub
 from app.ids import decode_id
+from app.stores.postgres import reads as loader_reads
 from app.stores.redis import keys
 from tests.api import raw_ws
 from tests.api.hub_state import until, until_subscribed
@@ -111,16 +112,21 @@ async def push_event(app: Starlette, tenant_id: UUID, campaign: UUID, event_id: 
 
 @contextmanager
 def campaign_reads(engine: AsyncEngine, campaign: UUID) -> Iterator[list[str]]:
-    """The SQL statements that read this campaign while the block runs."""
+    """The SQL statements that read this campaign while the block runs, through SQLAlchemy
+    or through the loaders' direct reads."""
     reads: list[str] = []
 
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *rest: Any) -> None:
-        if "FROM campaign" in statement and str(campaign) in repr(parameters):
+    def read(statement: str, parameters: Any) -> None:
+        if "FROM campaign " in statement and str(campaign) in repr(parameters):
             reads.append(statement)
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *rest: Any) -> None:
+        read(statement, parameters)
 
     event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:
-        yield reads
+        with loader_reads.watch(read):
+            yield reads
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
 

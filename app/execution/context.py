@@ -1,0 +1,90 @@
+"""The GraphQL executor: Strawberry's, with compiled plans for speed and shared executions
+for subscribers.
+
+- **Plans.** When the operation can be planned (app/execution/plan.py), its fields are
+  executed by the runner (app/execution/runner.py) a whole list level at a time instead of
+  one object at a time. The hook is graphql-core's ``execute_collected_root_fields``, so
+  everything around it (Strawberry's extensions, variable coercion, root-field collection,
+  the response with its errors) stays the stock code path. ``CHIMERA_FAST_EXECUTION=false``
+  turns plans off.
+- **Subscribers running the same operation share its execution** (app/execution/sharing.py).
+- **No memory leak per event.** graphql-core (3.3) memoizes collected sub-fields on the
+  executor, keyed by the identity of lists built afresh for each event, and each event's
+  copy of the executor shares that memo: every event of a subscription left ~2 KB behind
+  until the subscription ended. Each event's executor gets a memo of its own instead;
+  nothing is lost, since no key of one event can ever be looked up by another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Hashable, Sequence
+from inspect import isawaitable
+from typing import Any, ClassVar
+
+from graphql import GraphQLObjectType
+from graphql.execution.collect_fields import DeferUsage, GroupedFieldSet
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from app.execution.plan import Planner
+from app.execution.runner import Run
+from app.execution.sharing import reuse, sharing_key
+
+MEMO = "_relevant_sub_fields"
+
+
+class ChimeraExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    planner: ClassVar[Planner | None] = None
+    _sharing_key: Hashable | None = None
+
+    def execute_collected_root_fields(
+        self,
+        root_type: GraphQLObjectType,
+        root_value: Any,
+        grouped_field_set: GroupedFieldSet,
+        serially: bool,
+        new_defer_usages: Sequence[DeferUsage],
+    ) -> Any:
+        plan = self.planner.plan_for(self) if self.planner is not None else None
+        if plan is None or new_defer_usages or serially != plan.root.serial:
+            return super().execute_collected_root_fields(
+                root_type, root_value, grouped_field_set, serially, new_defer_usages
+            )
+        return Run(self, plan).execute(root_value)
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        if self._sharing_key is None:  # once per subscription
+            self._sharing_key = sharing_key(
+                self.operation, self.fragments, self.variable_values.coerced, self.context_value
+            )
+        executor = super().build_per_event_executor(payload)
+        if hasattr(executor, MEMO):
+            setattr(executor, MEMO, {})
+        return executor
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        shared: dict[Hashable, Any] | None = getattr(self.root_value, "shared_results", None)
+        key = self._sharing_key
+        if shared is None or key is None:
+            return super().execute_operation(serially)
+        if key in shared:
+            return reuse(shared[key])
+        result = super().execute_operation(serially)
+        if isawaitable(result):
+            # A task of its own, so that the first subscriber leaving does not cancel the
+            # execution the others are waiting for.
+            result = asyncio.ensure_future(result)
+            shared[key] = result
+            return asyncio.shield(result)
+        shared[key] = result
+        return result
+
+
+def execution_context_class(fast: bool) -> type[ChimeraExecutionContext]:
+    """The executor for one schema: with a plan cache of its own, or none (stock
+    execution for every operation)."""
+    return type(
+        "ChimeraExecutionContext",
+        (ChimeraExecutionContext,),
+        {"planner": Planner() if fast else None},
+    )

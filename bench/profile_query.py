@@ -1,0 +1,301 @@
+"""CPU per request of the dashboard queries, in process, with an optional profile.
+
+The load benchmark (bench/dashboard.py) measures the service from outside under wrk; this
+one answers the question a developer asks while making it faster: how many milliseconds of
+this process's CPU does one request cost, at which page size, and where do they go. It
+drives the real app (lifespan, middleware, view, schema, loaders, stores) through ASGI in
+one process, one request at a time, so the numbers are the app's own work and nothing else.
+
+    .venv/bin/python bench/profile_query.py --database-url postgresql://postgres@127.0.0.1/postgres \
+        --redis-url redis://127.0.0.1:6379/14 [--query B|C] [--first 50] [--profile out.prof]
+
+Without URLs it starts the embedded engines in a temporary directory. The dataset (one
+tenant, 1,000 campaigns, 200 agents, 5 agents and 4 READY media per campaign, counters in
+Redis) is created in a scratch database that is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import pstats
+import random
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import asyncpg
+from asgi_lifespan import LifespanManager
+from httpx import ASGITransport, AsyncClient
+from redis.asyncio import Redis
+
+from app import migrations
+from app.auth import Role, mint_token
+from app.main import create_app
+from app.settings import Settings
+from app.stores.postgres.engine import create_engine
+from app.stores.redis import keys
+
+SECRET = "profile-secret-that-is-long-enough-for-hs256"
+
+QUERY_B = """
+query DashboardB($first: Int!) {
+  campaigns(first: $first) {
+    edges { cursor node {
+      id name goal status budget startsAt endsAt createdAt updatedAt
+      agents(first: 5) { edges { node { id name persona status } } }
+      media(first: 4) { edges { node { id kind contentType filename sizeBytes status createdAt } } }
+    } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+
+QUERY_C = """
+query DashboardC($first: Int!) {
+  campaigns(first: $first) {
+    edges { cursor node {
+      id name goal status budget startsAt endsAt createdAt updatedAt
+      engagement { impressions clicks likes shares comments }
+      similar(limit: 3) { score campaign { id name } }
+      agents(first: 5) { edges { node { id name persona status activeTasks } } }
+      media(first: 4) { edges { node {
+        id kind contentType filename sizeBytes status createdAt url } } }
+    } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+
+QUERY_TINY = "query Tiny { viewer { role } }"
+
+QUERIES = {"B": QUERY_B, "C": QUERY_C, "tiny": QUERY_TINY}
+
+
+async def seed(dsn: str, redis_url: str, tenant_id: uuid.UUID, rng: random.Random) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO tenant (id, slug, name) VALUES ($1, $2, $3)",
+            tenant_id,
+            f"bench-{tenant_id.hex[:8]}",
+            "Bench",
+        )
+        base = datetime(2026, 1, 1, tzinfo=UTC)
+        agents = [
+            (uuid.uuid4(), tenant_id, f"Agent {i}", f"Persona of agent {i}", "ACTIVE")
+            for i in range(200)
+        ]
+        await conn.copy_records_to_table(
+            "agent",
+            records=[(*a, base + timedelta(minutes=i)) for i, a in enumerate(agents)],
+            columns=["id", "tenant_id", "name", "persona", "status", "created_at"],
+        )
+        statuses = ["DRAFT", "ACTIVE", "PAUSED", "COMPLETED", "ARCHIVED"]
+        campaigns = []
+        for i in range(1000):
+            campaigns.append(
+                (
+                    uuid.uuid4(),
+                    tenant_id,
+                    f"Campaign {i}",
+                    f"Goal number {i} about spring fashion and sneakers",
+                    statuses[i % 5],
+                    rng.randint(100, 100_000),
+                    base + timedelta(days=i % 30),
+                    base + timedelta(days=30 + i % 30),
+                    base + timedelta(minutes=i),
+                )
+            )
+        await conn.copy_records_to_table(
+            "campaign",
+            records=campaigns,
+            columns=[
+                "id",
+                "tenant_id",
+                "name",
+                "goal",
+                "status",
+                "budget",
+                "starts_at",
+                "ends_at",
+                "created_at",
+            ],
+        )
+        members, media = [], []
+        for i, c in enumerate(campaigns):
+            for j, a in enumerate(rng.sample(agents, 5)):
+                members.append((tenant_id, c[0], a[0], base + timedelta(minutes=i, seconds=j)))
+            for j in range(4):
+                pk = uuid.uuid4()
+                name = f"image-{j}.png"
+                media.append(
+                    (
+                        pk,
+                        tenant_id,
+                        c[0],
+                        f"tenants/{tenant_id}/media/{pk}/{name}",
+                        "IMAGE",
+                        "image/png",
+                        name,
+                        1000 + j,
+                        "READY",
+                        base + timedelta(minutes=i, seconds=j),
+                    )
+                )
+        await conn.copy_records_to_table(
+            "campaign_agent",
+            records=members,
+            columns=["tenant_id", "campaign_id", "agent_id", "assigned_at"],
+        )
+        await conn.copy_records_to_table(
+            "media_asset",
+            records=media,
+            columns=[
+                "id",
+                "tenant_id",
+                "campaign_id",
+                "object_key",
+                "kind",
+                "content_type",
+                "filename",
+                "size_bytes",
+                "status",
+                "created_at",
+            ],
+        )
+    finally:
+        await conn.close()
+    redis = Redis.from_url(redis_url)
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for c in campaigns:
+                pipe.hset(
+                    keys.campaign_engagement(tenant_id, c[0]),
+                    mapping={f: rng.randint(0, 10_000) for f in keys.ENGAGEMENT_FIELDS},
+                )
+            for a in agents:
+                pipe.hset(keys.agent_tasks(tenant_id, a[0]), "active", rng.randint(0, 9))
+            await pipe.execute()
+    finally:
+        await redis.aclose()
+
+
+def plain_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def run(args: argparse.Namespace) -> None:
+    from tests.engines import (
+        create_database,
+        drop_database,
+        embedded_postgres_server,
+        has_extension,
+        redis_server,
+    )
+
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        server = args.database_url or stack.enter_context(embedded_postgres_server(tmp / "pg"))
+        server = server.replace("postgresql://", "postgresql+asyncpg://", 1)
+        redis_url = args.redis_url or stack.enter_context(redis_server(tmp / "redis"))
+        url = await create_database(server, prefix="chimera_profile")
+        vector_server = server
+        if not await has_extension(server, "vector"):
+            vector_server = stack.enter_context(embedded_postgres_server(tmp / "pgvector"))
+        vector_url = await create_database(vector_server, prefix="chimera_profile_vec")
+        try:
+            engine = create_engine(url, timeout=10)
+            await migrations.upgrade(engine)
+            await engine.dispose()
+            tenant_id = uuid.uuid4()
+            await seed(plain_dsn(url), redis_url, tenant_id, random.Random(7))
+            settings = Settings(
+                database_url=url,
+                redis_url=redis_url,
+                pgvector_url=vector_url,
+                indexer_enabled=False,
+                relay_enabled=False,
+                media_sweep_seconds=0,
+                auth_secret=SECRET,
+                data_dir=tmp / "data",
+                env=args.env,
+            )
+            await measure(settings, tenant_id, args)
+        finally:
+            await drop_database(url)
+            await drop_database(vector_url)
+
+
+async def measure(settings: Settings, tenant_id: uuid.UUID, args: argparse.Namespace) -> None:
+    app = create_app(settings)
+    token = mint_token(
+        SECRET,
+        tenant_id=tenant_id,
+        tenant_slug="bench",
+        role=Role.VIEWER,
+        subject="bench",
+        ttl_seconds=3600,
+    )
+    body = json.dumps({"query": QUERIES[args.query], "variables": {"first": args.first}})
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    async with (
+        LifespanManager(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://bench") as http,
+    ):
+
+        async def once() -> dict[str, Any]:
+            response = await http.post("/graphql", content=body, headers=headers)
+            result: dict[str, Any] = response.json()
+            return result
+
+        first = await once()
+        if first.get("errors"):
+            print(json.dumps(first["errors"], indent=1)[:2000])
+        for _ in range(args.warmup):
+            await once()
+        profiler = cProfile.Profile() if args.profile else None
+        cpu, wall = time.process_time(), time.perf_counter()
+        if profiler:
+            profiler.enable()
+        for _ in range(args.requests):
+            await once()
+        if profiler:
+            profiler.disable()
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        print(
+            f"query {args.query} first={args.first}: "
+            f"{cpu / args.requests * 1000:.2f} ms CPU/request, "
+            f"{wall / args.requests * 1000:.2f} ms wall/request over {args.requests} requests"
+        )
+        if profiler:
+            profiler.dump_stats(args.profile)
+            stats = pstats.Stats(profiler).sort_stats("cumulative")
+            stats.print_stats(40)
+            stats.sort_stats("tottime").print_stats(40)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url")
+    parser.add_argument("--redis-url")
+    parser.add_argument("--query", choices=sorted(QUERIES), default="B")
+    parser.add_argument("--first", type=int, default=50)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--env", default="production", choices=["dev", "production"])
+    parser.add_argument("--profile", help="write a cProfile file and print the top entries")
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
