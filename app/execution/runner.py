@@ -50,17 +50,11 @@ if TYPE_CHECKING:
 complete_leaf_value = Executor.complete_leaf_value
 
 
-class Cell:
-    """A position in the response that holds an object or a list: where to write ``None``
-    when a non-null error propagates to it, and the position that contains it."""
-
-    __slots__ = ("container", "key", "nullable", "parent")
-
-    def __init__(self, container: Any, key: str | int, nullable: bool, parent: Cell | None) -> None:
-        self.container = container
-        self.key = key
-        self.nullable = nullable
-        self.parent = parent
+# A position in the response that holds an object or a list: the container and key where
+# ``None`` goes when a non-null error propagates to it, whether it may be null, and the
+# position that contains it. A tuple, because one is made for every object of a response.
+# Read as cell[0] (container), cell[1] (key), cell[2] (nullable), cell[3] (parent).
+Cell = tuple[Any, str | int, bool, "Cell | None"]
 
 
 class Batch:
@@ -83,7 +77,7 @@ class Run:
         self.ctx = ctx
         self.plan = plan
         self.errors: list[GraphQLError] = ctx.collected_errors.errors
-        self.nulled: set[Cell] = set()
+        self.nulled: set[int] = set()  # ids of the cells nulled by propagation
         self.root_nulled = False
         self.is_awaitable = ctx.is_awaitable
         schema = ctx.schema._strawberry_schema  # type: ignore[attr-defined]
@@ -318,7 +312,7 @@ class Run:
                     holder[key] = result
                     objs.append(v)
                     dicts.append(result)
-                    cells.append(Cell(holder, key, nullable, cell))
+                    cells.append((holder, key, nullable, cell))
                 elif v is None and nullable:
                     holder[key] = None
                 else:
@@ -477,7 +471,7 @@ class Run:
         container[key] = result
         batch.objs.append(v)
         batch.dicts.append(result)
-        batch.cells.append(Cell(container, key, shape.nullable, parent))
+        batch.cells.append((container, key, shape.nullable, parent))
 
     def complete_list(
         self,
@@ -499,7 +493,7 @@ class Run:
             return
         items: list[Any] = []
         container[key] = items
-        cell = Cell(container, key, shape.nullable, parent)
+        cell: Cell = (container, key, shape.nullable, parent)
         item = shape.item
         value = self.value
         if type(item) is ObjectShape and item.cls is not None:
@@ -515,7 +509,7 @@ class Run:
                     items.append(result)
                     batch.objs.append(x)
                     batch.dicts.append(result)
-                    batch.cells.append(Cell(items, index, nullable, cell))
+                    batch.cells.append((items, index, nullable, cell))
                 else:
                     items.append(None)
                     value(item, x, items, index, cell, fp, sink, jobs)
@@ -608,13 +602,13 @@ class Run:
             return
         cell = parent
         while cell is not None:
-            cell.container[cell.key] = None
-            if cell.nullable:
+            cell[0][cell[1]] = None
+            if cell[2]:
                 if not self.is_nulled(cell):
-                    self.nulled.add(cell)
+                    self.nulled.add(id(cell))
                     self.errors.append(error)
                 return
-            cell = cell.parent
+            cell = cell[3]
         if not self.root_nulled:
             self.root_nulled = True
             self.errors.append(error)
@@ -624,10 +618,11 @@ class Run:
             return True
         if not self.nulled:
             return False
+        nulled = self.nulled
         while cell is not None:
-            if cell in self.nulled:
+            if id(cell) in nulled:
                 return True
-            cell = cell.parent
+            cell = cell[3]
         return False
 
 
@@ -676,8 +671,8 @@ async def drain(jobs: Jobs) -> None:
 def path_of(cell: Cell | None, key: str | int) -> list[str | int]:
     keys: list[str | int] = [key]
     while cell is not None:
-        keys.append(cell.key)
-        cell = cell.parent
+        keys.append(cell[1])
+        cell = cell[3]
     keys.reverse()
     return keys
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from app.pagination import Page, PageArgs, page_from_rows
 from loaders.base import LoaderContext, TenantLoader
+from loaders.postgres.rows import RowByIdLoader
 
 ORDER_COLUMNS = frozenset({"created_at", "updated_at", "name"})
 
@@ -75,9 +76,9 @@ def _page_sql(table: str, where: str, column: str, descending: bool, after: bool
 
 class _PageLoader(TenantLoader[ListQuery, Page]):
     table: str
-    by_id: TenantLoader[Any, Any]
+    by_id: RowByIdLoader
 
-    def __init__(self, ctx: LoaderContext, by_id: TenantLoader[Any, Any]) -> None:
+    def __init__(self, ctx: LoaderContext, by_id: RowByIdLoader) -> None:
         super().__init__(ctx)
         self.by_id = by_id
 
@@ -86,7 +87,7 @@ class _PageLoader(TenantLoader[ListQuery, Page]):
         for key in keys:  # distinct list requests in one tick: rare, one statement each
             rows = await self.read(*self._statement(key))
             for row in rows[: key.page.first]:
-                self.by_id.prime(row["id"], row)
+                self.by_id.remember(row["id"], row)
             pages.append(page_from_rows(rows, key.page))
         return pages
 

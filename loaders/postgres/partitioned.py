@@ -19,6 +19,7 @@ from uuid import UUID
 from app.pagination import Page, PageArgs, page_from_rows
 from app.stores.postgres.reads import Record
 from loaders.base import LoaderContext, TenantLoader
+from loaders.postgres.rows import RowByIdLoader
 
 ChildPageKey = tuple[UUID, PageArgs]
 
@@ -28,7 +29,7 @@ class PartitionedPageLoader(TenantLoader[ChildPageKey, Page]):
     first_page: str
     next_page: str
 
-    def __init__(self, ctx: LoaderContext, by_id: TenantLoader[Any, Any]) -> None:
+    def __init__(self, ctx: LoaderContext, by_id: RowByIdLoader) -> None:
         super().__init__(ctx)
         self.by_id = by_id
 
@@ -40,12 +41,12 @@ class PartitionedPageLoader(TenantLoader[ChildPageKey, Page]):
         for args, parent_ids in groups.items():
             for row in await self.read(*self.statement(parent_ids, args)):
                 found[(row["parent_id"], args)].append(row)
-        prime = self.by_id.prime
+        remember = self.by_id.remember
         pages = []
         for key in keys:
             page = page_from_rows(found.get(key, []), key[1])
             for row in page.rows:
-                prime(row["id"], row)
+                remember(row["id"], row)
             pages.append(page)
         return pages
 

@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
+from asyncio import Future
 from collections.abc import Sequence
 from uuid import UUID
 
 from app.stores.postgres.reads import Row
-from loaders.base import TenantLoader
+from loaders.base import LoaderContext, TenantLoader
 
 
-class _RowByIdLoader(TenantLoader[UUID, Row | None]):
+class RowByIdLoader(TenantLoader[UUID, Row | None]):
+    """Rows by id. Rows a list already read are remembered, and handed out as loaded
+    only if something asks for them: priming every row of every page would make a
+    future per row that nothing ever awaits."""
+
     table: str
+
+    def __init__(self, ctx: LoaderContext) -> None:
+        super().__init__(ctx)
+        self._known: dict[UUID, Row] = {}
+
+    def remember(self, pk: UUID, row: Row) -> None:
+        self._known.setdefault(pk, row)
+
+    def load(self, key: UUID) -> Future[Row | None]:
+        row = self._known.pop(key, None)
+        if row is not None:
+            self.prime(key, row)
+        return super().load(key)
+
+    def clear(self, key: UUID) -> RowByIdLoader:
+        self._known.pop(key, None)
+        super().clear(key)
+        return self
 
     async def fetch(self, keys: Sequence[UUID]) -> list[Row | None]:
         rows = await self.read(
@@ -22,19 +45,19 @@ class _RowByIdLoader(TenantLoader[UUID, Row | None]):
         return [found.get(key) for key in keys]
 
 
-class AgentByIdLoader(_RowByIdLoader):
+class AgentByIdLoader(RowByIdLoader):
     table = "agent"
 
 
-class CampaignByIdLoader(_RowByIdLoader):
+class CampaignByIdLoader(RowByIdLoader):
     table = "campaign"
 
 
-class MediaAssetByIdLoader(_RowByIdLoader):
+class MediaAssetByIdLoader(RowByIdLoader):
     table = "media_asset"
 
 
-class AgentMemoryByIdLoader(_RowByIdLoader):
+class AgentMemoryByIdLoader(RowByIdLoader):
     table = "agent_memory"
 
 

@@ -1,4 +1,4 @@
-"""Counters read from Redis: one pipeline per batch, whatever the number of keys."""
+"""Counters read from Redis: one command per batch, whatever the number of keys."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from app.stores.redis import keys
+from app.stores.redis.scripts import hmget_many
 from loaders.base import TenantLoader
 
 
@@ -27,13 +28,8 @@ class EngagementByCampaignLoader(TenantLoader[UUID, EngagementCounts]):
     store = "Redis"
 
     async def fetch(self, keys_: Sequence[UUID]) -> list[EngagementCounts]:
-        async with self.ctx.redis.pipeline(transaction=False) as pipe:
-            for campaign_id in keys_:
-                pipe.hmget(
-                    keys.campaign_engagement(self.tenant_id, campaign_id),
-                    list(keys.ENGAGEMENT_FIELDS),
-                )
-            replies = await pipe.execute()
+        names = [keys.campaign_engagement(self.tenant_id, pk) for pk in keys_]
+        replies = await hmget_many(self.ctx.redis, names, keys.ENGAGEMENT_FIELDS)
         return [engagement_from(values) for values in replies]
 
 
@@ -41,8 +37,6 @@ class ActiveTasksByAgentLoader(TenantLoader[UUID, int]):
     store = "Redis"
 
     async def fetch(self, keys_: Sequence[UUID]) -> list[int]:
-        async with self.ctx.redis.pipeline(transaction=False) as pipe:
-            for agent_id in keys_:
-                pipe.hget(keys.agent_tasks(self.tenant_id, agent_id), "active")
-            replies = await pipe.execute()
-        return [int(value) if value is not None else 0 for value in replies]
+        names = [keys.agent_tasks(self.tenant_id, pk) for pk in keys_]
+        replies = await hmget_many(self.ctx.redis, names, ("active",))
+        return [int(value) if value is not None else 0 for (value,) in replies]
