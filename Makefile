@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint schema clean-venv
+.PHONY: run test lint schema bench clean-venv
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
@@ -39,6 +39,11 @@ lint: $(VENV)/.installed-test
 
 schema: $(VENV)/.installed-run
 	$(BIN)/chimera export-schema --output schema.graphql
+
+# The dashboard query side by side with PostGraphile 4 and a hand-written floor, under wrk
+# (docs/benchmarks.md); rewrites its table there. BENCH_ARGS="--smoke" is the quick check.
+bench: $(VENV)/.installed-test
+	$(BIN)/python bench/dashboard.py $(BENCH_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)
