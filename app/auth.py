@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -77,7 +78,28 @@ def mint_token(
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
+DECODED_KEPT = 4096
+_decoded: OrderedDict[tuple[str, str], tuple[Principal, float]] = OrderedDict()
+
+
 def decode_token(secret: str, token: str) -> Principal:
+    """The Principal a token names. A token seen before is not verified again (HMAC and
+    claims cost more than the rest of a small request) but its expiry still is, every
+    time; only tokens that verified are kept."""
+    known = _decoded.get((secret, token))
+    if known is not None:
+        principal, expires = known
+        if time.time() < expires:
+            return principal
+        del _decoded[(secret, token)]
+    principal, expires = _verify(secret, token)
+    _decoded[(secret, token)] = (principal, expires)
+    if len(_decoded) > DECODED_KEPT:
+        _decoded.popitem(last=False)
+    return principal
+
+
+def _verify(secret: str, token: str) -> tuple[Principal, float]:
     try:
         claims = jwt.decode(
             token,
@@ -86,12 +108,13 @@ def decode_token(secret: str, token: str) -> Principal:
             issuer=ISSUER,
             options={"require": ["exp", "iat", "sub", "tid", "tenant", "role"]},
         )
-        return Principal(
+        principal = Principal(
             tenant_id=UUID(str(claims["tid"])),
             tenant_slug=str(claims["tenant"]),
             role=Role(str(claims["role"])),
             subject=str(claims["sub"]),
         )
+        return principal, float(claims["exp"])
     except jwt.ExpiredSignatureError as exc:
         raise Unauthenticated("The bearer token has expired") from exc
     except (jwt.InvalidTokenError, ValueError) as exc:

@@ -6,6 +6,7 @@ outlives a request or crosses a tenant.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from app.auth import Principal
@@ -43,8 +44,12 @@ if TYPE_CHECKING:
 
 
 class Loaders:
+    """Each loader is made the first time a resolver asks for it: a request reads a few of
+    them, and making all twenty-one took a tenth of a millisecond per request."""
+
     def __init__(self, principal: Principal, stores: Stores, timeout: float) -> None:
-        ctx = LoaderContext(
+        self.principal = principal
+        self.ctx = LoaderContext(
             principal=principal,
             engine=stores.engine,
             redis=stores.redis,
@@ -52,25 +57,87 @@ class Loaders:
             embedder=stores.embedder,
             timeout=timeout,
         )
-        self.principal = principal
-        self.tenant_by_id = TenantByIdLoader(ctx)
-        self.agent_by_id = AgentByIdLoader(ctx)
-        self.campaign_by_id = CampaignByIdLoader(ctx)
-        self.agent_page = AgentPageByQueryLoader(ctx, self.agent_by_id)
-        self.campaign_page = CampaignPageByQueryLoader(ctx, self.campaign_by_id)
-        self.agent_count = AgentCountByFilterLoader(ctx)
-        self.campaign_count = CampaignCountByFilterLoader(ctx)
-        self.agents_by_campaign = AgentsByCampaignLoader(ctx, self.agent_by_id)
-        self.campaigns_by_agent = CampaignsByAgentLoader(ctx, self.campaign_by_id)
-        self.agent_count_by_campaign = AgentCountByCampaignLoader(ctx)
-        self.campaign_count_by_agent = CampaignCountByAgentLoader(ctx)
-        self.engagement_by_campaign = EngagementByCampaignLoader(ctx)
-        self.active_tasks_by_agent = ActiveTasksByAgentLoader(ctx)
-        self.media_by_id = MediaAssetByIdLoader(ctx)
-        self.media_by_campaign = MediaByCampaignLoader(ctx, self.media_by_id)
-        self.media_count_by_campaign = MediaCountByCampaignLoader(ctx)
-        self.memory_by_id = AgentMemoryByIdLoader(ctx)
-        self.recent_memories_by_agent = RecentMemoriesByAgentLoader(ctx, self.memory_by_id)
-        self.embedding_by_text = EmbeddingByTextLoader(ctx)
-        self.hits_by_query = VectorHitsByQueryLoader(ctx, self.embedding_by_text)
-        self.similar_by_campaign = SimilarCampaignsByCampaignLoader(ctx)
+
+    @cached_property
+    def tenant_by_id(self) -> TenantByIdLoader:
+        return TenantByIdLoader(self.ctx)
+
+    @cached_property
+    def agent_by_id(self) -> AgentByIdLoader:
+        return AgentByIdLoader(self.ctx)
+
+    @cached_property
+    def campaign_by_id(self) -> CampaignByIdLoader:
+        return CampaignByIdLoader(self.ctx)
+
+    @cached_property
+    def agent_page(self) -> AgentPageByQueryLoader:
+        return AgentPageByQueryLoader(self.ctx, self.agent_by_id)
+
+    @cached_property
+    def campaign_page(self) -> CampaignPageByQueryLoader:
+        return CampaignPageByQueryLoader(self.ctx, self.campaign_by_id)
+
+    @cached_property
+    def agent_count(self) -> AgentCountByFilterLoader:
+        return AgentCountByFilterLoader(self.ctx)
+
+    @cached_property
+    def campaign_count(self) -> CampaignCountByFilterLoader:
+        return CampaignCountByFilterLoader(self.ctx)
+
+    @cached_property
+    def agents_by_campaign(self) -> AgentsByCampaignLoader:
+        return AgentsByCampaignLoader(self.ctx, self.agent_by_id)
+
+    @cached_property
+    def campaigns_by_agent(self) -> CampaignsByAgentLoader:
+        return CampaignsByAgentLoader(self.ctx, self.campaign_by_id)
+
+    @cached_property
+    def agent_count_by_campaign(self) -> AgentCountByCampaignLoader:
+        return AgentCountByCampaignLoader(self.ctx)
+
+    @cached_property
+    def campaign_count_by_agent(self) -> CampaignCountByAgentLoader:
+        return CampaignCountByAgentLoader(self.ctx)
+
+    @cached_property
+    def engagement_by_campaign(self) -> EngagementByCampaignLoader:
+        return EngagementByCampaignLoader(self.ctx)
+
+    @cached_property
+    def active_tasks_by_agent(self) -> ActiveTasksByAgentLoader:
+        return ActiveTasksByAgentLoader(self.ctx)
+
+    @cached_property
+    def media_by_id(self) -> MediaAssetByIdLoader:
+        return MediaAssetByIdLoader(self.ctx)
+
+    @cached_property
+    def media_by_campaign(self) -> MediaByCampaignLoader:
+        return MediaByCampaignLoader(self.ctx, self.media_by_id)
+
+    @cached_property
+    def media_count_by_campaign(self) -> MediaCountByCampaignLoader:
+        return MediaCountByCampaignLoader(self.ctx)
+
+    @cached_property
+    def memory_by_id(self) -> AgentMemoryByIdLoader:
+        return AgentMemoryByIdLoader(self.ctx)
+
+    @cached_property
+    def recent_memories_by_agent(self) -> RecentMemoriesByAgentLoader:
+        return RecentMemoriesByAgentLoader(self.ctx, self.memory_by_id)
+
+    @cached_property
+    def embedding_by_text(self) -> EmbeddingByTextLoader:
+        return EmbeddingByTextLoader(self.ctx)
+
+    @cached_property
+    def hits_by_query(self) -> VectorHitsByQueryLoader:
+        return VectorHitsByQueryLoader(self.ctx, self.embedding_by_text)
+
+    @cached_property
+    def similar_by_campaign(self) -> SimilarCampaignsByCampaignLoader:
+        return SimilarCampaignsByCampaignLoader(self.ctx)

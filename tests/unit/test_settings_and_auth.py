@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from app import auth
 from app.auth import Role, auth_secret, bearer_token, decode_token, mint_token
 from app.errors import Unauthenticated
 from app.settings import Environment, Settings
@@ -66,3 +68,30 @@ def test_authorization_header_must_be_bearer() -> None:
     assert bearer_token("Bearer abc") == "abc"
     with pytest.raises(Unauthenticated):
         bearer_token("Basic dXNlcg==")
+
+
+def test_a_known_token_is_not_verified_again_but_still_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    secret = "s" * 32
+    pk = uuid.uuid4()
+    token = mint_token(
+        secret, tenant_id=pk, tenant_slug="t", role=Role.VIEWER, subject="x", ttl_seconds=2
+    )
+    assert decode_token(secret, token).tenant_id == pk
+    verified: list[str] = []
+    original = auth._verify
+
+    def counted(secret: str, token: str) -> tuple[auth.Principal, float]:
+        verified.append(token)
+        return original(secret, token)
+
+    monkeypatch.setattr(auth, "_verify", counted)
+    assert decode_token(secret, token).tenant_id == pk
+    assert verified == []  # served from what the first call verified
+    with pytest.raises(Unauthenticated):  # another secret verifies again, and fails
+        decode_token("o" * 32, token)
+    time.sleep(3)
+    with pytest.raises(Unauthenticated, match="expired"):
+        decode_token(secret, token)
+    assert verified == [token, token]  # the other secret, then the lapsed entry
