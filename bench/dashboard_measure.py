@@ -9,8 +9,9 @@
   requests wrk completed.
 - Store calls: PostgreSQL statements from ``pg_stat_statements`` (every statement executed
   in the dataset's database, exactly, whoever sent it), Redis commands from
-  ``INFO commandstats`` (per command name; this Redis is the bench's own). Both are deltas
-  around a few sequential requests, so nothing else is in flight.
+  ``MONITOR`` (commands clients send, per name, not those a script runs inside Redis; this
+  Redis is the bench's own). Both are counted around a few sequential requests, so
+  nothing else is in flight.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import subprocess
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -319,6 +321,34 @@ class StoreCounter:
             commands[name.removeprefix("cmdstat_")] = int(stats["calls"])
         return statements, commands
 
+    @contextlib.asynccontextmanager
+    async def commands_sent(self, sent: Counter[str]) -> AsyncIterator[None]:
+        """Count the commands clients send while the block runs, by name, from MONITOR.
+        ``INFO commandstats`` would also count what a script runs inside Redis (each HMGET
+        of an EVALSHA): one command sent, however many keys it reads, is one round of work
+        for the client and one command for Redis to parse."""
+        assert self.redis is not None
+        ready = asyncio.Event()
+
+        async def listen() -> None:
+            async with self.redis.monitor() as monitor:  # type: ignore[union-attr]
+                ready.set()
+                while True:
+                    info = await monitor.next_command()
+                    name = info["command"].split(" ", 1)[0].lower()
+                    if info["client_type"] != "lua" and name not in {"info", "monitor"}:
+                        sent[name] += 1
+
+        task = asyncio.create_task(listen())
+        await asyncio.wait_for(ready.wait(), 5)
+        await asyncio.sleep(0.1)  # MONITOR is on once its first reply is read
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def count(self, url: str, body: bytes, token: str, requests: int) -> StoreCalls:
         """Store calls of ``requests`` sequential requests, after two that are not counted
         (they refresh pooled connections). Redis connection upkeep that still happens is
@@ -326,12 +356,14 @@ class StoreCounter:
         for _ in range(2):
             await asyncio.to_thread(post, url, body, token)
         await asyncio.sleep(0.3)
-        before_pg, before_redis = await self.snapshot()
-        for _ in range(requests):
-            await asyncio.to_thread(post, url, body, token)
-        # A pooled connection's ROLLBACK may follow the answer: let it land before reading.
-        await asyncio.sleep(0.3)
-        after_pg, after_redis = await self.snapshot()
+        before_pg, _before = await self.snapshot()
+        sent: Counter[str] = Counter()
+        async with self.commands_sent(sent):
+            for _ in range(requests):
+                await asyncio.to_thread(post, url, body, token)
+            # A pooled connection's ROLLBACK may follow the answer: let it land first.
+            await asyncio.sleep(0.3)
+        after_pg, _after = await self.snapshot()
         totals: Counter[str] = Counter()
         ran = []
         for key, (calls, query) in after_pg.items():
@@ -348,11 +380,7 @@ class StoreCounter:
                     "query": " ".join(query.split())[:300],
                 }
             )
-        redis_all = {
-            name: (calls - before_redis.get(name, 0)) / requests
-            for name, calls in after_redis.items()
-            if name != "info" and calls - before_redis.get(name, 0) > 0
-        }
+        redis_all = {name: calls / requests for name, calls in sent.items()}
         redis_delta = {n: c for n, c in redis_all.items() if n not in REDIS_UPKEEP}
         return StoreCalls(
             requests=requests,

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import cProfile
 import json
+import os
 import pstats
 import random
 import sys
@@ -35,7 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg
 from asgi_lifespan import LifespanManager
-from httpx import ASGITransport, AsyncClient
 from redis.asyncio import Redis
 
 from app import migrations
@@ -248,21 +248,61 @@ async def measure(settings: Settings, tenant_id: uuid.UUID, args: argparse.Names
     )
     body = json.dumps({"query": QUERIES[args.query], "variables": {"first": args.first}})
     headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
-    async with (
-        LifespanManager(app),
-        AsyncClient(transport=ASGITransport(app=app), base_url="http://bench") as http,
-    ):
+    raw_headers = [(k.encode(), v.encode()) for k, v in headers.items()]
+    encoded = body.encode()
+    raw_headers.append((b"content-length", str(len(encoded)).encode()))
+    async with LifespanManager(app):
 
         async def once() -> dict[str, Any]:
-            response = await http.post("/graphql", content=body, headers=headers)
-            result: dict[str, Any] = response.json()
+            """One request straight through the ASGI interface, as a server calls it: no
+            HTTP client in the measurement."""
+            scope = {
+                "type": "http",
+                "asgi": {"version": "3.0"},
+                "http_version": "1.1",
+                "method": "POST",
+                "scheme": "http",
+                "path": "/graphql",
+                "raw_path": b"/graphql",
+                "query_string": b"",
+                "root_path": "",
+                "headers": raw_headers,
+                "client": ("127.0.0.1", 5000),
+                "server": ("127.0.0.1", 8000),
+                "state": {},
+            }
+            sent = False
+            chunks: list[bytes] = []
+
+            async def receive() -> dict[str, Any]:
+                nonlocal sent
+                if sent:
+                    await asyncio.sleep(3600)
+                sent = True
+                return {"type": "http.request", "body": encoded, "more_body": False}
+
+            async def send(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.body":
+                    chunks.append(message.get("body", b""))
+
+            await app(scope, receive, send)
+            if not args.check:
+                return {}
+            result: dict[str, Any] = json.loads(b"".join(chunks))
             return result
 
+        args.check = True
         first = await once()
+        args.check = False
+        if args.dump:
+            await asyncio.to_thread(Path(args.dump).write_text, json.dumps(first))
         if first.get("errors"):
             print(json.dumps(first["errors"], indent=1)[:2000])
         for _ in range(args.warmup):
             await once()
+        if args.memory:
+            await memory_growth(once, args.requests)
+            return
         profiler = cProfile.Profile() if args.profile else None
         cpu, wall = time.process_time(), time.perf_counter()
         if profiler:
@@ -284,6 +324,112 @@ async def measure(settings: Settings, tenant_id: uuid.UUID, args: argparse.Names
             stats.sort_stats("tottime").print_stats(40)
 
 
+def print_cycles() -> None:
+    """The reference cycles among gc.garbage (strongly connected components), by type."""
+    import gc
+
+    objects = {id(o): o for o in gc.garbage}
+    edges = {
+        k: [id(r) for r in gc.get_referents(o) if id(r) in objects] for k, o in objects.items()
+    }
+    index: dict[int, int] = {}
+    low: dict[int, int] = {}
+    stack: list[int] = []
+    on: set[int] = set()
+    sccs: list[list[int]] = []
+    counter = [0]
+
+    def strong(v: int) -> None:
+        work = [(v, iter(edges[v]))]
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        while work:
+            node, children = work[-1]
+            for w in children:
+                if w not in index:
+                    index[w] = low[w] = counter[0]
+                    counter[0] += 1
+                    stack.append(w)
+                    on.add(w)
+                    work.append((w, iter(edges[w])))
+                    break
+                if w in on:
+                    low[node] = min(low[node], index[w])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        w = stack.pop()
+                        on.discard(w)
+                        component.append(w)
+                        if w == node:
+                            break
+                    if len(component) > 1:
+                        sccs.append(component)
+
+    for v in objects:
+        if v not in index:
+            strong(v)
+    for component in sccs[:8]:
+        names = {}
+        for k in component:
+            o = objects[k]
+            label = type(o).__qualname__
+            if callable(o) and hasattr(o, "__qualname__"):
+                label += f"({o.__qualname__})"
+            names[label] = names.get(label, 0) + 1
+        print("  cycle:", sorted(names.items(), key=lambda kv: -kv[1])[:12])
+
+
+async def memory_growth(once: Any, requests: int) -> None:
+    """RSS and the Python allocations still alive after ``requests`` more requests, with
+    where the growth was allocated: the check for a leak per request."""
+    import gc
+    import tracemalloc
+
+    import psutil
+
+    process = psutil.Process()
+    gc.collect()
+    gc.disable()
+    for _ in range(100):
+        await once()
+    cyclic = gc.collect()
+    gc.enable()
+    print(f"cyclic garbage: {cyclic / 100:.0f} objects per request")
+    if cyclic:
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.disable()
+        await once()
+        gc.collect()
+        kinds: dict[str, int] = {}
+        for obj in gc.garbage:
+            kinds[type(obj).__qualname__] = kinds.get(type(obj).__qualname__, 0) + 1
+        gc.set_debug(0)
+        gc.enable()
+        print("  by type:", sorted(kinds.items(), key=lambda kv: -kv[1])[:25])
+        if os.environ.get("CYCLES"):
+            print_cycles()
+        gc.garbage.clear()
+    tracemalloc.start(25)
+    gc.collect()
+    before, rss_before = tracemalloc.take_snapshot(), process.memory_info().rss
+    for _ in range(requests):
+        await once()
+    gc.collect()
+    after, rss_after = tracemalloc.take_snapshot(), process.memory_info().rss
+    print(f"RSS {rss_before / 2**20:.1f} -> {rss_after / 2**20:.1f} MiB over {requests} requests")
+    for stat in after.compare_to(before, "traceback")[:12]:
+        print(f"{stat.size_diff / 1024:+.1f} KiB in {stat.count_diff:+d} blocks")
+        for line in stat.traceback.format()[-8:]:
+            print("   ", line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url")
@@ -294,6 +440,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--env", default="production", choices=["dev", "production"])
     parser.add_argument("--profile", help="write a cProfile file and print the top entries")
+    parser.add_argument("--dump", help="write the first response to this file")
+    parser.add_argument(
+        "--memory", action="store_true", help="report memory growth over the requests"
+    )
     asyncio.run(run(parser.parse_args()))
 
 
