@@ -148,7 +148,13 @@ class Settings(BaseSettings):
     store_timeout_seconds: float = Field(
         default=5.0, gt=0, validation_alias="CHIMERA_STORE_TIMEOUT_SECONDS"
     )
-    db_pool_size: int = Field(default=10, ge=1, validation_alias="CHIMERA_DB_POOL_SIZE")
+    db_pool_size: int = Field(
+        default=20,
+        ge=1,
+        validation_alias="CHIMERA_DB_POOL_SIZE",
+        description="PostgreSQL connections per app instance, a fixed pool; a request uses "
+        "up to one per store call it has in flight.",
+    )
     redis_pool_size: int = Field(
         default=50,
         ge=1,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import os
 import pstats
@@ -304,13 +305,39 @@ async def measure(settings: Settings, tenant_id: uuid.UUID, args: argparse.Names
             await memory_growth(once, args.requests)
             return
         profiler = cProfile.Profile() if args.profile else None
+        gc_time = [0.0, 0.0]
+        by_generation = [[0, 0.0], [0, 0.0], [0, 0.0]]
+
+        def timed_gc(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                gc_time[1] = time.process_time()
+            else:
+                spent = time.process_time() - gc_time[1]
+                gc_time[0] += spent
+                by_generation[info["generation"]][0] += 1
+                by_generation[info["generation"]][1] += spent
+
+        gc.callbacks.append(timed_gc)
         cpu, wall = time.process_time(), time.perf_counter()
         if profiler:
             profiler.enable()
-        for _ in range(args.requests):
-            await once()
+        per_client = args.requests // args.concurrency
+
+        async def client() -> None:
+            for _ in range(per_client):
+                await once()
+
+        await asyncio.gather(*(client() for _ in range(args.concurrency)))
         if profiler:
             profiler.disable()
+        gc.callbacks.remove(timed_gc)
+        print(
+            f"garbage collection: {gc_time[0] / args.requests * 1000:.2f} ms/request; "
+            + ", ".join(
+                f"gen{n}: {count} runs, {spent * 1000:.0f} ms"
+                for n, (count, spent) in enumerate(by_generation)
+            )
+        )
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         print(
             f"query {args.query} first={args.first}: "
@@ -438,6 +465,9 @@ def main() -> None:
     parser.add_argument("--first", type=int, default=50)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="requests in flight at once (as wrk -c)"
+    )
     parser.add_argument("--env", default="production", choices=["dev", "production"])
     parser.add_argument("--profile", help="write a cProfile file and print the top entries")
     parser.add_argument("--dump", help="write the first response to this file")

@@ -7,11 +7,12 @@ encoded only when the query asks for it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
 import strawberry
+from aiodataloader import DataLoader
 
 from app.pagination import Page
 from resolvers.batching import batched, one, settle
@@ -21,11 +22,15 @@ T = TypeVar("T")
 
 @strawberry.interface(description="An object with a global, opaque, type-checked id.")
 class Node:
+    # No instance dictionary here or in the node types: one object per row, not two, for
+    # the garbage collector to walk while a page of results is being built.
+    __slots__ = ()
     id: strawberry.ID
 
 
 @strawberry.type
 class PageInfo:
+    __slots__ = ("end_cursor", "has_next_page", "has_previous_page", "start_cursor")
     has_next_page: bool
     has_previous_page: bool
     start_cursor: str | None
@@ -38,6 +43,7 @@ def _cursor(root: Edge[Any]) -> str:
 
 @strawberry.type
 class Edge(Generic[T]):
+    __slots__ = ("cursor_of", "node", "row")
     cursor: str = strawberry.field(resolver=_cursor)
     node: T
     row: strawberry.Private[Any]
@@ -45,7 +51,7 @@ class Edge(Generic[T]):
 
 
 async def _pages(connections: Sequence[Connection[Any]]) -> list[Page | Exception]:
-    return await settle([connection.fetch_page() for connection in connections])
+    return await settle([c.pages.load(c.key) for c in connections])
 
 
 async def edges_many(connections: Sequence[Connection[Any]], info: Any) -> list[Any]:
@@ -86,7 +92,7 @@ async def page_info_many(connections: Sequence[Connection[Any]], info: Any) -> l
 
 
 async def total_count_many(connections: Sequence[Connection[Any]], info: Any) -> list[Any]:
-    return await settle([connection.count() for connection in connections])
+    return await settle([c.counts.load(c.count_key) for c in connections])
 
 
 @strawberry.type
@@ -94,10 +100,15 @@ class Connection(Generic[T]):
     """A page of a list. Each part is fetched only if the query selects it, so
     ``campaigns { totalCount }`` costs one count and no page, and the reverse."""
 
-    fetch_page: strawberry.Private[Callable[[], Awaitable[Page]]]
+    __slots__ = ("count_key", "counts", "cursor_of", "key", "pages", "to_node")
+    # The page is pages.load(key) and the total counts.load(count_key): data, not closures,
+    # because a page of 50 campaigns makes 100 connections.
+    pages: strawberry.Private[DataLoader[Any, Page]]
+    key: strawberry.Private[Hashable]
     to_node: strawberry.Private[Callable[[Any], T]]
     cursor_of: strawberry.Private[Callable[[Any], str]]
-    count: strawberry.Private[Callable[[], Awaitable[int]]]
+    counts: strawberry.Private[DataLoader[Any, int]]
+    count_key: strawberry.Private[Hashable]
 
     @strawberry.field(metadata=batched(edges_many))
     async def edges(self, info: strawberry.Info) -> list[Edge[T]]:
@@ -125,9 +136,18 @@ class OrderDirection(Enum):
 
 
 def build_connection(
-    fetch_page: Callable[[], Awaitable[Page]],
+    pages: DataLoader[Any, Page],
+    key: Hashable,
     to_node: Callable[[Any], T],
     cursor_of: Callable[[Any], str],
-    count: Callable[[], Awaitable[int]],
+    counts: DataLoader[Any, int],
+    count_key: Hashable,
 ) -> Connection[T]:
-    return Connection(fetch_page=fetch_page, to_node=to_node, cursor_of=cursor_of, count=count)
+    return Connection(
+        pages=pages,
+        key=key,
+        to_node=to_node,
+        cursor_of=cursor_of,
+        counts=counts,
+        count_key=count_key,
+    )

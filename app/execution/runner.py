@@ -50,11 +50,14 @@ if TYPE_CHECKING:
 complete_leaf_value = Executor.complete_leaf_value
 
 
-# A position in the response that holds an object or a list: the container and key where
-# ``None`` goes when a non-null error propagates to it, whether it may be null, and the
-# position that contains it. A tuple, because one is made for every object of a response.
-# Read as cell[0] (container), cell[1] (key), cell[2] (nullable), cell[3] (parent).
-Cell = tuple[Any, str | int, bool, "Cell | None"]
+# A position in the response that holds an object or a list, as an index into the run's
+# position table (``Run.at_*``): the container and key where ``None`` goes when a non-null
+# error propagates to it, whether it may be null, and the position that contains it. An
+# index into four lists rather than an object per position: one is made for every object
+# of a response, and objects are what the garbage collector walks while requests are in
+# flight. ROOT is the response's ``data`` itself.
+Cell = int
+ROOT = -1
 
 
 class Batch:
@@ -65,7 +68,7 @@ class Batch:
     def __init__(self) -> None:
         self.objs: list[Any] = []
         self.dicts: list[dict[str, Any]] = []
-        self.cells: list[Cell | None] = []
+        self.cells: list[Cell] = []
 
 
 Sink = dict[int, tuple[ObjectPlan, Batch]]
@@ -77,7 +80,11 @@ class Run:
         self.ctx = ctx
         self.plan = plan
         self.errors: list[GraphQLError] = ctx.collected_errors.errors
-        self.nulled: set[int] = set()  # ids of the cells nulled by propagation
+        self.nulled: set[Cell] = set()  # positions nulled by propagation
+        self.at_container: list[Any] = []
+        self.at_key: list[str | int] = []
+        self.at_nullable: list[bool] = []
+        self.at_parent: list[Cell] = []
         self.root_nulled = False
         self.is_awaitable = ctx.is_awaitable
         schema = ctx.schema._strawberry_schema  # type: ignore[attr-defined]
@@ -89,7 +96,7 @@ class Run:
         batch = Batch()
         batch.objs.append(root_value)
         batch.dicts.append(data)
-        batch.cells.append(None)
+        batch.cells.append(ROOT)
         root = self.plan.root
         if root.serial:
             for field in root.fields:
@@ -216,7 +223,7 @@ class Run:
         values: list[Any] = []
         for obj, cell in zip(batch.objs, batch.cells, strict=True):
             info = ctx.build_resolve_info(
-                fp.field_def, fp.nodes, fp.parent_type, graphql_path(cell, fp.key, fp)
+                fp.field_def, fp.nodes, fp.parent_type, self.graphql_path(cell, fp.key, fp)
             )
             try:
                 args = self.raw_arguments(fp)
@@ -264,7 +271,7 @@ class Run:
         """One Info for the level (its path is the first object's): our resolvers read the
         context from it, never the path."""
         raw = self.ctx.build_resolve_info(
-            fp.field_def, fp.nodes, fp.parent_type, graphql_path(batch.cells[0], fp.key, fp)
+            fp.field_def, fp.nodes, fp.parent_type, self.graphql_path(batch.cells[0], fp.key, fp)
         )
         info: Info[Any, Any] = self.config.info_class(_raw_info=raw, _field=fp.sfield)
         return info
@@ -306,13 +313,21 @@ class Run:
             child = Batch()
             sink[id(shape.plan)] = (shape.plan, child)
             objs, dicts, cells = child.objs, child.dicts, child.cells
+            at = len(self.at_key)
+            containers, keys = self.at_container.append, self.at_key.append
+            nullables, parents = self.at_nullable.append, self.at_parent.append
             for holder, v, cell in zip(batch.dicts, values, batch.cells, strict=True):
                 if v.__class__ is cls:
                     result: dict[str, Any] = {}
                     holder[key] = result
                     objs.append(v)
                     dicts.append(result)
-                    cells.append((holder, key, nullable, cell))
+                    containers(holder)
+                    keys(key)
+                    nullables(nullable)
+                    parents(cell)
+                    cells.append(at)
+                    at += 1
                 elif v is None and nullable:
                     holder[key] = None
                 else:
@@ -381,7 +396,7 @@ class Run:
         v: Any,
         container: Any,
         key: str | int,
-        parent: Cell | None,
+        parent: Cell,
         fp: FieldPlan,
         sink: Sink | None,
         jobs: Jobs,
@@ -428,7 +443,7 @@ class Run:
         pending: Awaitable[Any],
         container: Any,
         key: str | int,
-        parent: Cell | None,
+        parent: Cell,
         fp: FieldPlan,
     ) -> None:
         try:
@@ -447,7 +462,7 @@ class Run:
         v: Any,
         container: Any,
         key: str | int,
-        parent: Cell | None,
+        parent: Cell,
         fp: FieldPlan,
         sink: Sink,
     ) -> None:
@@ -455,7 +470,7 @@ class Run:
         if v.__class__ is not shape.cls and is_type_of is not None:
             try:
                 info = self.ctx.build_resolve_info(
-                    fp.field_def, fp.nodes, fp.parent_type, graphql_path(parent, key, fp)
+                    fp.field_def, fp.nodes, fp.parent_type, self.graphql_path(parent, key, fp)
                 )
                 if not is_type_of(v, info):
                     raise invalid_return_type_error(shape.gtype, v, fp.details)
@@ -471,7 +486,7 @@ class Run:
         container[key] = result
         batch.objs.append(v)
         batch.dicts.append(result)
-        batch.cells.append((container, key, shape.nullable, parent))
+        batch.cells.append(self.position(container, key, shape.nullable, parent))
 
     def complete_list(
         self,
@@ -479,7 +494,7 @@ class Run:
         v: Any,
         container: Any,
         key: str | int,
-        parent: Cell | None,
+        parent: Cell,
         fp: FieldPlan,
         sink: Sink,
         jobs: Jobs,
@@ -493,7 +508,7 @@ class Run:
             return
         items: list[Any] = []
         container[key] = items
-        cell: Cell = (container, key, shape.nullable, parent)
+        cell = self.position(container, key, shape.nullable, parent)
         item = shape.item
         value = self.value
         if type(item) is ObjectShape and item.cls is not None:
@@ -509,7 +524,7 @@ class Run:
                     items.append(result)
                     batch.objs.append(x)
                     batch.dicts.append(result)
-                    batch.cells.append((items, index, nullable, cell))
+                    batch.cells.append(self.position(items, index, nullable, cell))
                 else:
                     items.append(None)
                     value(item, x, items, index, cell, fp, sink, jobs)
@@ -524,14 +539,14 @@ class Run:
         v: Any,
         container: Any,
         key: str | int,
-        parent: Cell | None,
+        parent: Cell,
         fp: FieldPlan,
         sink: Sink,
         jobs: Jobs,
     ) -> None:
         ctx = self.ctx
         info = ctx.build_resolve_info(
-            fp.field_def, fp.nodes, fp.parent_type, graphql_path(parent, key, fp)
+            fp.field_def, fp.nodes, fp.parent_type, self.graphql_path(parent, key, fp)
         )
         try:
             resolve_type = shape.gtype.resolve_type or ctx.type_resolver
@@ -553,12 +568,12 @@ class Run:
         pending: Awaitable[Any],
         container: Any,
         key: str | int,
-        parent: Cell | None,
+        parent: Cell,
         fp: FieldPlan,
     ) -> None:
         ctx = self.ctx
         info = ctx.build_resolve_info(
-            fp.field_def, fp.nodes, fp.parent_type, graphql_path(parent, key, fp)
+            fp.field_def, fp.nodes, fp.parent_type, self.graphql_path(parent, key, fp)
         )
         try:
             runtime = await pending
@@ -588,42 +603,64 @@ class Run:
         nullable: bool,
         container: Any,
         key: str | int,
-        parent: Cell | None,
+        parent: Cell,
         fp: FieldPlan,
         raw: Exception,
     ) -> None:
         """An error at a position: null there if it may be null, else null the nearest
         nullable position above it; report it unless that position was already nulled."""
-        error = located_error(raw, fp.nodes, path_of(parent, key))
+        error = located_error(raw, fp.nodes, self.path_of(parent, key))
         container[key] = None
         if nullable:
             if not self.is_nulled(parent):
                 self.errors.append(error)
             return
         cell = parent
-        while cell is not None:
-            cell[0][cell[1]] = None
-            if cell[2]:
+        while cell != ROOT:
+            self.at_container[cell][self.at_key[cell]] = None
+            if self.at_nullable[cell]:
                 if not self.is_nulled(cell):
-                    self.nulled.add(id(cell))
+                    self.nulled.add(cell)
                     self.errors.append(error)
                 return
-            cell = cell[3]
+            cell = self.at_parent[cell]
         if not self.root_nulled:
             self.root_nulled = True
             self.errors.append(error)
 
-    def is_nulled(self, cell: Cell | None) -> bool:
+    def is_nulled(self, cell: Cell) -> bool:
         if self.root_nulled:
             return True
         if not self.nulled:
             return False
-        nulled = self.nulled
-        while cell is not None:
-            if id(cell) in nulled:
+        nulled, parents = self.nulled, self.at_parent
+        while cell != ROOT:
+            if cell in nulled:
                 return True
-            cell = cell[3]
+            cell = parents[cell]
         return False
+
+    def position(self, container: Any, key: str | int, nullable: bool, parent: Cell) -> Cell:
+        self.at_container.append(container)
+        self.at_key.append(key)
+        self.at_nullable.append(nullable)
+        self.at_parent.append(parent)
+        return len(self.at_key) - 1
+
+    def path_of(self, cell: Cell, key: str | int) -> list[str | int]:
+        keys: list[str | int] = [key]
+        while cell != ROOT:
+            keys.append(self.at_key[cell])
+            cell = self.at_parent[cell]
+        keys.reverse()
+        return keys
+
+    def graphql_path(self, cell: Cell, key: str | int, fp: FieldPlan) -> Path:
+        """graphql-core's Path of a position, for the resolve-infos resolvers receive."""
+        path: Path | None = None
+        for part in self.path_of(cell, key)[:-1]:
+            path = Path(path, part, None)
+        return Path(path, key, fp.parent_type.name if isinstance(key, str) else None)
 
 
 def _column(name: str, obj: Any) -> Any:
@@ -666,27 +703,3 @@ async def drain(jobs: Jobs) -> None:
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
-
-
-def path_of(cell: Cell | None, key: str | int) -> list[str | int]:
-    keys: list[str | int] = [key]
-    while cell is not None:
-        keys.append(cell[1])
-        cell = cell[3]
-    keys.reverse()
-    return keys
-
-
-def graphql_path(cell: Cell | None, key: str | int, fp: FieldPlan) -> Path:
-    """graphql-core's Path of a position, for the resolve-infos resolvers receive."""
-    path: Path | None = None
-    for part in path_of(cell, key)[:-1]:
-        path = Path(path, part, None)
-    return Path(path, key, fp.parent_type.name if isinstance(key, str) else None)
-
-
-def start(
-    ctx: ChimeraExecutionContext, plan: OperationPlan, root_value: Any
-) -> Callable[[], Awaitable[dict[str, Any] | None]]:
-    run = Run(ctx, plan)
-    return lambda: run.execute(root_value)

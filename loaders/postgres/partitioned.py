@@ -37,11 +37,17 @@ class PartitionedPageLoader(TenantLoader[ChildPageKey, Page]):
         groups: dict[PageArgs, list[UUID]] = defaultdict(list)
         for parent_id, args in keys:
             groups[args].append(parent_id)
-        found: dict[ChildPageKey, list[Record]] = defaultdict(list)
-        for args, parent_ids in groups.items():
-            for row in await self.read(*self.statement(parent_ids, args)):
-                found[(row["parent_id"], args)].append(row)
+        found: dict[ChildPageKey, list[Record]] = {}
         remember = self.by_id.remember
+        for args, parent_ids in groups.items():
+            # Rows arrive parent by parent: one run of rows per parent.
+            rows: list[Record] = []
+            parent = None
+            for row in await self.read(*self.statement(parent_ids, args)):
+                if row["parent_id"] != parent:
+                    parent = row["parent_id"]
+                    rows = found[(parent, args)] = []
+                rows.append(row)
         pages = []
         for key in keys:
             page = page_from_rows(found.get(key, []), key[1])

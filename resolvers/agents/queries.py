@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import strawberry
 
 from app.ids import decode_id
@@ -33,8 +35,10 @@ class AgentQueries:
         )
         loaders = info.context.loaders
         return build_connection(
-            lambda: loaders.agent_page.load(query),
+            loaders.agent_page,
+            query,
             Agent.from_row,
-            lambda row: list_cursor(query, row),
-            lambda: loaders.agent_count.load(query.filter),
+            partial(list_cursor, query),
+            loaders.agent_count,
+            query.filter,
         )

@@ -107,6 +107,7 @@ def agent_id(pk: UUID) -> str:
 
 @strawberry.type(description="An AI agent that carries out campaign work for a tenant.")
 class Agent(Node):
+    __slots__ = ("row",)
     row: strawberry.Private[Row]
     id: strawberry.ID = column("id", agent_id)
     name: str = column("name")
@@ -152,8 +153,10 @@ class Agent(Node):
         loaders = info.context.loaders
         key = (self.pk, edge_args(first, after))
         return build_connection(
-            lambda: loaders.campaigns_by_agent.load(key),
+            loaders.campaigns_by_agent,
+            key,
             Campaign.from_row,
             edge_cursor,
-            lambda: loaders.campaign_count_by_agent.load(self.pk),
+            loaders.campaign_count_by_agent,
+            self.pk,
         )

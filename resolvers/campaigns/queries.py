@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import strawberry
 
 from app.ids import decode_id
@@ -33,8 +35,10 @@ class CampaignQueries:
         )
         loaders = info.context.loaders
         return build_connection(
-            lambda: loaders.campaign_page.load(query),
+            loaders.campaign_page,
+            query,
             Campaign.from_row,
-            lambda row: list_cursor(query, row),
-            lambda: loaders.campaign_count.load(query.filter),
+            partial(list_cursor, query),
+            loaders.campaign_count,
+            query.filter,
         )

@@ -85,12 +85,17 @@ async def similar_many(
     ]
 
 
+def media_cursor(row: Any) -> str:
+    return encode_cursor(MEDIA_ORDER, row["created_at"], row["id"])
+
+
 def campaign_id(pk: UUID) -> str:
     return encode_id("Campaign", pk)
 
 
 @strawberry.type(description="A marketing campaign run by a tenant's agents.")
 class Campaign(Node):
+    __slots__ = ("row",)
     row: strawberry.Private[Row]
     id: strawberry.ID = column("id", campaign_id)
     name: str = column("name")
@@ -136,10 +141,12 @@ class Campaign(Node):
         loaders = info.context.loaders
         key = (self.pk, time_args(first, after, MEDIA_ORDER))
         return build_connection(
-            lambda: loaders.media_by_campaign.load(key),
+            loaders.media_by_campaign,
+            key,
             MediaAsset.from_row,
-            lambda row: encode_cursor(MEDIA_ORDER, row["created_at"], row["id"]),
-            lambda: loaders.media_count_by_campaign.load(self.pk),
+            media_cursor,
+            loaders.media_count_by_campaign,
+            self.pk,
         )
 
     @strawberry.field(description="Agents assigned to this campaign, in assignment order.")
@@ -151,10 +158,12 @@ class Campaign(Node):
         loaders = info.context.loaders
         key = (self.pk, edge_args(first, after))
         return build_connection(
-            lambda: loaders.agents_by_campaign.load(key),
+            loaders.agents_by_campaign,
+            key,
             Agent.from_row,
             edge_cursor,
-            lambda: loaders.agent_count_by_campaign.load(self.pk),
+            loaders.agent_count_by_campaign,
+            self.pk,
         )
 
 

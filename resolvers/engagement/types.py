@@ -20,6 +20,7 @@ class EngagementKind(Enum):
 
 @strawberry.type(description="Live engagement counters of a campaign, kept in Redis.")
 class Engagement:
+    __slots__ = ("clicks", "comments", "impressions", "likes", "shares")
     impressions: int
     clicks: int
     likes: int

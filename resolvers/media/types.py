@@ -48,6 +48,7 @@ def media_asset_id(pk: UUID) -> str:
 
 @strawberry.type(description="An image or video of a campaign, stored in object storage.")
 class MediaAsset(Node):
+    __slots__ = ("row",)
     row: strawberry.Private[Row]
     id: strawberry.ID = column("id", media_asset_id)
     kind: MediaKind = column("kind", MediaKind)

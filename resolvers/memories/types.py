@@ -34,6 +34,7 @@ def agent_memory_id(pk: UUID) -> str:
 
 @strawberry.type(description="Something an agent remembers; searchable by meaning.")
 class AgentMemory(Node):
+    __slots__ = ("row",)
     row: strawberry.Private[Row]
     id: strawberry.ID = column("id", agent_memory_id)
     text: str = column("text")

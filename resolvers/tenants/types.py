@@ -27,6 +27,7 @@ def tenant_id(pk: UUID) -> str:
 
 @strawberry.type(description="A customer of Chimera; every other object belongs to one.")
 class Tenant(Node):
+    __slots__ = ("row",)
     row: strawberry.Private[Row]
     id: strawberry.ID = column("id", tenant_id)
     slug: str = column("slug")
