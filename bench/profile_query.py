@@ -318,6 +318,7 @@ async def measure(settings: Settings, tenant_id: uuid.UUID, args: argparse.Names
                 by_generation[info["generation"]][1] += spent
 
         gc.callbacks.append(timed_gc)
+        print(f"measuring in process {os.getpid()}", flush=True)
         cpu, wall = time.process_time(), time.perf_counter()
         if profiler:
             profiler.enable()
