@@ -13,7 +13,7 @@ import binascii
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from app.errors import BadUserInput
@@ -33,8 +33,10 @@ class Position:
     pk: UUID
 
 
-@dataclass(frozen=True)
-class PageArgs:
+class PageArgs(NamedTuple):
+    """A page request. A tuple: it is half of a loader key for every parent of a page, and a
+    tuple hashes in C."""
+
     first: int
     after: Position | None = None
 

@@ -127,6 +127,7 @@ class FieldPlan:
     column: str = ""
     convert: Callable[[Any], Any] | None = None
     names: dict[Any, str] | None = None
+    fused: bool = False  # a leaf column the runner reads and completes in one pass
 
     @property
     def getter(self) -> Callable[[Any], Any]:
@@ -330,6 +331,7 @@ class _Compiler:
             plan.strategy = Strategy.COLUMN
             plan.column, plan.convert = column
             plan.names = _stored_names(plan.convert, shape)
+            plan.fused = plan.names is None and isinstance(shape, LeafShape)
         elif resolver is None:
             if self.default_resolver is not getattr:
                 return plan

@@ -120,6 +120,8 @@ class Run:
         objs = batch.objs
         values: list[Any]
         if strategy is Strategy.COLUMN:
+            if fp.fused and self.complete_columns(fp, batch, jobs):
+                return
             values = self.columns(fp, objs)
             if fp.names is not None:
                 self.complete_stored_enum(fp, values, batch, jobs)
@@ -160,6 +162,55 @@ class Run:
         else:
             values = self.stock(fp, batch)
         self.complete(fp, values, batch, jobs)
+
+    def complete_columns(self, fp: FieldPlan, batch: Batch, jobs: Jobs) -> bool:
+        """A leaf column read and completed in one pass, for the kinds that are most of a
+        page (text, ids, times, numbers); False when the field is not one of them. What
+        the pass does not recognise goes to ``value`` as the resolver's result would."""
+        shape = fp.shape
+        assert isinstance(shape, LeafShape)
+        leaf, key, name, convert = shape.leaf, fp.key, fp.column, fp.convert
+        kind, cls, nullable, value = leaf.kind, leaf.cls, shape.nullable, self.value
+        rows = zip(batch.objs, batch.dicts, batch.cells, strict=True)
+        v: Any
+        if kind is LeafKind.SAME and convert is None:
+            for obj, holder, cell in rows:
+                try:
+                    v = obj.row[name]
+                except Exception as error:
+                    v = error
+                if v.__class__ is cls:
+                    holder[key] = v
+                elif v is None and nullable:
+                    holder[key] = None
+                else:
+                    value(shape, v, holder, key, cell, fp, None, jobs)
+        elif kind is LeafKind.SAME:
+            assert convert is not None
+            for obj, holder, cell in rows:
+                try:
+                    v = convert(obj.row[name])
+                except Exception as error:
+                    v = error
+                if v.__class__ is cls:
+                    holder[key] = v
+                else:
+                    value(shape, v, holder, key, cell, fp, None, jobs)
+        elif kind is LeafKind.ISOFORMAT and convert is None:
+            for obj, holder, cell in rows:
+                try:
+                    v = obj.row[name]
+                except Exception as error:
+                    v = error
+                if v.__class__ is cls:
+                    holder[key] = v.isoformat()  # type: ignore[attr-defined]
+                elif v is None and nullable:
+                    holder[key] = None
+                else:
+                    value(shape, v, holder, key, cell, fp, None, jobs)
+        else:
+            return False
+        return True
 
     @staticmethod
     def columns(fp: FieldPlan, objs: list[Any]) -> list[Any]:
@@ -332,6 +383,7 @@ class Run:
                     holder[key] = None
                 else:
                     value(shape, v, holder, key, cell, fp, sink, jobs)
+                    at = len(self.at_key)  # the slow path may have added positions
         else:
             for holder, v, cell in zip(batch.dicts, values, batch.cells, strict=True):
                 value(shape, v, holder, key, cell, fp, sink, jobs)
@@ -499,7 +551,7 @@ class Run:
         sink: Sink,
         jobs: Jobs,
     ) -> None:
-        if not is_iterable(v):
+        if v.__class__ is not list and not is_iterable(v):
             message = (
                 "Expected Iterable, but did not find one for field "
                 f"'{fp.parent_type.name}.{fp.name}'."
@@ -518,16 +570,26 @@ class Run:
                 entry = sink[id(item.plan)] = (item.plan, Batch())
             batch = entry[1]
             cls, nullable = item.cls, item.nullable
+            objs, dicts, cells = batch.objs, batch.dicts, batch.cells
+            at = len(self.at_key)
+            containers, keys = self.at_container.append, self.at_key.append
+            nullables, parents = self.at_nullable.append, self.at_parent.append
             for index, x in enumerate(v):
                 if x.__class__ is cls:
                     result: dict[str, Any] = {}
                     items.append(result)
-                    batch.objs.append(x)
-                    batch.dicts.append(result)
-                    batch.cells.append(self.position(items, index, nullable, cell))
+                    objs.append(x)
+                    dicts.append(result)
+                    containers(items)
+                    keys(index)
+                    nullables(nullable)
+                    parents(cell)
+                    cells.append(at)
+                    at += 1
                 else:
                     items.append(None)
                     value(item, x, items, index, cell, fp, sink, jobs)
+                    at = len(self.at_key)
         else:
             for index, x in enumerate(v):
                 items.append(None)

@@ -86,9 +86,9 @@ class _PageLoader(TenantLoader[ListQuery, Page]):
         pages = []
         for key in keys:  # distinct list requests in one tick: rare, one statement each
             rows = await self.read(*self._statement(key))
-            for row in rows[: key.page.first]:
-                self.by_id.remember(row["id"], row)
-            pages.append(page_from_rows(rows, key.page))
+            page = page_from_rows(rows, key.page)
+            self.by_id.remember_all(page.rows)
+            pages.append(page)
         return pages
 
     def _statement(self, key: ListQuery) -> tuple[Any, ...]:

@@ -2,7 +2,7 @@
 
 A subclass gives one statement that takes the tenant (``$1``), the parent ids (``$2``), the
 page size plus one (``$3``) and, after a cursor, its position (``$4``, ``$5``), and returns
-each parent's page with a ``parent_id`` column, parents in the order given. It is a
+each parent's page with the parent's id as first column, parents in the order given. It is a
 ``LATERAL`` join: every parent reads its first rows from the child index and stops, however
 many children it has. This base runs one statement per distinct (first, after) among the
 keys, splits the rows per parent and primes the by-id loader, so ``Campaign.agents`` on a
@@ -38,22 +38,17 @@ class PartitionedPageLoader(TenantLoader[ChildPageKey, Page]):
         for parent_id, args in keys:
             groups[args].append(parent_id)
         found: dict[ChildPageKey, list[Record]] = {}
-        remember = self.by_id.remember
         for args, parent_ids in groups.items():
-            # Rows arrive parent by parent: one run of rows per parent.
+            # Rows arrive parent by parent (parent id first): one run of rows per parent.
             rows: list[Record] = []
             parent = None
             for row in await self.read(*self.statement(parent_ids, args)):
-                if row["parent_id"] != parent:
-                    parent = row["parent_id"]
+                if row[0] != parent:
+                    parent = row[0]
                     rows = found[(parent, args)] = []
                 rows.append(row)
-        pages = []
-        for key in keys:
-            page = page_from_rows(found.get(key, []), key[1])
-            for row in page.rows:
-                remember(row["id"], row)
-            pages.append(page)
+        pages = [page_from_rows(found.get(key, []), key[1]) for key in keys]
+        self.by_id.remember_all(row for page in pages for row in page.rows)
         return pages
 
     def statement(self, parent_ids: list[UUID], args: PageArgs) -> tuple[Any, ...]:
@@ -69,7 +64,7 @@ def lateral(child: str, order: str, after: str, outer_order: str) -> tuple[str, 
     ``after`` the condition a row must meet to follow the cursor ``($4, $5)``, and
     ``outer_order`` the same sort on the joined rows ``x``, so each parent's rows keep it."""
     template = (
-        "SELECT x.*, p.id AS parent_id "
+        "SELECT p.id AS parent_id, x.* "
         "FROM unnest($2::uuid[]) WITH ORDINALITY AS p(id, ord) "
         "CROSS JOIN LATERAL ({child}{extra} ORDER BY {order} LIMIT $3) AS x "
         "ORDER BY p.ord, {outer_order}"

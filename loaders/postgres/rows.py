@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from asyncio import Future
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from uuid import UUID
 
 from app.stores.postgres.reads import Row
@@ -23,6 +23,10 @@ class RowByIdLoader(TenantLoader[UUID, Row | None]):
 
     def remember(self, pk: UUID, row: Row) -> None:
         self._known.setdefault(pk, row)
+
+    def remember_all(self, rows: Iterable[Row]) -> None:
+        """Rows of one read, by their ``id``: the same row twice is the same content."""
+        self._known.update((row["id"], row) for row in rows)
 
     def load(self, key: UUID) -> Future[Row | None]:
         row = self._known.pop(key, None)

@@ -147,10 +147,16 @@ async def seed(app: Starlette, tenant: TenantClient, http: httpx.AsyncClient) ->
 # -- the corpus: every query in the tests and the README --------------------------------
 
 
+# Test modules whose queries are written for a schema of their own, not for this API.
+OTHER_SCHEMAS = frozenset({"test_planned_execution.py"})
+
+
 def corpus() -> list[str]:
     """Query documents found as string literals in the test suite and in the README."""
     found: dict[str, None] = {}
     for path in sorted((ROOT / "tests").rglob("*.py")):
+        if path.name in OTHER_SCHEMAS:
+            continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 _keep(node.value, found)
