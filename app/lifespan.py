@@ -23,6 +23,7 @@ from app.stores.objects.factory import open_object_store
 from app.stores.objects.port import ObjectStore
 from app.stores.postgres import engine as pg
 from app.stores.redis import client as rd
+from app.stores.redis.scripts import load_scripts
 from app.stores.vectors.factory import open_vector_index
 from app.stores.vectors.port import VectorIndex
 
@@ -62,6 +63,7 @@ async def open_stores(settings: Settings, auth_secret: str) -> AsyncIterator[Sto
         objects = await stack.enter_async_context(open_object_store(settings, auth_secret))
         await pg.ping(engine, timeout=timeout)
         await rd.ping(redis, settings.redis_url, timeout=timeout)
+        await load_scripts(redis)
         await objects.ping()
         vectors = await stack.enter_async_context(open_vector_index(settings))
         embedder, embedder_error = await load_embedder()

@@ -299,7 +299,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="RSS of a fresh app (query C) after this many requests, then this many; '0' skips",
     )
     parser.add_argument(
-        "--rss-time-limit", type=float, default=200.0, help="at most this long for the RSS run"
+        "--rss-time-limit", type=float, default=300.0, help="at most this long for the RSS run"
     )
     parser.add_argument(
         "--smoke",

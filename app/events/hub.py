@@ -219,6 +219,12 @@ class StreamHub:
             reader.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader.task
+            if not self.readers:
+                # A reader whose XREAD had returned left its connection idle in the pool,
+                # one whose XREAD was cancelled mid-wait dropped it: which one depends on
+                # timing. With no reader left, none is needed; close the idle ones, so that
+                # the subscriptions' ending gives every connection back either way.
+                await self.readers_redis.connection_pool.disconnect(inuse_connections=False)
 
     async def close(self) -> None:
         for reader in list(self.readers.values()):

@@ -25,6 +25,12 @@ return out
 HMGET_MANY_SHA = hashlib.sha1(HMGET_MANY.encode()).hexdigest()
 
 
+async def load_scripts(redis: Redis) -> None:
+    """Load the scripts at start-up, so that requests call them by hash from the first one
+    on; after a Redis restart the first call loads them again (see ``hmget_many``)."""
+    await redis.script_load(HMGET_MANY)
+
+
 async def hmget_many(
     redis: Redis, keys: Sequence[str], fields: Sequence[str]
 ) -> list[list[bytes | None]]:
