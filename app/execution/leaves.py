@@ -20,6 +20,7 @@ from typing import Any
 from graphql import (
     GraphQLBoolean,
     GraphQLEnumType,
+    GraphQLFloat,
     GraphQLID,
     GraphQLInt,
     GraphQLLeafType,
@@ -36,6 +37,7 @@ class LeafKind(IntEnum):
     ENUM = 3  # a member of ``cls`` becomes its GraphQL name
     ISOFORMAT = 4  # a value of exactly ``cls`` becomes ``value.isoformat()``
     TO_STR = 5  # a value of exactly ``cls`` becomes ``str(value)``
+    FLOAT = 6  # a finite float is its own JSON
 
 
 MIN_INT, MAX_INT = -(2**31), 2**31 - 1
@@ -58,6 +60,8 @@ def leaf_for(gtype: GraphQLLeafType) -> Leaf:
         return Leaf(gtype, LeafKind.SAME, bool)
     if gtype is GraphQLInt:
         return Leaf(gtype, LeafKind.INT, int)
+    if gtype is GraphQLFloat:
+        return Leaf(gtype, LeafKind.FLOAT, float)
     if isinstance(gtype, GraphQLEnumType):
         wrapped = getattr(gtype, "wrapped_cls", None)
         if isinstance(wrapped, type) and issubclass(wrapped, Enum):

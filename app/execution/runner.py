@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from math import isfinite
 from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError, located_error
@@ -426,6 +427,14 @@ class Run:
             for holder, v, cell in rows:
                 if v.__class__ is cls:
                     holder[key] = v.isoformat()  # type: ignore[attr-defined]
+                elif v is None and nullable:
+                    holder[key] = None
+                else:
+                    value(shape, v, holder, key, cell, fp, None, jobs)
+        elif kind is LeafKind.FLOAT:
+            for holder, v, cell in rows:
+                if v.__class__ is float and isfinite(v):
+                    holder[key] = v
                 elif v is None and nullable:
                     holder[key] = None
                 else:

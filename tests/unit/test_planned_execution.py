@@ -56,6 +56,10 @@ class Item(Thing):
         return f"item {self.n}"
 
     @strawberry.field
+    def ratio(self) -> float | None:
+        return float("inf") if self.n == 3 else self.n / 4  # inf is not a GraphQL Float
+
+    @strawberry.field
     def maybe(self) -> str | None:
         return None if self.n % 2 else f"even {self.n}"
 
@@ -152,7 +156,7 @@ class Query:
 
 
 QUERIES = [
-    "{ items { name n mood label maybe score later } }",
+    "{ items { name n mood label maybe score later ratio } }",
     "{ items { name children { name n maybe children { n label } } } }",
     "{ items { strict } }",
     "{ items { n friend { n label strict } } }",
