@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, cast
 
 import orjson
 from cross_web import HTTPException
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -26,6 +28,7 @@ from app.ws_protocol import ChimeraTransportWSHandler
 
 class ChimeraGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = ChimeraTransportWSHandler
+    hide_suggestions = False  # set in production (app/main.py)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -40,14 +43,61 @@ class ChimeraGraphQL(GraphQL[Context, None]):
         await response(scope, receive, send)
 
     def decode_json(self, data: str | bytes) -> object:
-        """Refuse, as a 400, any body that is not a JSON object: Strawberry would crash on it."""
+        """JSON for HTTP bodies and WebSocket messages alike. Nesting too deep for the parser
+        and lone surrogates (text no UTF-8 encoder will take further down) are refused as
+        invalid JSON: an HTTP client gets a 400 (``parse_json``), a WebSocket peer the
+        protocol's "invalid message" close."""
         try:
             value = json.loads(data)
         except UnicodeDecodeError as exc:
             raise HTTPException(400, "The request body is not valid UTF-8") from exc
+        except RecursionError as exc:
+            raise json.JSONDecodeError("nested too deeply", "", 0) from exc
+        if has_lone_surrogate(data, value):
+            raise json.JSONDecodeError("a lone surrogate (\\ud800-\\udfff) is not text", "", 0)
+        return value
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """An HTTP body: a JSON object, or a 400 that says what is wrong with it."""
+        try:
+            value = self.decode_json(data)
+        except json.JSONDecodeError as exc:
+            reason = "Unable to parse request body as JSON"
+            if exc.msg.startswith(("nested", "a lone surrogate")):
+                reason = f"The request body is not acceptable JSON: {exc.msg}"
+            raise HTTPException(400, reason) from exc
         if not isinstance(value, dict):
             raise HTTPException(400, "The request body must be a JSON object")
         return value
+
+    async def execute_operation(
+        self,
+        request: Request,
+        request_adapter: Any,
+        request_data: Any,
+        context: Context,
+        root_value: Any,
+        sub_response: Any,
+    ) -> Any:
+        """Refuse an unauthenticated request before its document is parsed or validated: the
+        answers to invalid documents (unknown fields, suggestions) would describe the
+        schema to anyone, introspection or not."""
+        if context.principal is None:
+            error = context.auth_error or Unauthenticated("Authentication required")
+            return ExecutionResult(
+                data=None,
+                errors=[
+                    GraphQLError(error.message, extensions=error.extensions, original_error=error)
+                ],
+            )
+        return await super().execute_operation(
+            request=request,
+            request_adapter=request_adapter,
+            request_data=request_data,
+            context=context,
+            root_value=root_value,
+            sub_response=sub_response,
+        )
 
     def encode_json(self, data: object) -> str:
         """orjson, about 15 times faster than json.dumps on a dashboard response. A text
@@ -71,7 +121,9 @@ class ChimeraGraphQL(GraphQL[Context, None]):
         try:
             token = bearer_token(request.headers.get("authorization"))
             if token is not None:
-                principal = decode_token(state.auth_secret, token)
+                principal = await state.tenants.check(
+                    state.stores.engine, decode_token(state.auth_secret, token)
+                )
         except ChimeraError as exc:
             auth_error = exc
         return build_context(
@@ -88,13 +140,33 @@ class ChimeraGraphQL(GraphQL[Context, None]):
                 token = bearer_token(value) if " " in value else value or None
                 if token is None:
                     raise Unauthenticated("connection_init must carry a bearer token")
-                context.principal = decode_token(context.request.app.state.auth_secret, token)
+                state = context.request.app.state
+                context.principal = await state.tenants.check(
+                    state.stores.engine, decode_token(state.auth_secret, token)
+                )
             except ChimeraError as exc:
                 raise ConnectionRejectionError(
                     {"message": exc.message, "code": exc.code.value}
                 ) from exc
             context._loaders = context.fresh_loaders()
         return cast(UnsetType, UNSET)
+
+
+# A JSON escape of a UTF-16 surrogate, the only way one gets into decoded JSON text.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def has_lone_surrogate(raw: str | bytes, value: object) -> bool:
+    """Whether decoded JSON holds a surrogate not paired into a character. Only looked for
+    when the raw text escapes one at all, which almost no request does."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if not _SURROGATE_ESCAPE.search(data):
+        return False
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def error_response(status: int, message: str, code: ErrorCode) -> Response:

@@ -1,8 +1,15 @@
-"""/healthz (the process answers) and /readyz (every store answers), for load balancers."""
+"""/healthz (the process answers) and /readyz (every store answers), for load balancers.
+
+/readyz needs no credentials, so by default it says only which stores answer: the details
+(server versions, data directory and free space, socket paths, bucket endpoints, error
+messages, relay lag) describe the deployment to whoever asks. They come back with
+``Authorization: Bearer <CHIMERA_HEALTH_TOKEN>``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections.abc import Awaitable
 from typing import Any
 
@@ -44,6 +51,9 @@ async def readyz(request: Request) -> JSONResponse:
     # lock, or none: see `chimera worker`). Failing readiness for it would take every instance
     # out of the load balancer at once, although each still serves queries and mutations, and
     # taking them out publishes nothing. Lag is for an operator, or an alert, to act on.
+    if not _may_see_details(request):
+        checks = {name: "ok" if v.startswith("ok") else "unavailable" for name, v in checks.items()}
+        relay = {"ok": relay["ok"]}
     return JSONResponse(
         {
             "status": "ready" if ready else "unavailable",
@@ -51,6 +61,17 @@ async def readyz(request: Request) -> JSONResponse:
             "events": {"relay": relay},
         },
         status_code=200 if ready else 503,
+    )
+
+
+def _may_see_details(request: Request) -> bool:
+    token = request.app.state.settings.health_token
+    if token is None:
+        return False
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    expected = token.get_secret_value()
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), expected.encode()
     )
 
 

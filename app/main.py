@@ -15,6 +15,7 @@ from app.auth import auth_secret
 from app.body_limit import BodyLimitMiddleware
 from app.graphql_view import ChimeraGraphQL
 from app.health import healthz, readyz
+from app.known_tenants import KnownTenants
 from app.lifespan import background_indexer, background_sweeper, event_fanout, open_stores
 from app.media_routes import serve_media
 from app.schema import build_schema
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         connection_init_wait_timeout=timedelta(seconds=10),
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
     )
+    graphql.hide_suggestions = settings.is_production
     app = Starlette(
         routes=[
             # The body cap guards the GraphQL endpoint; media uploads have their own, larger one.
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.tenants = KnownTenants(settings.store_timeout_seconds)
     # Read once: fails at start-up, not on the first request, when it is missing.
     app.state.auth_secret = auth_secret(settings)
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import strawberry
+from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
@@ -21,11 +22,14 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
+from app.error_logging import log_errors
 from app.execution import execution_context_class
 from app.extensions.authentication import RequireAuthentication
 from app.extensions.error_codes import ErrorCodes, MaskInternalErrors
 from app.extensions.websocket_subscriptions import SubscriptionsOverWebSocket
+from app.scalars import SCALAR_OVERRIDES
 from app.settings import Settings
 from resolvers.agents.mutations import AgentMutations
 from resolvers.agents.queries import AgentQueries
@@ -51,9 +55,16 @@ Mutation = merge_types(
 Subscription = merge_types("Subscription", (EventSubscriptions,))
 
 
+class ChimeraSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        log_errors(errors)
+
+
 def build_schema(settings: Settings) -> strawberry.Schema:
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
-        ErrorCodes,
+        lambda: ErrorCodes(hide_suggestions=settings.is_production),
         MaskInternalErrors,
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
@@ -62,12 +73,13 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         RequireAuthentication,
         SubscriptionsOverWebSocket,
     ]
-    return strawberry.Schema(
+    return ChimeraSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=settings.is_production),
+        scalar_overrides=SCALAR_OVERRIDES,
         execution_context_class=execution_context_class(settings.fast_execution),
     )
 

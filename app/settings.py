@@ -104,6 +104,12 @@ class Settings(BaseSettings):
     )
 
     auth_secret: SecretStr | None = Field(default=None, validation_alias="CHIMERA_AUTH_SECRET")
+    health_token: SecretStr | None = Field(
+        default=None,
+        validation_alias="CHIMERA_HEALTH_TOKEN",
+        description="Bearer token that makes /readyz show each store's details (versions, "
+        "addresses, errors, relay lag); without it /readyz says only which stores answer.",
+    )
     token_ttl_seconds: int = Field(
         default=7 * 24 * 3600, ge=60, validation_alias="CHIMERA_TOKEN_TTL_SECONDS"
     )

@@ -7,6 +7,10 @@
   every other error clients branch on.
 - A client that leaves while an event is being sent is normal life, not an error worth a
   traceback in the log.
+- A refused operation (a syntax error, a validation error, an operation limit, a bad
+  variable) is an ``error`` message whose errors carry ``extensions.code``, as over HTTP,
+  without suggestions in production. Strawberry let the parser cache's syntax error escape
+  as an exception: a bare ``complete`` and a traceback.
 """
 
 from __future__ import annotations
@@ -17,17 +21,22 @@ import logging
 from typing import Any
 
 from graphql import GraphQLError
+from starlette.websockets import WebSocketDisconnect
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
     ErrorMessage,
     SubscribeMessage,
 )
+from strawberry.types.execution import PreExecutionError
+from uvicorn.protocols.utils import ClientDisconnected
 
 from app.errors import ErrorCode
+from app.extensions.error_codes import add_codes, strip_suggestions
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +81,42 @@ class ChimeraTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
             return
         await super().handle_subscribe(message)
 
+    async def _send_result_stream(
+        self, operation: Operation[Any, None], result_source: Any
+    ) -> None:
+        try:
+            await super()._send_result_stream(operation, result_source)
+        except GraphQLError as error:  # raised before execution (the parser cache's syntax error)
+            await self._send_errors(operation, [error])
+
+    async def _handle_pre_execution_error(
+        self, operation: Operation[Any, None], result: PreExecutionError
+    ) -> None:
+        self._coded(list(result.errors or []))
+        await super()._handle_pre_execution_error(operation, result)
+
+    async def _send_errors(
+        self, operation: Operation[Any, None], errors: list[GraphQLError]
+    ) -> None:
+        await operation.send_initial_errors(self._coded(errors))
+
+    def _coded(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        if getattr(self.view, "hide_suggestions", False):
+            strip_suggestions(errors)
+        add_codes(errors)
+        return errors
+
     async def handle_task_exception(self, error: Exception) -> None:
-        if isinstance(error, WebSocketDisconnected):
+        if _client_left(error):
             log.debug("client left while an operation was sending: %s", error)
             return
         await super().handle_task_exception(error)
+
+
+def _client_left(error: BaseException) -> bool:
+    """A send that failed because the peer is gone, whichever layer noticed: Strawberry,
+    uvicorn, or Starlette refusing to send after the close ("Cannot call send once a close
+    message has been sent")."""
+    if isinstance(error, WebSocketDisconnected | WebSocketDisconnect | ClientDisconnected):
+        return True
+    return isinstance(error, RuntimeError) and "close message has been sent" in str(error)

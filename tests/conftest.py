@@ -32,7 +32,7 @@ from tests.engines import (
 )
 from tests.moto import moto_server
 from tests.serving import served
-from tests.support import SECRET, TenantClient, new_tenant
+from tests.support import HEALTH_TOKEN, SECRET, TenantClient, new_tenant
 
 
 @pytest.fixture(scope="session")
@@ -77,6 +77,7 @@ def settings(database_url: str, redis_url: str, pgvector_url: str, engines_dir: 
         # their tombstones against the wrong store.
         media_sweep_seconds=0,
         auth_secret=SECRET,
+        health_token=HEALTH_TOKEN,
         data_dir=engines_dir / "data",
         public_url="http://test",  # media URLs then route to the in-process app
         ws_keepalive_seconds=1.0,  # a silent peer is found in seconds

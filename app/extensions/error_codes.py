@@ -63,12 +63,32 @@ def add_codes(errors: list[GraphQLError]) -> None:
         error.extensions = extensions
 
 
+def strip_suggestions(errors: list[GraphQLError]) -> None:
+    """Drop graphql-core's "Did you mean ...?" from every message: in production they spell
+    out field, argument, type and enum names to whoever guesses near them. (Strawberry's
+    own setting only covers unknown fields.)"""
+    for error in errors:
+        head, found, _rest = error.message.partition(SUGGESTION)
+        if found:
+            error.message = head.rstrip()
+
+
+SUGGESTION = " Did you mean "
+
+
 class ErrorCodes(SchemaExtension):
-    """Codes for errors raised during execution, on every transport.
+    """Codes for errors raised during execution, on every transport; in production, without
+    suggestions.
 
     Parse failures leave Strawberry's operation hook early; the HTTP view codes those too.
     """
 
+    def __init__(self, *, hide_suggestions: bool = False) -> None:
+        self.hide_suggestions = hide_suggestions
+
     def on_operation(self) -> Iterator[None]:
         yield
-        add_codes(list(getattr(self.execution_context.result, "errors", None) or []))
+        errors = list(getattr(self.execution_context.result, "errors", None) or [])
+        if self.hide_suggestions:
+            strip_suggestions(errors)
+        add_codes(errors)

@@ -40,11 +40,24 @@ def check_limit(limit: int | None, default: int = 10) -> int:
     return limit
 
 
+# Cosine similarity ignores a vector's length, so any direction can be sent within these
+# bounds; outside them the index's single-precision floats overflow (1e308 is a finite
+# double, not a float) or squares underflow to zero, and the distance is no longer a number.
+VECTOR_MAGNITUDE = (1e-18, 1e18)
+
+
 def check_vector(vector: list[float]) -> tuple[float, ...]:
     if len(vector) != DIMENSIONS:
         raise BadUserInput(f"'vector' must have {DIMENSIONS} numbers", argument="vector")
-    if not all(math.isfinite(v) for v in vector) or not any(vector):
-        raise BadUserInput("'vector' must be finite and not all zero", argument="vector")
+    smallest, largest = VECTOR_MAGNITUDE
+    if not all(math.isfinite(v) and abs(v) <= largest for v in vector) or not any(
+        abs(v) >= smallest for v in vector
+    ):
+        raise BadUserInput(
+            f"'vector' must hold finite numbers between -{largest:g} and {largest:g}, "
+            f"at least one of them {smallest:g} or more away from zero",
+            argument="vector",
+        )
     return tuple(vector)
 
 

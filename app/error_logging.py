@@ -1,0 +1,47 @@
+"""How GraphQL errors are logged: a client's mistake is not the server's fault.
+
+Strawberry logs every error at ERROR with its traceback, so a wrong id cost 2 KB of log
+and hid the real faults among thousands of client errors. Here an error the client caused
+(bad input, missing or refused credentials, a conflict, a limit) is one INFO line with its
+code; a store outage is one WARNING line naming the store and the cause; only errors no
+one meant to raise keep the traceback, at ERROR.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from graphql import GraphQLError
+
+from app.errors import ChimeraError, ErrorCode, StoreUnavailable
+from app.extensions.error_codes import code_for
+
+log = logging.getLogger("chimera.errors")
+
+CLIENT_CODES = frozenset(
+    {
+        ErrorCode.UNAUTHENTICATED.value,
+        ErrorCode.FORBIDDEN.value,
+        ErrorCode.NOT_FOUND.value,
+        ErrorCode.BAD_USER_INPUT.value,
+        ErrorCode.CONFLICT.value,
+        ErrorCode.RATE_LIMITED.value,
+        ErrorCode.OPERATION_LIMIT.value,
+    }
+)
+
+
+def log_errors(errors: list[GraphQLError]) -> None:
+    for error in errors:
+        original = error.original_error
+        code = (error.extensions or {}).get("code") or code_for(error)
+        where = ".".join(str(p) for p in error.path) if error.path else "-"
+        if isinstance(original, StoreUnavailable):
+            cause = original.__cause__
+            log.warning(
+                "%s at %s: %s%s", code, where, error.message, f" ({cause!r})" if cause else ""
+            )
+        elif code in CLIENT_CODES and (original is None or isinstance(original, ChimeraError)):
+            log.info("%s at %s: %s", code, where, error.message)
+        else:
+            log.error("%s at %s: %s", code, where, error.message, exc_info=original)
