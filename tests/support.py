@@ -114,8 +114,8 @@ def count_statements(engine: AsyncEngine) -> Iterator[StatementLog]:
         if log in _counting.get():
             log.statements.append(statement)
 
-    def record_read(statement: str, args: Any) -> None:
-        if log in _counting.get():
+    def record_read(on: AsyncEngine, statement: str, args: Any) -> None:
+        if on is engine and log in _counting.get():
             log.statements.append(statement)
 
     event.listen(engine.sync_engine, "before_cursor_execute", record)

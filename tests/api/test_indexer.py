@@ -73,8 +73,13 @@ async def test_a_poison_row_is_retried_then_dead_lettered_without_blocking_other
     await create_agent(engine, principal_of(tenant), name="POISON", persona="x", status="ACTIVE")
     poisoned = PoisonedEmbedder(stores.embedder)
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        while await run_once(engine, stores.vectors, poisoned):
-            pass
+        # A pass skips rows another transaction holds (the relay marks the same rows
+        # published), so an empty pass is not proof of anything: pass until this attempt
+        # is recorded, within a bound.
+        async with asyncio.timeout(30):
+            while await _attempts(engine, tenant) != [attempt]:
+                await run_once(engine, stores.vectors, poisoned)
+                await asyncio.sleep(0.01)
         async with engine.begin() as conn:  # let the backoff elapse instantly
             await conn.execute(
                 update(outbox)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import base64
 import uuid
 from datetime import UTC, datetime
 
@@ -41,10 +41,48 @@ def test_a_cursor_from_another_ordering_is_refused() -> None:
         decode_cursor(cursor, "created_at:asc", value_is_time=True)
 
 
-@given(st.text(max_size=1200))
-def test_garbage_cursors_are_bad_user_input(text: str) -> None:
-    with contextlib.suppress(BadUserInput):
-        decode_cursor(text, "created_at:asc", value_is_time=True)
+def _b64(payload: str) -> str:
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+JSON_GARBAGE = [
+    "[]",
+    '["created_at:asc", "2026-01-01T00:00:00+00:00"]',
+    '["created_at:asc", "2026-01-01T00:00:00+00:00", "not-a-uuid"]',
+    '["created_at:asc", "yesterday", "00000000-0000-0000-0000-000000000000"]',
+    '["created_at:asc", "2026-01-01T00:00:00", "00000000-0000-0000-0000-000000000000"]',
+    '["created_at:asc", 5, "00000000-0000-0000-0000-000000000000"]',
+    '{"order": "created_at:asc"}',
+    '"created_at:asc"',
+    "null",
+    "[" * 50,
+]
+
+
+@pytest.mark.parametrize("payload", JSON_GARBAGE)
+def test_cursors_that_decode_to_the_wrong_json_are_bad_user_input(payload: str) -> None:
+    with pytest.raises(BadUserInput) as refused:
+        decode_cursor(_b64(payload), "created_at:asc", value_is_time=True)
+    assert refused.value.extensions.get("argument") == "after"
+
+
+@given(st.one_of(st.text(max_size=1200), st.text(max_size=300).map(_b64)))
+def test_garbage_cursors_are_bad_user_input_or_a_valid_position(text: str) -> None:
+    """Whatever a client sends: refused as BAD_USER_INPUT on `after`, or (only if it is a
+    well-formed cursor of this ordering) a position PostgreSQL can compare. Never another
+    exception, never a half-decoded value."""
+    try:
+        position = decode_cursor(text, "created_at:asc", value_is_time=True)
+    except BadUserInput as refused:
+        argument = refused.extensions.get("argument")
+    else:
+        argument = None
+    if argument is not None:
+        assert argument == "after"
+        return
+    assert position.order == "created_at:asc"
+    assert isinstance(position.value, datetime) and position.value.tzinfo is not None
+    assert isinstance(position.pk, uuid.UUID)
 
 
 @pytest.mark.parametrize("first", [-1, MAX_PAGE_SIZE + 1, 10**9])

@@ -27,14 +27,15 @@ Record = asyncpg.Record
 # What a read returns and a node type wraps: an asyncpg record, or a SQLAlchemy row's mapping
 # where a command primes a loader with a row it wrote; both read columns as row["name"].
 Row = Any
-Watcher = Callable[[str, Sequence[Any]], None]
+Watcher = Callable[[AsyncEngine, str, Sequence[Any]], None]
 
 _watchers: list[Watcher] = []
 
 
 @contextmanager
 def watch(watcher: Watcher) -> Iterator[None]:
-    """Call ``watcher(sql, args)`` before every loader statement while the block runs."""
+    """Call ``watcher(engine, sql, args)`` before every loader statement while the block
+    runs."""
     _watchers.append(watcher)
     try:
         yield
@@ -46,7 +47,7 @@ async def fetch(engine: AsyncEngine, sql: str, *args: Any) -> list[Record]:
     """Rows of one statement. Its time is bounded by the connection's command timeout (set
     on the engine) and by the caller's; no transaction is opened."""
     for watcher in _watchers:
-        watcher(sql, args)
+        watcher(engine, sql, args)
     async with engine.connect() as conn:
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
