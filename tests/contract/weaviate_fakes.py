@@ -18,6 +18,7 @@ prefix, or any) answer with an HTTP status.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -49,6 +50,7 @@ from werkzeug.wrappers import Request, Response
 
 VERSION = "1.33.0"
 DEFAULT_LIMIT = 10  # Weaviate's QUERY_DEFAULTS_LIMIT
+RENDEZVOUS_MAX = 64
 
 M = TypeVar("M", bound=Message)
 Op = base_pb2.Filters.Operator
@@ -75,6 +77,17 @@ class GrpcFault:
     method: str | None
     delay: float
     details: str
+
+
+@dataclass
+class Rendezvous:
+    """Calls that must all be in flight at once: each waits at the barrier for the others.
+    A client that sends them one after another breaks it (after its timeout)."""
+
+    barrier: threading.Barrier
+    remaining: int
+    method: str
+    when: Callable[[Message], bool]
 
 
 @dataclass
@@ -106,13 +119,15 @@ class FakeWeaviate:
         self._lock = threading.RLock()
         self._grpc_faults: list[GrpcFault] = []
         self._rest_faults: list[RestFault] = []
+        self._rendezvous: list[Rendezvous] = []
         self._server: grpc.Server | None = None
         self._stopping = threading.Event()
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def start_grpc(self) -> int:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+        # Workers enough for a rendezvous of a page's searches, all held at once.
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=RENDEZVOUS_MAX + 8))
         weaviate_pb2_grpc.add_WeaviateServicer_to_server(  # type: ignore[no-untyped-call]
             FakeWeaviateServicer(self), server
         )
@@ -147,6 +162,23 @@ class FakeWeaviate:
         with self._lock:
             self._grpc_faults.append(GrpcFault(code, times, method, delay, details))
 
+    def rendezvous(
+        self,
+        method: str,
+        parties: int,
+        *,
+        when: Callable[[Message], bool] = lambda _request: True,
+        timeout: float = 10.0,
+    ) -> threading.Barrier:
+        """The next ``parties`` calls to ``method`` (that ``when`` accepts) are held until all
+        of them have arrived: proof, without timing anything, that the client had them in
+        flight together. The returned barrier is broken if they did not meet in ``timeout``."""
+        assert parties <= RENDEZVOUS_MAX, "more parties than the server has workers"
+        barrier = threading.Barrier(parties, timeout=timeout)
+        with self._lock:
+            self._rendezvous.append(Rendezvous(barrier, parties, method, when))
+        return barrier
+
     def fail_rest(self, status: int, times: int = 1, *, path: str | None = None) -> None:
         """The next ``times`` REST calls (whose path starts with ``path`` if given) answer
         ``status``."""
@@ -157,6 +189,7 @@ class FakeWeaviate:
         with self._lock:
             self._grpc_faults.clear()
             self._rest_faults.clear()
+            self._rendezvous.clear()
 
     # -- inspection -----------------------------------------------------------------------
 
@@ -207,6 +240,10 @@ class FakeWeaviate:
         with self._lock:
             self.grpc_requests.append((method, copy))
             fault = self._take_grpc_fault(method)
+            meeting = self._take_rendezvous(method, copy)
+        if meeting is not None:
+            with contextlib.suppress(threading.BrokenBarrierError):  # the test reads .broken
+                meeting.wait()
         if fault is not None:
             if fault.delay:
                 self._stopping.wait(fault.delay)
@@ -223,6 +260,13 @@ class FakeWeaviate:
             if fault.remaining > 0 and fault.method in (None, method):
                 fault.remaining -= 1
                 return fault
+        return None
+
+    def _take_rendezvous(self, method: str, request: Message) -> threading.Barrier | None:
+        for meeting in self._rendezvous:
+            if meeting.remaining > 0 and meeting.method == method and meeting.when(request):
+                meeting.remaining -= 1
+                return meeting.barrier
         return None
 
     def _check_scope(self, collection: str, tenant: str) -> None:
