@@ -19,9 +19,11 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
-from app.commands.media import sweep_tombstones
+from app.commands.media import sweep_dead_uploads, sweep_tombstones
+from app.ids import decode_id
 from app.main import create_app
 from app.settings import Settings
+from app.stores.objects.keys import media_key, parse_upload_key
 from app.stores.objects.s3 import S3ObjectStore
 from app.stores.postgres.tables import (
     agent,
@@ -140,8 +142,16 @@ async def test_an_object_of_another_type_than_declared_stays_pending(on_s3: S3Ap
 
 
 def _key_of(ticket: dict[str, Any]) -> str:
+    """The upload key the ticket's URL writes to."""
     path = httpx.URL(ticket["uploadUrl"]).path
     return path.split(f"/{BUCKET}/", 1)[1]
+
+
+def _object_key_of(ticket: dict[str, Any]) -> str:
+    """The key a READY asset is served from, which no upload URL names."""
+    parsed = parse_upload_key(_key_of(ticket))
+    assert parsed is not None
+    return media_key(parsed.tenant_id, parsed.asset_id, parsed.filename)
 
 
 DASHBOARD = """query($n: Int!) { campaigns(first: $n) { edges { node {
@@ -250,11 +260,15 @@ async def test_object_store_outage_keeps_pending_uploads_and_sweeps_deletes_late
                         select(object_tombstone).where(object_tombstone.c.tenant_id == tenant.id)
                     )
                 )
-            assert [(t.object_key, t.attempts) for t in left] == [(_key_of(ready), 1)]
+            # Both keys: the object, and the upload key a late PUT may still have written.
+            assert sorted((t.object_key, t.attempts) for t in left) == [
+                (_object_key_of(ready), 1),
+                (_key_of(ready), 1),
+            ]
 
             server.start()  # moto restarts empty: recreate the bucket and the orphan
-            make_bucket(server.url).put_object(Bucket=BUCKET, Key=_key_of(ready), Body=PNG)
-            assert await sweep_tombstones(served.engine, served.store) == 1
+            make_bucket(server.url).put_object(Bucket=BUCKET, Key=_object_key_of(ready), Body=PNG)
+            assert await sweep_tombstones(served.engine, served.store) == 2
             async with served.engine.connect() as conn:
                 assert (
                     list(
@@ -266,7 +280,122 @@ async def test_object_store_outage_keeps_pending_uploads_and_sweeps_deletes_late
                     )
                     == []
                 )
-            listed = served.s3.list_objects_v2(Bucket=BUCKET, Prefix=_key_of(ready))
+            listed = served.s3.list_objects_v2(Bucket=BUCKET, Prefix=_object_key_of(ready))
             assert listed.get("KeyCount") == 0
     finally:
         server.stop()
+
+
+HTML = b"<html><script>alert(document.cookie)</script></html>"
+
+
+async def _object_key(engine: AsyncEngine, ticket: dict[str, Any]) -> str:
+    async with engine.connect() as conn:
+        key: str = (
+            await conn.execute(
+                select(media_asset.c.object_key).where(
+                    media_asset.c.id == decode_id(ticket["asset"]["id"], "MediaAsset")
+                )
+            )
+        ).scalar_one()
+    return key
+
+
+def _keys_of(s3: Any, tenant: TenantClient) -> list[str]:
+    """Every key of the tenant's, wherever it lives in the bucket."""
+    listed = s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])
+    return sorted(o["Key"] for o in listed if str(tenant.id) in o["Key"])
+
+
+async def test_a_put_after_completion_cannot_replace_what_the_ready_asset_serves(
+    on_s3: S3App, direct: httpx.AsyncClient
+) -> None:
+    """Item 2 on S3: the presigned PUT stays valid (S3 cannot revoke it), but it only ever
+    names the upload key; the READY asset is served from a copy only the app wrote."""
+    tenant = await new_tenant(on_s3.engine, on_s3.http)
+    ticket = await request_upload(tenant, await new_campaign(tenant))
+    await upload(direct, ticket)
+    ready = (await complete(tenant, ticket["asset"]["id"]))["data"]["completeMediaUpload"]["asset"]
+
+    late = await upload(direct, ticket, HTML.ljust(len(PNG)))  # same size, same signed type
+    assert late.status_code == 200  # S3 (and moto) honour a live signature
+    served = await direct.get(ready["url"])
+    assert served.content == PNG
+    assert served.headers["content-type"] == "image/png"
+    assert served.headers["content-disposition"].startswith('inline; filename="hero shot.png"')
+    stored = on_s3.s3.head_object(Bucket=BUCKET, Key=await _object_key(on_s3.engine, ticket))
+    assert stored["ContentLength"] == len(PNG)
+
+    await sweep_dead_uploads(on_s3.engine, on_s3.store)
+    assert _keys_of(on_s3.s3, tenant) == [await _object_key(on_s3.engine, ticket)]
+
+
+async def test_a_put_after_delete_leaves_no_object_once_swept(
+    on_s3: S3App, direct: httpx.AsyncClient
+) -> None:
+    """Item 2 on S3: what a deleted asset's live upload URL writes is found and removed."""
+    tenant = await new_tenant(on_s3.engine, on_s3.http)
+    campaign_id = await new_campaign(tenant)
+    completed = await request_upload(tenant, campaign_id)
+    await upload(direct, completed)
+    assert not (await complete(tenant, completed["asset"]["id"])).get("errors")
+    pending = await request_upload(tenant, campaign_id, filename="pending.png")
+    await upload(direct, pending)
+    for ticket in (completed, pending):
+        await tenant.data(DELETE, {"id": ticket["asset"]["id"]})
+    assert _keys_of(on_s3.s3, tenant) == []  # the object, and the pending asset's upload
+    for ticket in (completed, pending):
+        assert (await upload(direct, ticket, HTML)).status_code == 200
+    assert _keys_of(on_s3.s3, tenant) == sorted([_key_of(completed), _key_of(pending)])
+
+    assert await sweep_tombstones(on_s3.engine, on_s3.store) >= 2
+    assert _keys_of(on_s3.s3, tenant) == []
+
+
+async def test_the_sweeper_keeps_uploads_whose_asset_is_still_pending(
+    on_s3: S3App, direct: httpx.AsyncClient
+) -> None:
+    tenant = await new_tenant(on_s3.engine, on_s3.http)
+    ticket = await request_upload(tenant, await new_campaign(tenant))
+    await upload(direct, ticket)
+    await sweep_dead_uploads(on_s3.engine, on_s3.store)
+    assert _keys_of(on_s3.s3, tenant) == [_key_of(ticket)]
+    done = await complete(tenant, ticket["asset"]["id"])
+    assert done["data"]["completeMediaUpload"]["asset"]["status"] == "READY"
+
+
+async def test_completion_copies_only_the_checked_version_and_drops_the_upload(
+    on_s3: S3App, direct: httpx.AsyncClient
+) -> None:
+    """The copy is conditional on the ETag the HEAD saw, so a PUT racing the completion is
+    never what gets promoted (moto ignores the condition: this checks the app sends it)."""
+    tenant = await new_tenant(on_s3.engine, on_s3.http)
+    ticket = await request_upload(tenant, await new_campaign(tenant))
+    await upload(direct, ticket)
+    etag = on_s3.s3.head_object(Bucket=BUCKET, Key=_key_of(ticket))["ETag"]
+    sent: list[Any] = []
+
+    def on_send(**kwargs: Any) -> None:
+        sent.append(kwargs["request"])
+
+    on_s3.store.client.meta.events.register("before-send.s3.CopyObject", on_send)
+    try:
+        assert not (await complete(tenant, ticket["asset"]["id"])).get("errors")
+    finally:
+        on_s3.store.client.meta.events.unregister("before-send.s3.CopyObject", on_send)
+    (copy,) = sent
+    headers = {
+        k.lower(): v.decode() if isinstance(v, bytes) else v for k, v in copy.headers.items()
+    }
+    assert headers["x-amz-copy-source-if-match"] == etag  # quoted, as S3 sends ETags
+    assert headers["x-amz-metadata-directive"] == "REPLACE"
+    assert _keys_of(on_s3.s3, tenant) == [await _object_key(on_s3.engine, ticket)]
+    async with on_s3.engine.connect() as conn:
+        checksum = (
+            await conn.execute(
+                select(media_asset.c.checksum).where(
+                    media_asset.c.id == decode_id(ticket["asset"]["id"], "MediaAsset")
+                )
+            )
+        ).scalar_one()
+    assert checksum == etag.strip('"')

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -382,7 +383,7 @@ async def test_cycles_of_subscriptions_level_off_in_objects_and_memory(
 
     for cycle in range(CYCLES):
         await in_batches(
-            [(lambda t=t: open_one(t)) for t, _pk in tenants for _ in range(PER_CYCLE // 4)]
+            [partial(open_one, t) for t, _pk in tenants for _ in range(PER_CYCLE // 4)]
         )
         await until(lambda: usage(hub, 0).subscribers >= len(sockets), timeout=30)
         for tenant, pk in tenants:

@@ -2,7 +2,13 @@
 
 URLs carry an expiry and an HMAC-SHA256 over (method, key, expiry, content type) with a
 secret only the app knows, so they behave like S3's presigned URLs: anyone holding one may
-use it until it expires, and changing any part of it breaks the signature.
+use it until it expires, and changing any part of it breaks the signature. The route that
+honours them (``app/media_routes.py``) also refuses an upload once its asset is no longer
+PENDING.
+
+Each object keeps its content type and an ETag (the MD5 of its bytes, as S3 reports for a
+single PUT) in a metadata file, so completing an upload can check the type and promote
+exactly the version it checked.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -44,6 +52,10 @@ class LocalObjectStore:
         # HMAC with the key already mixed in: each signature copies it (a dashboard page
         # signs hundreds of URLs).
         self._keyed = hmac.new(secret, digestmod=hashlib.sha256)
+        # Serializes every change to the tree (an upload landing, a promotion, a delete), so
+        # a promotion sees one version from its check to its move, and pruning an empty
+        # directory never races a write into it.
+        self._lock = threading.Lock()
 
     # Signing -------------------------------------------------------------------------
 
@@ -104,33 +116,87 @@ class LocalObjectStore:
     def _meta_path(self, key: str) -> Path:
         return self.root / META_DIR / (key + ".json")
 
-    def write(self, key: str, source: Path, content_type: str) -> None:
-        """Move an uploaded temp file into place atomically, with its content type beside it."""
+    def write(self, key: str, source: Path, content_type: str, etag: str | None = None) -> None:
+        """Move an uploaded temp file into place atomically, with its type and ETag beside it."""
         path = self.path_for(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         meta = self._meta_path(key)
-        meta.parent.mkdir(parents=True, exist_ok=True)
-        meta.write_text(json.dumps({"content_type": content_type}))
-        os.replace(source, path)
+        with self._lock:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            meta.parent.mkdir(parents=True, exist_ok=True)
+            meta.write_text(json.dumps({"content_type": content_type, "etag": etag}))
+            os.replace(source, path)
 
     def _head(self, key: str) -> ObjectInfo | None:
         path = self.path_for(key)
         if not path.is_file():
             return None
         meta = self._meta_path(key)
-        content_type = json.loads(meta.read_text()).get("content_type") if meta.exists() else None
-        return ObjectInfo(size=path.stat().st_size, content_type=content_type)
+        stored = json.loads(meta.read_text()) if meta.exists() else {}
+        return ObjectInfo(
+            size=path.stat().st_size,
+            content_type=stored.get("content_type"),
+            etag=stored.get("etag"),
+        )
 
     async def head(self, key: str) -> ObjectInfo | None:
         return await asyncio.to_thread(self._head, key)
 
+    def _promote(self, source: str, target: str, etag: str | None, content_type: str) -> bool:
+        src, dst = self.path_for(source), self.path_for(target)
+        with self._lock:
+            current = self._head(source)
+            if current is None or (etag is not None and current.etag != etag):
+                return False
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            meta = self._meta_path(target)
+            meta.parent.mkdir(parents=True, exist_ok=True)
+            meta.write_text(json.dumps({"content_type": content_type, "etag": current.etag}))
+            os.replace(src, dst)
+            self._forget(source)
+        return True
+
+    async def promote(
+        self, source: str, target: str, *, etag: str | None, content_type: str
+    ) -> bool:
+        return await asyncio.to_thread(self._promote, source, target, etag, content_type)
+
+    def _forget(self, key: str) -> None:
+        """Drop the metadata of a key whose file is gone, and directories left empty."""
+        self._meta_path(key).unlink(missing_ok=True)
+        for tree in (self.root, self.root / META_DIR):
+            directory = (tree / key).parent
+            while directory != tree:
+                try:
+                    directory.rmdir()  # only ever removes an empty directory
+                except OSError:
+                    break
+                directory = directory.parent
+
     def _delete(self, key: str) -> None:
         path = self.path_for(key)
-        path.unlink(missing_ok=True)
-        self._meta_path(key).unlink(missing_ok=True)
+        with self._lock:
+            path.unlink(missing_ok=True)
+            self._forget(key)
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._delete, key)
+
+    def _keys(self, prefix: str) -> list[str]:
+        # Only whole directories are walked: every prefix the app lists ends in "/".
+        top = self.root / prefix if prefix else self.root
+        found = []
+        for directory, subdirs, files in os.walk(top):
+            if Path(directory) == self.root:
+                subdirs[:] = [d for d in subdirs if d not in RESERVED]
+            for name in files:
+                key = (Path(directory) / name).relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    found.append(key)
+        return sorted(found)
+
+    async def list_keys(self, prefix: str) -> AsyncIterator[str]:
+        for key in await asyncio.to_thread(self._keys, prefix):
+            yield key
 
     async def ping(self) -> str:
         usage = await asyncio.to_thread(shutil.disk_usage, self.root)

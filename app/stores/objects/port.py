@@ -2,11 +2,13 @@
 
 Presigning is synchronous on purpose: it is pure computation over a secret held in memory,
 so a page of 100 media URLs costs no network call at all. Only HEAD (to confirm an upload),
-DELETE and the health check touch the store.
+the promotion of a checked upload, DELETE, the sweeper's listing and the health check touch
+the store.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -42,8 +44,25 @@ class ObjectStore(Protocol):
         """The stored object's size and type, or None when nothing is stored under ``key``."""
         ...
 
+    async def promote(
+        self, source: str, target: str, *, etag: str | None, content_type: str
+    ) -> bool:
+        """Make the object now at ``source`` the object at ``target``, stored as ``content_type``.
+
+        Only the version ``etag`` names is promoted (when ``etag`` is given): an upload that
+        changed since it was checked is never what ``target`` serves. False, with ``target``
+        untouched, when ``source`` is missing or no longer that version. ``source`` may be gone
+        afterwards (the local store moves it) or still there (S3 copies it); the caller
+        deletes it either way.
+        """
+        ...
+
     async def delete(self, key: str) -> None:
         """Remove the object; removing a missing object is not an error."""
+        ...
+
+    def list_keys(self, prefix: str) -> AsyncIterator[str]:
+        """Every key under ``prefix``, page by page; for the sweeper, never for a request."""
         ...
 
     async def ping(self) -> str:

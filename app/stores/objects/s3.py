@@ -1,8 +1,9 @@
 """S3-compatible object storage (AWS S3, MinIO, GCS interop) through aioboto3.
 
-aioboto3 does the few calls that need the network (HEAD, DELETE, the bucket check); URLs are
-presigned in memory by our SigV4 signer, which produces botocore's exact URLs at a fraction
-of the cost (docs/benchmarks.md).
+aioboto3 does the few calls that need the network (HEAD, the copy that promotes a checked
+upload, DELETE, the sweeper's LIST, the bucket check); URLs are presigned in memory by our
+SigV4 signer, which produces botocore's exact URLs at a fraction of the cost
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -19,12 +20,18 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from app.errors import StoreUnavailable
 from app.settings import Settings
+from app.stores.objects.headers import content_disposition
 from app.stores.objects.port import ObjectInfo, PresignedUpload
 from app.stores.objects.sigv4 import SigV4Presigner
 
 T = TypeVar("T")
 
 AWS_ENDPOINT = "https://s3.{region}.amazonaws.com"
+
+# What S3 and compatible stores answer for a missing key, or a copy source that no longer
+# matches x-amz-copy-source-if-match.
+_MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
+_CHANGED = frozenset({"412", "PreconditionFailed"})
 
 
 class S3ObjectStore:
@@ -38,6 +45,7 @@ class S3ObjectStore:
         self.presigner = presigner
         self.timeout = timeout
         self.endpoint = endpoint
+        self.list_page_size = 1000  # S3's own maximum; tests make it small to see paging
 
     def presign_get(self, key: str, expires_in: int) -> str:
         return self.presigner.presign("GET", self.bucket, key, expires_in)
@@ -64,7 +72,7 @@ class S3ObjectStore:
         try:
             reply = await self._call(self.client.head_object(Bucket=self.bucket, Key=key))
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            if _code(exc) in _MISSING:
                 return None
             raise StoreUnavailable("S3", _client_error(exc)) from exc
         return ObjectInfo(
@@ -73,11 +81,57 @@ class S3ObjectStore:
             etag=str(reply.get("ETag", "")).strip('"') or None,
         )
 
+    async def promote(
+        self, source: str, target: str, *, etag: str | None, content_type: str
+    ) -> bool:
+        """A server-side copy, conditional on the source still being the checked version.
+
+        The copy replaces the metadata: the target is stored with exactly the declared type
+        and a Content-Disposition (inline for plain images and videos, attachment otherwise),
+        which S3 then sends with every GET of it.
+        """
+        condition = {"CopySourceIfMatch": f'"{etag}"'} if etag else {}
+        filename = target.rsplit("/", 1)[-1]
+        try:
+            await self._call(
+                self.client.copy_object(
+                    Bucket=self.bucket,
+                    Key=target,
+                    CopySource={"Bucket": self.bucket, "Key": source},
+                    MetadataDirective="REPLACE",
+                    ContentType=content_type,
+                    ContentDisposition=content_disposition(content_type, filename),
+                    **condition,
+                )
+            )
+        except ClientError as exc:
+            if _code(exc) in _MISSING | _CHANGED:
+                return False
+            raise StoreUnavailable("S3", _client_error(exc)) from exc
+        return True
+
     async def delete(self, key: str) -> None:
         try:
             await self._call(self.client.delete_object(Bucket=self.bucket, Key=key))
         except ClientError as exc:
             raise StoreUnavailable("S3", _client_error(exc)) from exc
+
+    async def list_keys(self, prefix: str) -> AsyncIterator[str]:
+        token: dict[str, str] = {}
+        while True:
+            try:
+                page = await self._call(
+                    self.client.list_objects_v2(
+                        Bucket=self.bucket, Prefix=prefix, MaxKeys=self.list_page_size, **token
+                    )
+                )
+            except ClientError as exc:
+                raise StoreUnavailable("S3", _client_error(exc)) from exc
+            for item in page.get("Contents", []):
+                yield str(item["Key"])
+            if not page.get("IsTruncated"):
+                return
+            token = {"ContinuationToken": str(page["NextContinuationToken"])}
 
     async def ping(self) -> str:
         try:
@@ -88,6 +142,10 @@ class S3ObjectStore:
 
     async def close(self) -> None:
         return None
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def _client_error(exc: ClientError) -> str:
