@@ -286,6 +286,31 @@ def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
         return _with_stores(ready, run)
 
 
+def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    """Engagement counters in Redis against the committed ENGAGEMENT events (ADR 0019):
+    report drift (``--check``, exit 1 if any) or repair it. Needs PostgreSQL and Redis only."""
+    from app.engagement.reconcile import ReconcileError, describe, reconcile
+
+    with embedded_engines(settings) as ready:
+
+        async def run(engine: AsyncEngine) -> int:
+            timeout = ready.store_timeout_seconds
+            redis = rd.create_redis(ready.redis_url or "", timeout=timeout)
+            try:
+                await rd.ping(redis, ready.redis_url or "", timeout=timeout)
+                reports = await reconcile(engine, redis, repair=not args.check)
+            except ReconcileError as exc:
+                raise CommandError(str(exc)) from exc
+            finally:
+                await redis.aclose()
+            for line in describe(reports):
+                print(line)
+            drifted = any(d.repairable for r in reports for d in r.drifts)
+            return 1 if args.check and drifted else 0
+
+        return _with_engine(ready, run)
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 60:
@@ -339,6 +364,12 @@ def build_parser() -> argparse.ArgumentParser:
     reindex = sub.add_parser("reindex", help="repair drift between PostgreSQL and the index")
     reindex.add_argument("--check", action="store_true", help="only report drift (exit 1 if any)")
     reindex.set_defaults(func=cmd_reindex)
+
+    reconcile = sub.add_parser(
+        "reconcile", help="repair drift between engagement counters and committed events"
+    )
+    reconcile.add_argument("--check", action="store_true", help="only report drift (exit 1 if any)")
+    reconcile.set_defaults(func=cmd_reconcile)
     return parser
 
 

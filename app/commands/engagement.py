@@ -1,30 +1,53 @@
-"""Recording engagement: an atomic Redis increment paired with an ENGAGEMENT outbox event.
+"""Recording engagement: the ENGAGEMENT outbox event commits first, then Redis counts it.
 
-Redis holds the counters; PostgreSQL holds the event. The increment runs inside the open
-PostgreSQL transaction, so a Redis failure rolls the event back, and a failed commit after a
-successful increment is compensated by the inverse increment. Concurrent writers never lose
-an update: HINCRBY is atomic on the server.
+PostgreSQL holds the event, Redis the counters derived from events (ADR 0019). The command
+commits the event, then applies it to Redis with a script that counts an event once
+(app/stores/redis/scripts.py: the HINCRBY and a per-event marker in one step). The relay
+applies every committed ENGAGEMENT event with the same script before it publishes it, so
+an event whose request died between its commit and its apply is still counted, once, within
+the relay's latency; and nothing is ever counted for an event that did not commit. The two
+stores can then only disagree for as long as an event waits for the relay.
+
+Before committing, the command reads the counters inside its transaction: Redis being down
+then fails the mutation with STORE_UNAVAILABLE and rolls the event back, as before, and the
+read is the answer's fallback if Redis fails in the moment between the commit and the apply.
+After the commit the increment is recorded, so the mutation succeeds whatever Redis does:
+failing it would invite a retry, and a retry would count the engagement twice.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
-from contextlib import suppress
+from dataclasses import replace
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import Principal
-from app.commands.changes import emit_event
+from app.commands.changes import jsonable
 from app.commands.owned import owned_row
-from app.errors import BadUserInput
-from app.stores.postgres.tables import campaign
+from app.errors import BadUserInput, StoreUnavailable
+from app.stores.postgres.tables import campaign, outbox
 from app.stores.redis import keys
 from app.stores.redis.client import unavailable_as_error
+from app.stores.redis.scripts import APPLIED_TTL_SECONDS, APPLY_ENGAGEMENT
 from loaders.redis.counters import EngagementCounts, engagement_from
 
+log = logging.getLogger(__name__)
+
 MAX_INCREMENT = 1_000_000
+
+# In an ENGAGEMENT event's payload: Redis counts this event from the outbox, after its commit.
+# Events written before ADR 0019 lack it: they were counted before their commit, and the
+# relay must not count them again.
+APPLY_AFTER_COMMIT = "applyAfterCommit"
+
+# What the apply script answers while `chimera reconcile` fences the tenant: not counted yet
+# (scripts.APPLY_INCREMENT_FUNCTION; 1 is "counted now", 0 "counted before", by the relay).
+FENCED = -1
 
 
 async def record_engagement(
@@ -37,33 +60,65 @@ async def record_engagement(
     *,
     timeout: float,
 ) -> EngagementCounts:
+    """Commit an ENGAGEMENT event, count it in Redis, and return the campaign's counts with it.
+
+    The counts come from the script that applied the event, so they include this increment
+    and every one applied before it. When the increment cannot be applied now (Redis failed
+    after the commit, or `chimera reconcile` is measuring the tenant) the relay applies it
+    shortly, and the answer is the counts Redis had plus this increment.
+    """
     if field not in keys.ENGAGEMENT_FIELDS:
         raise BadUserInput(f"Unknown engagement kind {field!r}", field="kind")
     if count < 1 or count > MAX_INCREMENT:
         raise BadUserInput(f"'count' must be between 1 and {MAX_INCREMENT}", field="count")
-    key = keys.campaign_engagement(principal.tenant_id, campaign_id)
-    incremented = False
+    counters = keys.campaign_engagement(principal.tenant_id, campaign_id)
+    async with engine.begin() as conn:
+        await owned_row(
+            conn, campaign, principal, campaign_id, what="Campaign", argument="campaignId"
+        )
+        event_id: int = (
+            await conn.execute(
+                insert(outbox)
+                .values(
+                    tenant_id=principal.tenant_id,
+                    aggregate_type="campaign",
+                    aggregate_id=campaign_id,
+                    event_type="ENGAGEMENT",
+                    payload=jsonable(
+                        {
+                            "campaignId": campaign_id,
+                            "field": field,
+                            "count": count,
+                            APPLY_AFTER_COMMIT: True,
+                        }
+                    ),
+                )
+                .returning(outbox.c.id)
+            )
+        ).scalar_one()
+        # Redis unreachable: STORE_UNAVAILABLE here rolls the event back. The counts read are
+        # also the answer's base should Redis fail between the commit and the apply.
+        async with unavailable_as_error(timeout):
+            before = await redis.hmget(counters, list(keys.ENGAGEMENT_FIELDS))
+    counted_before = engagement_from(before)
     try:
-        async with engine.begin() as conn:
-            await owned_row(
-                conn, campaign, principal, campaign_id, what="Campaign", argument="campaignId"
+        async with unavailable_as_error(timeout):
+            state, values = await APPLY_ENGAGEMENT(
+                redis,
+                [
+                    counters,
+                    keys.engagement_applied(principal.tenant_id, event_id),
+                    keys.engagement_fence(principal.tenant_id),
+                ],
+                [APPLIED_TTL_SECONDS, field, count, *keys.ENGAGEMENT_FIELDS],
             )
-            await emit_event(
-                conn,
-                principal,
-                aggregate_type="campaign",
-                aggregate_id=campaign_id,
-                event_type="ENGAGEMENT",
-                payload={"campaignId": campaign_id, "field": field, "count": count},
-            )
-            async with unavailable_as_error(timeout), redis.pipeline(transaction=True) as pipe:
-                pipe.hincrby(key, field, count)
-                pipe.hmget(key, list(keys.ENGAGEMENT_FIELDS))
-                _, values = await pipe.execute()
-            incremented = True
-    except Exception:
-        if incremented:  # the commit failed after Redis counted: take the count back
-            with suppress(RedisError, OSError):
-                await redis.hincrby(key, field, -count)
-        raise
-    return engagement_from(values)
+    except (StoreUnavailable, RedisError) as exc:
+        log.warning("engagement event %s committed, not counted yet: %s", event_id, exc)
+        return _plus(counted_before, field, count)
+    counts = engagement_from(values)
+    return _plus(counts, field, count) if int(state) == FENCED else counts
+
+
+def _plus(counts: EngagementCounts, field: str, count: int) -> EngagementCounts:
+    """``counts`` with this increment, for an answer given before Redis has counted it."""
+    return replace(counts, **{field: getattr(counts, field) + count})

@@ -3,7 +3,13 @@
 Only one relay publishes at a time: each pass takes a PostgreSQL advisory lock for its
 transaction, and a process that cannot get it does nothing. A pass reads the oldest
 BATCH_SIZE events still unpublished, in id order, XADDs those subscriptions carry (campaign
-events of CAMPAIGN_EVENT_TYPES) and marks them all published, the ones it skipped too.
+events of CAMPAIGN_EVENT_TYPES) and marks them published, the ones it skipped too.
+
+The relay is also what keeps engagement counters equal to the committed ENGAGEMENT events
+(ADR 0019): before it publishes one, it counts it in the campaign's counters, with the
+script the request uses right after its commit (app/stores/redis/scripts.py), so that
+whichever comes first counts the event and the other finds it counted. An increment whose
+request died between its commit and its count is thus counted by the next pass.
 
 Ids are drawn when an event is inserted, not when its transaction commits, so id order is
 commit order only between transactions that could not overlap. An event whose transaction
@@ -15,14 +21,16 @@ order for each campaign. ENGAGEMENT (`record_engagement`) and MEDIA_READY (`comp
 are written without that lock: against other events of the same campaign committed at about
 the same moment, they may reach the stream in either order.
 
-Publishing is one Lua script per batch (one round trip, whatever the batch size: a relay
-that waited a loop turn per event fell behind 50 events/s on a busy instance) that, for
-each event in order, sets a per-event marker and XADDs. A relay that dies after publishing
-but before marking the rows publishes nothing twice on its next pass (the marker lives
-MARKER_TTL_SECONDS, far longer than any pass), so the stream holds each event once. A pass
-stops at the first event it cannot publish: that event and every later one stay
-unpublished and are retried, in order, on the next pass. Their age is what
-`chimera doctor` and /readyz report.
+Publishing is one Lua script per tenant in the batch, all sent in one pipeline (one round
+trip, whatever the batch size: a relay that waited a loop turn per event fell behind 50
+events/s on a busy instance). For each event in order, the script counts it if it is an
+increment, sets a per-event marker and XADDs. A relay that dies after publishing but before
+marking the rows counts and publishes nothing twice on its next pass (the markers live
+MARKER_TTL_SECONDS, far longer than any pass), so the stream holds each event once and the
+counters count it once. A tenant's call stops at the first event it cannot publish (or
+count: `chimera reconcile` fences a tenant while it measures it): that event and the
+tenant's later ones stay unpublished and are retried, in order, on the next pass; other
+tenants' events are not held back. Their age is what `chimera doctor` and /readyz report.
 """
 
 from __future__ import annotations
@@ -31,14 +39,18 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 from sqlalchemy import Row, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.commands.engagement import APPLY_AFTER_COMMIT
 from app.events.wakeup import OutboxWakeup
 from app.stores.postgres.tables import outbox
 from app.stores.redis import keys
+from app.stores.redis.scripts import APPLIED_TTL_SECONDS, APPLY_INCREMENT_FUNCTION, LuaScript
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +72,33 @@ MARKER_TTL_SECONDS = 7 * 24 * 3600
 # An event the relay has not published for this long means live updates are stuck.
 RELAY_LAG_ALARM_SECONDS = 60.0
 
-# One call publishes a whole batch, in order: KEYS are (stream, marker) per event, ARGV the
-# marker TTL, the stream cap, then (event, type, campaign, at) per event. An event whose
-# marker exists was published by an earlier pass and is skipped. The first XADD that fails
-# ends the script (its marker removed again) and the reply says how many came before it.
-PUBLISH_BATCH = """
-local ttl, maxlen = ARGV[1], ARGV[2]
-local count = #KEYS / 2
+# One call per tenant publishes that tenant's events of a batch, in order (one call never
+# names two tenants' keys: Redis Cluster will keep each tenant's keys in one hash slot). KEYS
+# are the stream and the tenant's reconcile fence, then per event its marker and, for an
+# increment to count, its applied marker and the campaign's counters. ARGV are the marker TTL,
+# the stream cap, the applied-marker TTL, then (event, type, campaign, at, field, amount) per
+# event, field '' when there is nothing to count. An increment is counted first (once: see
+# apply_increment), then the event is published unless its marker says it already was. The
+# first event that cannot be counted or published ends the call (the marker of a failed
+# XADD removed again), and the reply says how many came before it and why.
+PUBLISH_TENANT = LuaScript(
+    APPLY_INCREMENT_FUNCTION
+    + """
+local stream, fence = KEYS[1], KEYS[2]
+local ttl, maxlen, applied_ttl = ARGV[1], ARGV[2], ARGV[3]
+local count = (#ARGV - 3) / 6
+local k = 3
 for i = 1, count do
-  local stream, marker, a = KEYS[2 * i - 1], KEYS[2 * i], 2 + 4 * (i - 1)
+  local a = 3 + 6 * (i - 1)
+  local marker = KEYS[k]
+  k = k + 1
+  if ARGV[a + 5] ~= '' then
+    local state = apply_increment(KEYS[k + 1], KEYS[k], fence, ARGV[a + 5], ARGV[a + 6],
+                                  applied_ttl)
+    k = k + 2
+    if state == -1 then return {i - 1, 'FENCED'} end
+    if type(state) == 'table' then return {i - 1, state.err} end
+  end
   if redis.call('SET', marker, '1', 'NX', 'EX', ttl) then
     local added = redis.pcall('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', ARGV[a + 1],
                               'type', ARGV[a + 2], 'campaign', ARGV[a + 3], 'at', ARGV[a + 4])
@@ -80,10 +110,26 @@ for i = 1, count do
 end
 return {count, false}
 """
+)
 
 
 def is_stream_event(aggregate_type: str, event_type: str) -> bool:
     return aggregate_type == "campaign" and event_type in CAMPAIGN_EVENT_TYPES
+
+
+def increment_of(event: Row[Any]) -> tuple[str, int] | None:
+    """(field, amount) an event adds to its campaign's counters, if the relay must count it:
+    ENGAGEMENT events written since ADR 0019. Older ones were counted before their commit."""
+    if event.event_type != "ENGAGEMENT" or event.aggregate_type != "campaign":
+        return None
+    payload = event.payload if isinstance(event.payload, dict) else {}
+    field, amount = payload.get("field"), payload.get("count")
+    if payload.get(APPLY_AFTER_COMMIT) is not True:
+        return None
+    if field not in keys.ENGAGEMENT_FIELDS or type(amount) is not int:
+        log.error("ENGAGEMENT event %s has no valid field and count: not counted", event.id)
+        return None
+    return field, amount
 
 
 async def publish_once(engine: AsyncEngine, redis: Redis, *, batch_size: int = BATCH_SIZE) -> int:
@@ -104,18 +150,20 @@ async def publish_once(engine: AsyncEngine, redis: Redis, *, batch_size: int = B
         )
         if not events:
             return 0
-        to_publish = [e for e in events if is_stream_event(e.aggregate_type, e.event_type)]
+        by_tenant: dict[UUID, list[Row[Any]]] = {}
+        for event in events:
+            if is_stream_event(event.aggregate_type, event.event_type):
+                by_tenant.setdefault(event.tenant_id, []).append(event)
         try:
-            published = await _publish(redis, to_publish)
+            held = await _publish(redis, list(by_tenant.values()))
         except Exception:
-            # The reply is unknown: settle nothing. Whatever the script did publish carries
-            # its marker, so the next pass skips it rather than adding it twice.
+            # The reply is unknown: settle nothing. Whatever the scripts did count or publish
+            # carries its marker, so the next pass skips it rather than doing it twice.
             log.warning("relay could not reach Redis; will retry", exc_info=True)
             return 0
-        # Keep order: settle only what precedes the first event that could not be published;
-        # it and everything after it are retried on the next pass.
-        stop = to_publish[published].id if published < len(to_publish) else None
-        settled = [e.id for e in events if stop is None or e.id < stop]
+        # Keep each tenant's order: an event held back holds back its tenant's later ones,
+        # to be retried in order on the next pass; other tenants' events are settled.
+        settled = [e.id for e in events if e.id not in held]
         if settled:
             await conn.execute(
                 update(outbox).where(outbox.c.id.in_(settled)).values(published_at=func.now())
@@ -123,25 +171,59 @@ async def publish_once(engine: AsyncEngine, redis: Redis, *, batch_size: int = B
         return len(settled)
 
 
-async def _publish(redis: Redis, events: Sequence[Row[Any]]) -> int:
-    """XADD the events in one round trip; returns how many were published (or found already
-    published) before the first failure."""
-    if not events:
-        return 0
-    script = redis.register_script(PUBLISH_BATCH)
-    stream_keys: list[str] = []
-    args: list[str | int] = [MARKER_TTL_SECONDS, STREAM_MAXLEN]
+async def _publish(redis: Redis, groups: Sequence[Sequence[Row[Any]]]) -> set[int]:
+    """Count and XADD each tenant's events, one script call per tenant, all in one round trip;
+    returns the ids held back: each tenant's first failure and its events after it."""
+    if not groups:
+        return set()
+    calls = [_tenant_call(events) for events in groups]
+    replies: list[Any] = []
+    for attempt in (1, 2):
+        async with redis.pipeline(transaction=False) as pipe:
+            for call_keys, call_args in calls:
+                pipe.evalsha(PUBLISH_TENANT.sha, len(call_keys), *call_keys, *call_args)
+            replies = await pipe.execute(raise_on_error=False)
+        if attempt == 1 and any(isinstance(r, NoScriptError) for r in replies):
+            await redis.script_load(PUBLISH_TENANT.source)  # a restarted or new server
+            continue  # every call is idempotent: whatever ran is skipped the second time
+        break
+    held: set[int] = set()
+    for events, reply in zip(groups, replies, strict=True):
+        if isinstance(reply, Exception):
+            log.warning(
+                "relay could not publish events from %s: %s; will retry", events[0].id, reply
+            )
+            held.update(e.id for e in events)
+            continue
+        published, error = int(reply[0]), reply[1]
+        if published == len(events):
+            continue
+        held.update(e.id for e in events[published:])
+        failed = events[published]
+        if error == b"FENCED":
+            log.info("relay waits for `chimera reconcile` to finish tenant %s", failed.tenant_id)
+        else:
+            log.warning("relay could not publish event %s: %s; will retry", failed.id, error)
+    return held
+
+
+def _tenant_call(events: Sequence[Row[Any]]) -> tuple[list[str], list[str | int]]:
+    """KEYS and ARGV of one PUBLISH_TENANT call for one tenant's events, in outbox order."""
+    tenant_id = events[0].tenant_id
+    call_keys = [keys.event_stream(tenant_id), keys.engagement_fence(tenant_id)]
+    args: list[str | int] = [MARKER_TTL_SECONDS, STREAM_MAXLEN, APPLIED_TTL_SECONDS]
     for event in events:
-        stream_keys += [
-            keys.event_stream(event.tenant_id),
-            keys.published_marker(event.tenant_id, event.id),
-        ]
+        call_keys.append(keys.published_marker(tenant_id, event.id))
+        increment = increment_of(event)
+        if increment is not None:
+            call_keys += [
+                keys.engagement_applied(tenant_id, event.id),
+                keys.campaign_engagement(tenant_id, event.aggregate_id),
+            ]
+        field, amount = increment or ("", 0)
         args += [event.id, event.event_type, str(event.aggregate_id), _iso(event.created_at)]
-    published, error = await script(keys=stream_keys, args=args)
-    if error:
-        failed = events[int(published)]
-        log.warning("relay could not publish event %s: %s; will retry", failed.id, error)
-    return int(published)
+        args += [field, amount]
+    return call_keys, args
 
 
 def _iso(moment: datetime) -> str:

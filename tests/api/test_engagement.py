@@ -1,4 +1,5 @@
-"""Engagement counters: atomic increments in Redis, read back through a batched loader."""
+"""Engagement counters: counted in Redis from committed ENGAGEMENT events (ADR 0019), each
+once, and read back through a batched loader."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ mutation($id: ID!, $kind: EngagementKind!, $count: Int!) {
 }
 """
 CREATE = 'mutation { createCampaign(input: {name: "Counted"}) { campaign { id } } }'
+SHARES = "query($id: ID!) { campaign(id: $id) { engagement { shares } } }"
 
 
 async def new_campaign(tenant: TenantClient) -> str:
@@ -146,3 +148,31 @@ async def test_counters_for_a_page_cost_one_redis_round_trip_for_5_or_50_campaig
     assert tasks[encode_id("Agent", agent_ids[0])] == 2
     assert sum(tasks.values()) == 2
     assert trips[5] == trips[50] == 2  # one pipeline per loader
+
+
+async def test_while_a_reconcile_measures_the_tenant_the_answer_counts_the_increment_and_the_relay_counts_it_after(
+    tenant: TenantClient, app: Starlette
+) -> None:
+    campaign_id = await new_campaign(tenant)
+    await tenant.data(RECORD, {"id": campaign_id, "kind": "SHARE", "count": 2})
+    fence = keys.engagement_fence(tenant.id)
+    await redis_of(app).set(fence, "a reconcile's token", ex=60)
+    try:
+        data = await tenant.data(RECORD, {"id": campaign_id, "kind": "SHARE", "count": 3})
+        assert data["recordEngagement"]["engagement"]["shares"] == 5
+        seen = await tenant.data(SHARES, {"id": campaign_id})
+        assert seen["campaign"]["engagement"]["shares"] == 2, "counted under the fence"
+    finally:
+        await redis_of(app).delete(fence)
+    # The app's relay counts it once the fence is gone, at its next wake-up: a commit (this
+    # one), or its idle poll.
+    await tenant.data(CREATE)
+
+    async def shares() -> int:
+        seen = await tenant.data(SHARES, {"id": campaign_id})
+        count: int = seen["campaign"]["engagement"]["shares"]
+        return count
+
+    async with asyncio.timeout(10):
+        while await shares() != 5:  # noqa: ASYNC110 - polls the app's relay
+            await asyncio.sleep(0.02)

@@ -1,5 +1,6 @@
 """The relay's contract, against real PostgreSQL and Redis: every committed campaign event
-reaches its tenant's stream once, in outbox order, whatever fails in between.
+reaches its tenant's stream once, in outbox order, and every committed increment is counted
+once in its campaign's counters, whatever fails in between.
 
 The module relays a database of its own: the session app's relay publishes whatever is
 unpublished in the session database and would race every assertion made here. Tenants are
@@ -13,19 +14,22 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import migrations
+from app.commands.engagement import APPLY_AFTER_COMMIT
 from app.events.relay import (
     MARKER_TTL_SECONDS,
+    PUBLISH_TENANT,
     RELAY_LOCK,
     oldest_unpublished_age,
     publish_once,
@@ -35,8 +39,10 @@ from app.stores.postgres.engine import create_engine
 from app.stores.postgres.tables import outbox, tenant
 from app.stores.redis import keys
 from app.stores.redis.client import create_redis
+from app.stores.redis.scripts import APPLIED_TTL_SECONDS, APPLY_ENGAGEMENT
 from tests.engines import create_database, drop_database
 from tests.processes import closed_port_url
+from tests.support import count_redis_round_trips
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -82,6 +88,7 @@ class Outbox:
         aggregate_type: str = "campaign",
         age_seconds: float = 0,
         published: bool = False,
+        payload: dict[str, Any] | None = None,
     ) -> int:
         async with self.engine.begin() as conn:
             return await self.emit_in(
@@ -92,7 +99,21 @@ class Outbox:
                 aggregate_type=aggregate_type,
                 age_seconds=age_seconds,
                 published=published,
+                payload=payload,
             )
+
+    async def increment(
+        self, tenant_id: uuid.UUID, campaign_id: uuid.UUID, field: str, count: int
+    ) -> int:
+        """An ENGAGEMENT event as `record_engagement` commits it: for Redis to count."""
+        payload = {"campaignId": str(campaign_id), "field": field, "count": count}
+        return await self.emit(
+            tenant_id, campaign_id, "ENGAGEMENT", payload={**payload, APPLY_AFTER_COMMIT: True}
+        )
+
+    async def counters(self, tenant_id: uuid.UUID, campaign_id: uuid.UUID) -> dict[str, int]:
+        values: Any = await self.redis.hgetall(keys.campaign_engagement(tenant_id, campaign_id))
+        return {k.decode(): int(v) for k, v in values.items()}
 
     @staticmethod
     async def emit_in(
@@ -104,6 +125,7 @@ class Outbox:
         aggregate_type: str = "campaign",
         age_seconds: float = 0,
         published: bool = False,
+        payload: dict[str, Any] | None = None,
     ) -> int:
         event_id: int = (
             await conn.execute(
@@ -113,7 +135,7 @@ class Outbox:
                     aggregate_type=aggregate_type,
                     aggregate_id=campaign_id,
                     event_type=event_type,
-                    payload={},
+                    payload=payload or {},
                     created_at=func.now() - text(f"interval '{age_seconds} seconds'"),
                     published_at=func.now() if published else None,
                 )
@@ -138,11 +160,17 @@ class Outbox:
 
     async def clear(self) -> None:
         async with self.engine.begin() as conn:
-            events = list(await conn.execute(select(outbox.c.tenant_id, outbox.c.id)))
+            events = list(
+                await conn.execute(select(outbox.c.tenant_id, outbox.c.id, outbox.c.aggregate_id))
+            )
             await conn.execute(delete(outbox))
             await conn.execute(delete(tenant))
         stale = [keys.published_marker(e.tenant_id, e.id) for e in events]
-        stale += [keys.event_stream(pk) for pk in self.tenants]
+        stale += [keys.engagement_applied(e.tenant_id, e.id) for e in events]
+        stale += [keys.campaign_engagement(e.tenant_id, e.aggregate_id) for e in events]
+        stale += [
+            k for pk in self.tenants for k in (keys.event_stream(pk), keys.engagement_fence(pk))
+        ]
         if stale:
             await self.redis.delete(*stale)
 
@@ -243,19 +271,27 @@ async def test_a_crash_between_publish_and_mark_publishes_each_event_once(
     assert await box.unpublished() == []
 
 
+class ReplyLostPipeline(Pipeline):
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        await super().execute(raise_on_error)
+        raise RedisConnectionError("connection reset before the reply")
+
+
 class ReplyLost(Redis):
     """A real client whose batch reaches Redis and runs there, but whose reply is lost."""
 
-    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
-        await super().evalsha(sha, numkeys, *keys_and_args)
-        raise RedisConnectionError("connection reset before the reply")
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
+        return ReplyLostPipeline(
+            self.connection_pool, self.response_callbacks, transaction, shard_hint
+        )
 
 
 async def test_a_batch_whose_reply_is_lost_is_settled_by_the_next_pass_without_repeats(
     box: Outbox, redis_url: str
 ) -> None:
     t, campaign = await box.tenant(), uuid.uuid4()
-    ids = [await box.emit(t, campaign) for _ in range(5)]
+    ids = [await box.emit(t, campaign) for _ in range(3)]
+    ids += [await box.increment(t, campaign, "clicks", n) for n in (2, 5)]
     lossy = ReplyLost.from_url(redis_url, socket_timeout=5)
     try:
         assert await publish_once(box.engine, lossy) == 0
@@ -263,13 +299,15 @@ async def test_a_batch_whose_reply_is_lost_is_settled_by_the_next_pass_without_r
         await lossy.aclose()
     assert await box.unpublished() == ids
     assert [e for e, *_ in await box.stream(t)] == ids
+    assert await box.counters(t, campaign) == {"clicks": 7}
 
     await _drain(box)
     assert [e for e, *_ in await box.stream(t)] == ids
     assert await box.unpublished() == []
+    assert await box.counters(t, campaign) == {"clicks": 7}
 
 
-async def test_an_event_redis_refuses_holds_back_it_and_what_follows_in_order(
+async def test_an_event_redis_refuses_holds_back_it_and_its_tenants_later_events_in_order(
     box: Outbox, redis: Redis
 ) -> None:
     healthy, broken, campaign = await box.tenant(), await box.tenant(), uuid.uuid4()
@@ -280,16 +318,19 @@ async def test_an_event_redis_refuses_holds_back_it_and_what_follows_in_order(
         await box.emit(healthy, campaign),
         await box.emit(broken, campaign),
         await box.emit(healthy, campaign),
+        await box.emit(broken, campaign),
     ]
-    assert await publish_once(box.engine, redis) == 2
-    assert await box.unpublished() == ids[2:]
-    assert [e for e, *_ in await box.stream(healthy)] == ids[:2]
+    # The broken tenant's events wait, in order; the healthy tenant's are not held back.
+    assert await publish_once(box.engine, redis) == 3
+    assert await box.unpublished() == [ids[2], ids[4]]
+    assert [e for e, *_ in await box.stream(healthy)] == [ids[0], ids[1], ids[3]]
     assert not await redis.exists(keys.published_marker(broken, ids[2]))
+    assert not await redis.exists(keys.published_marker(broken, ids[4]))
 
     await redis.delete(keys.event_stream(broken))
     await _drain(box)
     assert [e for e, *_ in await box.stream(healthy)] == [ids[0], ids[1], ids[3]]
-    assert [e for e, *_ in await box.stream(broken)] == [ids[2]]
+    assert [e for e, *_ in await box.stream(broken)] == [ids[2], ids[4]]
     assert await box.unpublished() == []
 
 
@@ -389,3 +430,176 @@ async def test_a_commit_wakes_the_relay_without_waiting_for_its_poll(box: Outbox
         with contextlib.suppress(asyncio.CancelledError):
             await relay
     assert [e for e, *_ in await box.stream(t)] == [event_id]
+
+
+@contextlib.asynccontextmanager
+async def _crash_before_marking(engine: AsyncEngine) -> AsyncIterator[None]:
+    """Every pass publishes, then dies on the UPDATE that marks its rows: its transaction
+    rolls back, exactly as if the process had been killed before committing."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "CREATE FUNCTION relay_crash() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'relay crashed before marking'; END $$"
+            )
+        )
+        await conn.execute(
+            text(
+                "CREATE TRIGGER relay_crash BEFORE UPDATE OF published_at ON outbox "
+                "FOR EACH STATEMENT EXECUTE FUNCTION relay_crash()"
+            )
+        )
+    try:
+        yield
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP TRIGGER relay_crash ON outbox"))
+            await conn.execute(text("DROP FUNCTION relay_crash()"))
+
+
+async def test_each_committed_increment_is_counted_once_even_when_the_relay_crashes_before_marking(
+    box: Outbox,
+) -> None:
+    t, campaign = await box.tenant(), uuid.uuid4()
+    ids = [await box.increment(t, campaign, field, n) for field, n in [("likes", 2), ("shares", 3)]]
+    async with _crash_before_marking(box.engine):
+        for _ in range(2):  # and crashes again: still counted once
+            with pytest.raises(DBAPIError, match="relay crashed before marking"):
+                await publish_once(box.engine, box.redis)
+    assert await box.counters(t, campaign) == {"likes": 2, "shares": 3}
+    assert await box.unpublished() == ids
+
+    ids.append(await box.increment(t, campaign, "shares", 4))
+    await _drain(box)
+    assert await box.counters(t, campaign) == {"likes": 2, "shares": 7}
+    assert [e for e, *_ in await box.stream(t)] == ids
+    marker = keys.engagement_applied(t, ids[0])
+    assert 0 < await box.redis.ttl(marker) <= APPLIED_TTL_SECONDS
+
+
+async def test_an_increment_the_request_counted_first_is_published_but_not_counted_again(
+    box: Outbox,
+) -> None:
+    t, campaign = await box.tenant(), uuid.uuid4()
+    event_id = await box.increment(t, campaign, "clicks", 3)
+    # The request's own apply, right after its commit, won the race with the relay.
+    state, _ = await APPLY_ENGAGEMENT(
+        box.redis,
+        [
+            keys.campaign_engagement(t, campaign),
+            keys.engagement_applied(t, event_id),
+            keys.engagement_fence(t),
+        ],
+        [APPLIED_TTL_SECONDS, "clicks", 3, *keys.ENGAGEMENT_FIELDS],
+    )
+    assert state == 1
+    await _drain(box)
+    assert await box.counters(t, campaign) == {"clicks": 3}
+    assert [e for e, *_ in await box.stream(t)] == [event_id]
+
+
+async def test_increments_counted_before_their_commit_by_earlier_versions_are_not_counted_again(
+    box: Outbox,
+) -> None:
+    t, campaign = await box.tenant(), uuid.uuid4()
+    # Written before ADR 0019: Redis counted it before the commit; no applyAfterCommit.
+    payload = {"campaignId": str(campaign), "field": "clicks", "count": 9}
+    legacy = await box.emit(t, campaign, "ENGAGEMENT", payload=payload)
+    await _drain(box)
+    assert await box.counters(t, campaign) == {}
+    assert [e for e, *_ in await box.stream(t)] == [legacy]
+
+
+async def test_while_reconcile_fences_a_tenant_its_increments_wait_and_other_tenants_flow(
+    box: Outbox,
+) -> None:
+    fenced, other, campaign = await box.tenant(), await box.tenant(), uuid.uuid4()
+    ids = [
+        await box.emit(fenced, campaign, "UPDATED"),
+        await box.increment(fenced, campaign, "likes", 1),
+        await box.emit(fenced, campaign, "UPDATED"),
+        await box.increment(other, campaign, "likes", 5),
+    ]
+    await box.redis.set(keys.engagement_fence(fenced), "a reconcile's token")
+    assert await publish_once(box.engine, box.redis) == 2
+    assert await box.unpublished() == ids[1:3]
+    assert [e for e, *_ in await box.stream(fenced)] == ids[:1]
+    assert await box.counters(fenced, campaign) == {}
+    assert await box.counters(other, campaign) == {"likes": 5}
+
+    await box.redis.delete(keys.engagement_fence(fenced))
+    await _drain(box)
+    assert [e for e, *_ in await box.stream(fenced)] == ids[:3]
+    assert await box.counters(fenced, campaign) == {"likes": 1}
+
+
+async def test_an_increment_redis_cannot_count_holds_back_its_tenant_until_it_can(
+    box: Outbox, redis: Redis
+) -> None:
+    t, campaign = await box.tenant(), uuid.uuid4()
+    await redis.set(keys.campaign_engagement(t, campaign), "not a hash")
+    ids = [await box.increment(t, campaign, "clicks", 2), await box.emit(t, campaign)]
+    assert await publish_once(box.engine, redis) == 0
+    assert await box.unpublished() == ids
+    assert await box.stream(t) == []
+    assert not await redis.exists(keys.engagement_applied(t, ids[0]))
+
+    await redis.delete(keys.campaign_engagement(t, campaign))
+    await _drain(box)
+    assert await box.counters(t, campaign) == {"clicks": 2}
+    assert [e for e, *_ in await box.stream(t)] == ids
+
+
+class Recording(Redis):
+    """A real client that remembers the commands of every pipeline it runs."""
+
+    sent: list[tuple[Any, ...]]
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
+        client = self
+
+        class RecordingPipeline(Pipeline):
+            async def execute(self, raise_on_error: bool = True) -> list[Any]:
+                client.sent += [args for args, _ in self.command_stack]
+                return await super().execute(raise_on_error)
+
+        return RecordingPipeline(
+            self.connection_pool, self.response_callbacks, transaction, shard_hint
+        )
+
+
+async def test_a_pass_is_one_round_trip_and_no_script_call_names_two_tenants_keys(
+    box: Outbox, redis_url: str
+) -> None:
+    tenants = [await box.tenant() for _ in range(3)]
+    campaign = uuid.uuid4()
+    for i in range(12):
+        t = tenants[i % 3]
+        await (box.increment(t, campaign, "clicks", 1) if i % 2 else box.emit(t, campaign))
+    recording = cast(Recording, Recording.from_url(redis_url, socket_timeout=5))
+    recording.sent = []
+    try:
+        await recording.script_load(PUBLISH_TENANT.source)  # connected, and the script known
+        with count_redis_round_trips() as trips:
+            assert await publish_once(box.engine, recording) == 12
+    finally:
+        await recording.aclose()
+    assert trips.count == 1
+    assert len(recording.sent) == 3  # one script call per tenant
+    for command, _sha, numkeys, *rest in recording.sent:
+        assert command == "EVALSHA"
+        prefixes = {k.split(":", 3)[2] for k in rest[: int(numkeys)]}
+        assert len(prefixes) == 1, prefixes
+    for t in tenants:
+        assert await box.counters(t, campaign) == {"clicks": 2}
+
+
+async def test_after_redis_forgets_its_scripts_the_next_pass_still_publishes_and_counts(
+    box: Outbox,
+) -> None:
+    t, campaign = await box.tenant(), uuid.uuid4()
+    ids = [await box.emit(t, campaign), await box.increment(t, campaign, "comments", 4)]
+    await box.redis.script_flush()  # as after a restart
+    assert await publish_once(box.engine, box.redis) == 2
+    assert [e for e, *_ in await box.stream(t)] == ids
+    assert await box.counters(t, campaign) == {"comments": 4}

@@ -30,3 +30,15 @@ def published_marker(tenant_id: UUID, event_id: int) -> str:
     """Set atomically with the XADD of outbox event ``event_id``, so a relay that crashed
     after publishing and before marking never adds the same event to the stream twice."""
     return f"{PREFIX}:t:{tenant_id}:published:{event_id}"
+
+
+def engagement_applied(tenant_id: UUID, event_id: int) -> str:
+    """Set in the same script as the HINCRBY of ENGAGEMENT outbox event ``event_id``, so the
+    request and the relay, which both try to apply it, count it once between them."""
+    return f"{PREFIX}:t:{tenant_id}:engagement-applied:{event_id}"
+
+
+def engagement_fence(tenant_id: UUID) -> str:
+    """Held by `chimera reconcile` while it measures the tenant's counters: no increment is
+    applied meanwhile (the relay applies them once it is gone), so the measure is exact."""
+    return f"{PREFIX}:t:{tenant_id}:engagement-fence"
