@@ -68,7 +68,7 @@ async def _vectors(settings: Settings) -> Check:
 
 
 async def _embedder(settings: Settings) -> Check:
-    embedder, error = await load_embedder()
+    embedder, error = await load_embedder(settings)
     if embedder is None:
         return Check("embedder", False, error or "no model")
     return Check("embedder", True, f"{embedder.name}, {embedder.dimensions} dimensions")

@@ -66,7 +66,7 @@ async def open_stores(settings: Settings, auth_secret: str) -> AsyncIterator[Sto
         await load_scripts(redis)
         await objects.ping()
         vectors = await stack.enter_async_context(open_vector_index(settings))
-        embedder, embedder_error = await load_embedder()
+        embedder, embedder_error = await load_embedder(settings)
         yield Stores(
             engine=engine,
             redis=redis,
@@ -78,11 +78,16 @@ async def open_stores(settings: Settings, auth_secret: str) -> AsyncIterator[Sto
         )
 
 
-async def load_embedder() -> tuple[Embedder | None, str | None]:
+async def load_embedder(settings: Settings) -> tuple[Embedder | None, str | None]:
+    from app.stores.embeddings.budget import EmbedLimits
     from app.stores.embeddings.minilm import EmbedderUnavailable, load_minilm
 
+    limits = EmbedLimits(
+        tokens_per_request=settings.max_embed_tokens_per_request,
+        tokens_per_tenant_per_minute=settings.embed_tokens_per_tenant_per_minute,
+    )
     try:
-        return await asyncio.to_thread(load_minilm), None
+        return await asyncio.to_thread(load_minilm, limits=limits), None
     except EmbedderUnavailable as exc:
         log.warning("semantic text search is off: %s", exc)
         return None, str(exc)

@@ -151,6 +151,22 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=12, ge=2, validation_alias="CHIMERA_MAX_QUERY_DEPTH")
     max_aliases: int = Field(default=30, ge=1, validation_alias="CHIMERA_MAX_ALIASES")
     max_tokens: int = Field(default=2000, ge=100, validation_alias="CHIMERA_MAX_TOKENS")
+    # Search texts are embedded in-process; these bound what they may cost the model, in the
+    # word pieces it runs (a query counts up to 256). See docs/embeddings.md.
+    max_embed_tokens_per_request: int = Field(
+        default=2048,
+        ge=1,
+        validation_alias="CHIMERA_MAX_EMBED_TOKENS_PER_REQUEST",
+        description="Tokens the search texts of one request may embed in all; over it the "
+        "searches fail with OPERATION_LIMIT and nothing is embedded.",
+    )
+    embed_tokens_per_tenant_per_minute: int = Field(
+        default=20_000,
+        ge=1,
+        validation_alias="CHIMERA_EMBED_TOKENS_PER_TENANT_PER_MINUTE",
+        description="Per app instance: tokens of search text one tenant may embed per minute "
+        "(a bucket refilled continuously); over it searches fail with OPERATION_LIMIT.",
+    )
     store_timeout_seconds: float = Field(
         default=5.0, gt=0, validation_alias="CHIMERA_STORE_TIMEOUT_SECONDS"
     )
@@ -202,6 +218,16 @@ class Settings(BaseSettings):
         if self.media_url_ttl_seconds > self.media_url_max_ttl_seconds:
             raise ValueError(
                 "CHIMERA_MEDIA_URL_TTL_SECONDS must not exceed CHIMERA_MEDIA_URL_MAX_TTL_SECONDS"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _embed_request_fits_tenant_budget(self) -> Settings:
+        """A request allowed more tokens than its tenant gets in a minute could never run."""
+        if self.max_embed_tokens_per_request > self.embed_tokens_per_tenant_per_minute:
+            raise ValueError(
+                "CHIMERA_MAX_EMBED_TOKENS_PER_REQUEST must not exceed"
+                " CHIMERA_EMBED_TOKENS_PER_TENANT_PER_MINUTE"
             )
         return self
 

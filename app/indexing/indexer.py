@@ -66,6 +66,8 @@ async def sync_documents(
         gone = [row_id for row_id in row_ids if row_id not in documents]
         await index.delete(tenant_id, kind, gone)
     if present:
+        # Plain embed() is the model's background lane: searches waiting are served first, a
+        # chunk at a time (app/stores/embeddings/scheduler.py), and none is charged for it.
         vectors = await embedder.embed([d.text for d in present])
         await index.upsert(
             tenant_id,

@@ -3,23 +3,88 @@ searches of a whole request level sent to the vector index as one batch."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 from uuid import UUID
 
 from app.errors import StoreUnavailable
+from app.stores.embeddings.port import EmbedMeter, TenantEmbedder
 from app.stores.vectors.port import VectorHit, VectorKind, VectorQuery
 from loaders.base import LoaderContext, TenantLoader
 
+K = TypeVar("K")
+V = TypeVar("V")
 
-class EmbeddingByTextLoader(TenantLoader[str, list[float]]):
+
+class StopsWhenAbandoned(TenantLoader[K, V]):
+    """A loader whose batch is cancelled once nobody waits for any of its keys.
+
+    aiodataloader runs each batch in a task of its own, not in the request that asked for it,
+    so cancelling a request (a WebSocket client's ``complete``, a server shutting down) only
+    cancels the futures it awaited, and the batch would go on, holding the model, until its
+    store timeout. Each batch therefore watches its keys' futures and cancels itself when the
+    last one is cancelled, and with it what it waits on: the search loader's batch stops
+    waiting for the embedding loader's, which then stops the model.
+    """
+
+    def __init__(self, ctx: LoaderContext) -> None:
+        super().__init__(ctx)
+        self._futures: dict[K, asyncio.Future[V]] = {}
+
+    def load(self, key: K) -> asyncio.Future[V]:
+        future: asyncio.Future[V] = super().load(key)
+        self._futures[key] = future
+        return future
+
+    async def batch_load_fn(self, keys: list[K]) -> list[V]:
+        futures = [f for f in (self._futures.pop(key, None) for key in keys) if f is not None]
+        task = asyncio.current_task()
+        if task is None or len(futures) < len(keys):
+            return await super().batch_load_fn(keys)
+        wanted = len(futures)
+        abandoned = False
+
+        def gone(future: asyncio.Future[V]) -> None:
+            nonlocal wanted, abandoned
+            if future.cancelled():
+                wanted -= 1
+                if wanted == 0:
+                    abandoned = True
+                    task.cancel()
+
+        for future in futures:
+            future.add_done_callback(gone)
+        try:
+            return await super().batch_load_fn(keys)
+        except asyncio.CancelledError:
+            if abandoned:
+                for key in keys:  # a later load of the same key in this request starts afresh
+                    self.clear(key)
+            raise
+        finally:
+            for future in futures:
+                future.remove_done_callback(gone)
+
+
+class EmbeddingByTextLoader(StopsWhenAbandoned[str, list[float]]):
+    """Embeds a request's search texts, charged to the request (``meter``) and its tenant."""
+
     store = "Embedder"
 
+    def __init__(self, ctx: LoaderContext) -> None:
+        super().__init__(ctx)
+        self.meter = EmbedMeter()  # a loader lives for one request, so this is per request
+
     async def fetch(self, keys: Sequence[str]) -> list[list[float]]:
-        if self.ctx.embedder is None:
+        embedder = self.ctx.embedder
+        if embedder is None:
             raise StoreUnavailable("Embedder", "no embedding model is loaded; search by vector")
-        return await self.ctx.embedder.embed(list(keys))
+        if isinstance(embedder, TenantEmbedder):
+            return await embedder.embed_for(self.tenant_id, list(keys), self.meter)
+        return await embedder.embed(list(keys))
 
 
 @dataclass(frozen=True)
@@ -33,7 +98,7 @@ class SearchKey:
     owner_id: UUID | None = None
 
 
-class VectorHitsByQueryLoader(TenantLoader[SearchKey, list[VectorHit]]):
+class VectorHitsByQueryLoader(StopsWhenAbandoned[SearchKey, list[VectorHit]]):
     store = "VectorIndex"
 
     def __init__(self, ctx: LoaderContext, embeddings: EmbeddingByTextLoader) -> None:

