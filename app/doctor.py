@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from app import migrations
 from app.auth import auth_secret
+from app.embedded import embedded_postgres_problem
 from app.errors import ChimeraError
 from app.events.relay import RELAY_LAG_ALARM_SECONDS, oldest_unpublished_age
 from app.indexing.indexer import dead_letters
@@ -28,7 +29,8 @@ class Check:
 
 async def _postgres(settings: Settings) -> Check:
     if not settings.database_url:
-        return Check("postgres", False, "DATABASE_URL not set and no embedded server")
+        reason = None if settings.is_production else embedded_postgres_problem(settings)
+        return Check("postgres", False, reason or "DATABASE_URL not set and no embedded server")
     timeout = settings.store_timeout_seconds
     engine = pg.create_engine(settings.database_url, timeout=timeout)
     try:

@@ -23,6 +23,7 @@ from app.auth import Principal, bearer_token, decode_token
 from app.context import Context, build_context
 from app.errors import ChimeraError, ErrorCode, Unauthenticated
 from app.extensions.error_codes import add_codes
+from app.graphiql import graphiql_response
 from app.ws_protocol import ChimeraTransportWSHandler
 
 
@@ -107,6 +108,11 @@ class ChimeraGraphQL(GraphQL[Context, None]):
             return orjson.dumps(data).decode()
         except TypeError:
             return json.dumps(data, separators=(",", ":"))
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL from the app's own pinned files (app/graphiql.py), not a CDN: offline,
+        Strawberry's page would stay a blank "Loading..."."""
+        return graphiql_response()
 
     async def process_result(
         self, request: Request, result: ExecutionResult

@@ -13,6 +13,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 
 from app.auth import auth_secret
 from app.body_limit import BodyLimitMiddleware
+from app.graphiql import graphiql_routes
 from app.graphql_view import ChimeraGraphQL
 from app.health import healthz, readyz
 from app.known_tenants import KnownTenants
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/media/{key:path}", serve_media, methods=["GET", "HEAD", "PUT"]),
+            *graphiql_routes(settings),  # GraphiQL's files, served by the app (dev only)
         ],
         lifespan=lifespan,
     )

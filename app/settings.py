@@ -10,6 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,24 @@ class ObjectStoreKind(StrEnum):
 
 
 AddressingStyle = Literal["path", "virtual"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+# Values people paste from examples, among them docker-compose.yml's old fallback. Refused in
+# production whatever their length: they are public, so anyone could mint tokens with them.
+PLACEHOLDER_SECRET_MARKERS = (
+    "change-me",
+    "changeme",
+    "change_me",
+    "replace-me",
+    "replaceme",
+    "placeholder",
+    "example",
+    "your-secret",
+)
+# Fewer distinct characters than this is a pattern ("aaaa...", "abcabc..."), not a random key.
+# 32 random hex digits (`openssl rand -hex 16`, the shortest accepted) have about 14, and fewer
+# than 8 about once in 25 million.
+MIN_DISTINCT_SECRET_CHARACTERS = 8
 
 
 class Settings(BaseSettings):
@@ -144,6 +163,13 @@ class Settings(BaseSettings):
         "(app/execution); false runs every operation on graphql-core's stock executor.",
     )
 
+    log_level: LogLevel = Field(
+        default="INFO",
+        validation_alias="CHIMERA_LOG_LEVEL",
+        description="Threshold of the log lines `chimera serve` and `chimera worker` write "
+        "(uvicorn's included): DEBUG, INFO, WARNING, ERROR or CRITICAL, in any case.",
+    )
+
     # Limits that protect the service from hostile or careless clients.
     max_body_bytes: int = Field(
         default=1_000_000, ge=1024, validation_alias="CHIMERA_MAX_BODY_BYTES"
@@ -196,6 +222,51 @@ class Settings(BaseSettings):
                 return "postgresql+asyncpg://" + value[len(prefix) :]
         return value
 
+    @field_validator("database_url", "pgvector_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        """Refuse at start-up what SQLAlchemy would fail on later with a traceback: another
+        database's scheme (whose driver is not installed) or a malformed URL."""
+        if value is None:
+            return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value)
+            url.port  # noqa: B018 - parsed lazily; a non-numeric port raises here
+        except (ArgumentError, ValueError):
+            raise ValueError(
+                "not a URL SQLAlchemy can read; expected postgresql://user:password@host:5432/dbname"
+            ) from None
+        if url.drivername != "postgresql+asyncpg":
+            raise ValueError(
+                f"not a PostgreSQL URL (scheme {url.drivername!r}); expected "
+                "postgresql://user:password@host:5432/dbname"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        _check_url(value, ("redis", "rediss", "unix"), "redis://host:6379/0")
+        return value
+
+    @field_validator("weaviate_url", "s3_endpoint", "s3_public_endpoint", "public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        _check_url(value, ("http", "https"), "http://host:port")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
     @field_validator("auth_secret")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
@@ -212,6 +283,27 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env is Environment.PRODUCTION
+
+    @model_validator(mode="after")
+    def _production_secret_is_strong(self) -> Settings:
+        """A production secret must not be a known placeholder or a pattern: either would let
+        anyone who has read the example mint tokens for every tenant."""
+        if not self.is_production or self.auth_secret is None:
+            return self
+        secret = self.auth_secret.get_secret_value()
+        lowered = secret.lower()
+        if any(marker in lowered for marker in PLACEHOLDER_SECRET_MARKERS):
+            raise ValueError(
+                "CHIMERA_AUTH_SECRET is a placeholder (an example value); set 32+ random "
+                "characters, e.g. from `openssl rand -hex 32`"
+            )
+        if len(set(secret)) < MIN_DISTINCT_SECRET_CHARACTERS:
+            raise ValueError(
+                "CHIMERA_AUTH_SECRET is too weak (a repeated pattern, "
+                f"fewer than {MIN_DISTINCT_SECRET_CHARACTERS} distinct characters); set 32+ "
+                "random characters, e.g. from `openssl rand -hex 32`"
+            )
+        return self
 
     @model_validator(mode="after")
     def _ttl_within_maximum(self) -> Settings:
@@ -246,6 +338,21 @@ class Settings(BaseSettings):
     @property
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()
+
+
+def _check_url(value: str, schemes: tuple[str, ...], example: str) -> None:
+    """Raise a ValueError naming the problem (never the URL: it may hold a password)."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - a non-numeric or out-of-range port raises here
+    except ValueError:
+        raise ValueError(f"not a valid URL; expected something like {example}") from None
+    if parts.scheme not in schemes:
+        kinds = " or ".join(f"{scheme}://" for scheme in schemes)
+        got = f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"
+        raise ValueError(f"must be a {kinds} URL like {example}, not one with {got}")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ValueError(f"no host; expected something like {example}")
 
 
 def load_settings() -> Settings:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,8 +14,10 @@ from httpx import AsyncClient
 from app import migrations
 from app.auth import ALGORITHM
 from app.schema import schema_sdl
+from app.stores.postgres.embedded import installed_major
+from app.stores.postgres.engine import create_engine
 from tests.engines import create_database, drop_database
-from tests.processes import ROOT, chimera_env, closed_port_url, run_chimera
+from tests.processes import ROOT, chimera_env, closed_port_url, free_port, run_chimera
 from tests.support import SECRET
 
 
@@ -79,7 +83,7 @@ def test_unreachable_database_fails_start_up_with_one_line_naming_the_store(redi
     result = run_chimera(
         "serve",
         "--port",
-        "1",
+        str(free_port()),
         env=chimera_env(DATABASE_URL=closed_port_url("postgresql"), REDIS_URL=redis_url),
     )
     assert result.returncode == 1
@@ -90,12 +94,115 @@ def test_unreachable_database_fails_start_up_with_one_line_naming_the_store(redi
 
 def test_production_without_urls_refuses_to_start_embedded_engines() -> None:
     result = run_chimera("serve", env=chimera_env(CHIMERA_ENV="production"))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "DATABASE_URL and REDIS_URL must be set" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_invalid_configuration_is_one_clear_line() -> None:
     result = run_chimera("doctor", env=chimera_env(CHIMERA_ENV="staging"))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "invalid configuration" in result.stderr and "Traceback" not in result.stderr
+
+
+def _refused_before_anything_ran(result: subprocess.CompletedProcess[str], expected: str) -> None:
+    """Exit status 2 and one line naming the problem, with nothing printed before it."""
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == "", "printed before refusing"
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("chimera: error: ") and expected in result.stderr
+
+
+async def _migrated(database_url: str) -> bool:
+    engine = create_engine(database_url, timeout=10)
+    try:
+        return await migrations.current_revision(engine) is not None
+    finally:
+        await engine.dispose()
+
+
+COMPOSE_FALLBACK_SECRET = "change-me-local-compose-secret-0123456789abcdef"
+
+
+async def test_production_refuses_a_missing_placeholder_or_weak_secret_before_migrating(
+    fresh_db: str, redis_url: str, tmp_path: Path
+) -> None:
+    production = chimera_env(
+        CHIMERA_ENV="production",
+        DATABASE_URL=fresh_db,
+        REDIS_URL=redis_url,
+        CHIMERA_DATA_DIR=str(tmp_path),
+    )
+    cases = {
+        "": "CHIMERA_AUTH_SECRET must be set in production",
+        COMPOSE_FALLBACK_SECRET: "CHIMERA_AUTH_SECRET is a placeholder",
+        "x" * 64: "CHIMERA_AUTH_SECRET is too weak",
+        "too-short": "CHIMERA_AUTH_SECRET must be at least 32 characters",
+    }
+    for secret, expected in cases.items():
+        env = {**production, "CHIMERA_AUTH_SECRET": secret} if secret else production
+        result = run_chimera("serve", "--port", str(free_port()), env=env)
+        _refused_before_anything_ran(result, expected)
+    assert not await _migrated(fresh_db)
+
+
+async def test_a_taken_port_is_refused_before_anything_is_migrated_or_printed(
+    fresh_db: str, redis_url: str, tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_chimera(
+            "serve",
+            "--port",
+            str(port),
+            env=chimera_env(
+                DATABASE_URL=fresh_db, REDIS_URL=redis_url, CHIMERA_DATA_DIR=str(tmp_path)
+            ),
+        )
+    _refused_before_anything_ran(result, f"cannot listen on 127.0.0.1:{port}")
+    assert not await _migrated(fresh_db)
+
+
+def test_a_database_or_redis_url_that_cannot_work_is_one_line_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    cases = {
+        ("DATABASE_URL", "mysql://root:pw@db:3306/chimera"): "not a PostgreSQL URL",
+        ("DATABASE_URL", "postgresql://u:pw@db:port/chimera"): "not a URL SQLAlchemy can read",
+        ("REDIS_URL", "http://cache:6379"): "must be a redis:// or rediss:// or unix:// URL",
+        ("REDIS_URL", "redis://cache:99999/0"): "not a valid URL",
+        ("WEAVIATE_URL", "weaviate:8080"): "must be a http:// or https:// URL",
+    }
+    for (name, value), expected in cases.items():
+        result = run_chimera(
+            "serve",
+            "--port",
+            str(free_port()),
+            env=chimera_env(**{name: value, "CHIMERA_DATA_DIR": str(tmp_path)}),
+        )
+        _refused_before_anything_ran(result, f"invalid configuration: {name}: {expected}")
+        assert "pw" not in result.stderr, "a password was printed"
+
+
+def test_serve_and_doctor_say_when_the_data_directory_is_another_postgres_major(
+    tmp_path: Path,
+) -> None:
+    installed = installed_major()
+    older = str(int(installed or "18") - 1)
+    (tmp_path / "postgres").mkdir()
+    (tmp_path / "postgres" / "PG_VERSION").write_text(f"{older}\n")
+    env = chimera_env(CHIMERA_DATA_DIR=str(tmp_path))
+    expected = f"holds PostgreSQL {older} data, but the embedded server is PostgreSQL {installed}"
+
+    served = run_chimera("serve", "--port", str(free_port()), env=env)
+    assert served.returncode == 1 and served.stdout == ""
+    assert served.stderr.count("\n") == 1 and "Traceback" not in served.stderr
+    assert served.stderr.startswith("chimera: error: ") and expected in served.stderr
+
+    doctor = run_chimera("doctor", env=env)
+    assert doctor.returncode == 1
+    first = doctor.stdout.splitlines()[0]
+    assert first.startswith("postgres  DOWN") and expected in first
+    assert doctor.stdout.splitlines()[1].startswith("redis     ok")  # still checked

@@ -3,6 +3,8 @@ that works, keeps data across a restart, and Ctrl-C leaves nothing running."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 import signal
 import subprocess
@@ -16,12 +18,30 @@ from tests.processes import CHIMERA, ROOT, chimera_env, free_port
 
 
 def _engine_processes(data_dir: Path) -> list[psutil.Process]:
+    """PostgreSQL and redis-server processes working on ``data_dir``.
+
+    The postmaster names its data directory on its command line; redis-server rewrites its
+    title to ``redis-server 127.0.0.1:<port>``, but both run with their working directory
+    inside ``data_dir`` (redis-server chdirs to its ``--dir``)."""
     found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if str(data_dir) in cmdline and ("postgres" in cmdline or "redis-server" in cmdline):
-            found.append(proc)
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        try:
+            name = proc.info["name"] or ""
+            if name not in ("postgres", "redis-server") or proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            if str(data_dir) in cmdline or Path(proc.cwd()).is_relative_to(data_dir):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
     return found
+
+
+def _kill_engines(data_dir: Path) -> None:
+    """Leave nothing behind when a test about stopping engines fails."""
+    for proc in _engine_processes(data_dir):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
 
 
 class Served:
@@ -86,6 +106,13 @@ class Served:
             self.proc.stdout.close()
         return code
 
+    def crash(self) -> None:
+        """SIGKILL: no handler runs, so nothing the process started is stopped."""
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
 
 def test_serve_seeds_keeps_data_across_restart_and_ctrl_c_stops_every_engine(
     tmp_path: Path,
@@ -128,3 +155,57 @@ def test_serve_seeds_keeps_data_across_restart_and_ctrl_c_stops_every_engine(
     finally:
         second.interrupt()
     assert _engine_processes(data_dir) == []
+
+
+def test_after_a_crash_the_next_serve_owns_the_engines_and_ctrl_c_stops_them(
+    tmp_path: Path,
+) -> None:
+    """A SIGKILLed `make run` leaves its PostgreSQL and Redis running, with files that still
+    name it as their owner; the next `chimera serve` attaches to them and must then stop
+    them on Ctrl-C, as the README promises."""
+    data_dir = tmp_path / "data"
+    try:
+        crashed = Served(data_dir)
+        crashed.query(
+            'mutation { createAgent(input: {name: "Before the crash"}) { agent { id } } }'
+        )
+        crashed.crash()
+        orphans = {proc.info["name"] for proc in _engine_processes(data_dir)}
+        assert orphans == {"postgres", "redis-server"}, "the engines outlive a SIGKILL"
+
+        restarted = Served(data_dir)
+        try:
+            found = restarted.query(
+                '{ agents(filter: {search: "Before the crash"}) { totalCount } }'
+            )
+            assert found["data"] == {"agents": {"totalCount": 1}}
+        finally:
+            restarted.interrupt()
+        assert _engine_processes(data_dir) == []
+    finally:
+        _kill_engines(data_dir)
+
+
+def test_serve_prints_a_token_line_to_paste_into_a_shell_and_the_graphiql_header(
+    tmp_path: Path,
+) -> None:
+    served = Served(tmp_path / "data")
+    try:
+        export = next(
+            line.strip() for line in served.output if line.strip().startswith("export TOKEN=")
+        )
+        pasted = subprocess.run(
+            ["bash", "-c", f'{export}\nprintf %s "$TOKEN"'],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert pasted.stdout == served.token
+        header = next(line for line in served.output if '"Authorization"' in line)
+        assert json.loads(header) == {"Authorization": f"Bearer {served.token}"}
+        assert served.query("{ viewer { tenant { slug } } }")["data"] == {
+            "viewer": {"tenant": {"slug": "demo"}}
+        }
+    finally:
+        served.interrupt()
+    assert _engine_processes(tmp_path / "data") == []

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import psutil
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
@@ -271,7 +272,11 @@ async def test_a_process_killed_between_its_commit_and_its_count_is_counted_once
             await until(
                 lambda: _committed_is(stores, campaign_id, {"shares": 7}), "the burst's commit"
             )
+            connections = redis_addresses(burst, stores.redis_url)
             kill(burst)
+            # A count the process had sent before it died waits in Redis, and would run at the
+            # unpause had Redis not yet noticed the closed connection: wait until it has.
+            await until(lambda: _gone(stores.redis, connections), "Redis dropping the burst")
         finally:
             if burst.poll() is None:
                 kill(burst)
@@ -282,6 +287,21 @@ async def test_a_process_killed_between_its_commit_and_its_count_is_counted_once
     assert await stores.counters(campaign_id) == {"shares": 7}
     await stores.relay()
     assert await stores.counters(campaign_id) == {"shares": 7}
+
+
+def redis_addresses(process: subprocess.Popen[str], redis_url: str) -> set[str]:
+    """The process's connections to Redis, as Redis names them in CLIENT LIST (addr=)."""
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    return {
+        f"{c.laddr.ip}:{c.laddr.port}"
+        for c in psutil.Process(process.pid).net_connections(kind="tcp")
+        if c.raddr and c.raddr.port == port
+    }
+
+
+async def _gone(redis: Redis, addresses: set[str]) -> bool:
+    clients: list[dict[str, Any]] = await redis.client_list()
+    return not addresses & {client["addr"] for client in clients}
 
 
 async def _committed_is(stores: Stores, campaign_id: uuid.UUID, totals: dict[str, int]) -> bool:

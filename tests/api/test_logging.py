@@ -1,0 +1,108 @@
+"""What `chimera serve` and `chimera worker` log: every line timestamped, with its level, at
+the threshold CHIMERA_LOG_LEVEL sets, uvicorn's lines included."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.processes import CHIMERA, ROOT, chimera_env, free_port
+from tests.support import SECRET
+
+# 2026-12-02T09:47:41.123+00:00 INFO uvicorn.error: Application startup complete.
+LINE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}[+-]\d{2}:\d{2} "
+    r"(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL) (?P<logger>[\w.]+): "
+)
+
+
+def _run_until(
+    args: list[str], env: dict[str, str], ready: str, tmp_path: Path, *, poke: str | None = None
+) -> list[str]:
+    """Start a `chimera` command, wait until stdout shows ``ready`` (and GET ``poke`` once),
+    Ctrl-C it, and return its stderr: where logs go."""
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        process = subprocess.Popen(
+            [*CHIMERA, *args], env=env, cwd=ROOT, stdout=stdout, stderr=stderr
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while ready not in out.read_text():
+            assert process.poll() is None, err.read_text()
+            assert time.monotonic() < deadline, f"no {ready!r}:\n{err.read_text()}"
+            time.sleep(0.1)
+        if poke:
+            while True:
+                try:
+                    httpx.get(poke, timeout=1)
+                    break
+                except httpx.HTTPError:
+                    assert time.monotonic() < deadline, err.read_text()
+                    time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    return err.read_text().splitlines()
+
+
+def _env(
+    database_url: str, redis_url: str, pgvector_url: str, tmp_path: Path, **extra: str
+) -> dict[str, str]:
+    return chimera_env(
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        PGVECTOR_URL=pgvector_url,
+        CHIMERA_AUTH_SECRET=SECRET,
+        CHIMERA_DATA_DIR=str(tmp_path / "data"),
+        CHIMERA_INDEXER="false",
+        CHIMERA_RELAY="false",
+        **extra,
+    )
+
+
+def test_serve_logs_timestamped_lines_uvicorns_included(
+    database_url: str, redis_url: str, pgvector_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    lines = _run_until(
+        ["serve", "--no-seed", "--port", str(port)],
+        _env(database_url, redis_url, pgvector_url, tmp_path),
+        "Chimera GraphQL:",
+        tmp_path,
+        poke=f"http://127.0.0.1:{port}/healthz",
+    )
+    assert lines, "serve logged nothing"
+    unformatted = [line for line in lines if not LINE.match(line)]
+    assert unformatted == []
+    loggers = {m["logger"] for line in lines if (m := LINE.match(line))}
+    assert {"uvicorn.error", "uvicorn.access"} <= loggers
+    assert any("Application startup complete" in line for line in lines)
+
+
+def test_log_level_comes_from_chimera_log_level(
+    database_url: str, redis_url: str, pgvector_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    quiet = _run_until(
+        ["serve", "--no-seed", "--port", str(port)],
+        _env(database_url, redis_url, pgvector_url, tmp_path, CHIMERA_LOG_LEVEL="warning"),
+        "Chimera GraphQL:",
+        tmp_path,
+        poke=f"http://127.0.0.1:{port}/healthz",
+    )
+    assert [line for line in quiet if " INFO " in line or " DEBUG " in line] == []
+
+    verbose = _run_until(
+        ["worker"],
+        _env(database_url, redis_url, pgvector_url, tmp_path, CHIMERA_LOG_LEVEL="DEBUG"),
+        "running",
+        tmp_path,
+    )
+    debug = [m for line in verbose if (m := LINE.match(line)) and m["level"] == "DEBUG"]
+    assert debug, "\n".join(verbose)
