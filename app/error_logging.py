@@ -25,6 +25,8 @@ CLIENT_CODES = frozenset(
         ErrorCode.NOT_FOUND.value,
         ErrorCode.BAD_USER_INPUT.value,
         ErrorCode.CONFLICT.value,
+        ErrorCode.BUDGET_EXCEEDED.value,
+        ErrorCode.IDEMPOTENCY_KEY_REUSED.value,
         ErrorCode.RATE_LIMITED.value,
         ErrorCode.OPERATION_LIMIT.value,
     }

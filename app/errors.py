@@ -16,6 +16,8 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "NOT_FOUND"
     BAD_USER_INPUT = "BAD_USER_INPUT"
     CONFLICT = "CONFLICT"
+    BUDGET_EXCEEDED = "BUDGET_EXCEEDED"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
     RATE_LIMITED = "RATE_LIMITED"
     OPERATION_LIMIT = "OPERATION_LIMIT"
     STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
@@ -49,6 +51,18 @@ class BadUserInput(ChimeraError):
 
 class Conflict(ChimeraError):
     code = ErrorCode.CONFLICT
+
+
+class BudgetExceeded(ChimeraError):
+    """A change that would take a campaign's spending past its budget, or below zero."""
+
+    code = ErrorCode.BUDGET_EXCEEDED
+
+
+class IdempotencyKeyReused(ChimeraError):
+    """An idempotency key already used, in this tenant, for a different input."""
+
+    code = ErrorCode.IDEMPOTENCY_KEY_REUSED
 
 
 class StoreUnavailable(ChimeraError):

@@ -37,6 +37,7 @@ from resolvers.campaigns.mutations import CampaignMutations
 from resolvers.campaigns.queries import CampaignQueries
 from resolvers.engagement.mutations import EngagementMutations
 from resolvers.events.subscriptions import EventSubscriptions
+from resolvers.ledger.mutations import LedgerMutations
 from resolvers.media.mutations import MediaMutations
 from resolvers.memories.mutations import MemoryMutations
 from resolvers.nodes import NodeQueries
@@ -48,7 +49,14 @@ Query = merge_types(
 )
 Mutation = merge_types(
     "Mutation",
-    (AgentMutations, CampaignMutations, EngagementMutations, MediaMutations, MemoryMutations),
+    (
+        AgentMutations,
+        CampaignMutations,
+        EngagementMutations,
+        LedgerMutations,
+        MediaMutations,
+        MemoryMutations,
+    ),
 )
 
 

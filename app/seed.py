@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.auth import Principal, Role
 from app.commands import agents as agent_commands
 from app.commands import campaigns as campaign_commands
+from app.commands.ledger import TransactionInput, record_transaction
 from app.commands.tenants import create_tenant, tenant_by_slug
 from app.stores.postgres.tables import tenant
 
@@ -124,6 +125,18 @@ async def seed_demo(engine: AsyncEngine) -> SeedResult:
         }[status]
         for step in path:
             await campaign_commands.set_campaign_status(engine, principal, campaign.id, step)
+        if status != "DRAFT":  # some spend, by its agents, so the dashboard has money to show
+            for week, member in enumerate(members):
+                amount = (Decimal(budget) * Decimal(week + 1) / 20).quantize(Decimal("0.01"))
+                given = TransactionInput(
+                    campaign_id=campaign.id,
+                    agent_id=agent_ids[member],
+                    kind="SPEND",
+                    amount=amount,
+                    description=f"Week {week + 1} ad spend",
+                    idempotency_key=f"demo-{index}-{week}",
+                )
+                await record_transaction(engine, principal, given)
     for name, _, status in AGENTS:
         if status != "ACTIVE":
             await agent_commands.update_agent(

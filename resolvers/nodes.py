@@ -15,6 +15,7 @@ from loaders.registry import Loaders
 from resolvers.agents.types import Agent
 from resolvers.campaigns.types import Campaign
 from resolvers.info import Info
+from resolvers.ledger.types import Transaction
 from resolvers.media.types import MediaAsset
 from resolvers.memories.types import AgentMemory
 from resolvers.relay import Node
@@ -29,6 +30,7 @@ NODE_TYPES: dict[str, tuple[Callable[[Loaders, UUID], Awaitable[Any]], Callable[
     "Tenant": (lambda loaders, pk: loaders.tenant_by_id.load(pk), Tenant.from_row),
     "MediaAsset": (lambda loaders, pk: loaders.media_by_id.load(pk), MediaAsset.from_row),
     "AgentMemory": (lambda loaders, pk: loaders.memory_by_id.load(pk), AgentMemory.from_row),
+    "Transaction": (lambda loaders, pk: loaders.transaction_by_id.load(pk), Transaction.from_row),
 }
 
 

@@ -19,8 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app.auth import Principal
 from app.commands.changes import record_change
 from app.commands.owned import owned_row
-from app.errors import BadUserInput, Conflict, NotFound
-from app.stores.postgres.tables import agent, campaign, campaign_agent
+from app.errors import BadUserInput, BudgetExceeded, Conflict, NotFound
+from app.money import DEFAULT_CURRENCY, clean_amount
+from app.stores.postgres.tables import agent, campaign, campaign_agent, ledger_transaction
 
 # Which status may follow which. ARCHIVED is final; COMPLETED can only be archived.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -45,10 +46,11 @@ class CampaignChanges:
     budget: Decimal | None = None
     starts_at: datetime | None = KEEP
     ends_at: datetime | None = KEEP
+    currency: str | None = None
 
     def values(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for key in ("name", "goal", "budget"):
+        for key in ("name", "goal", "budget", "currency"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         for key in ("starts_at", "ends_at"):
@@ -72,6 +74,7 @@ async def create_campaign(
     budget: Decimal,
     starts_at: datetime | None,
     ends_at: datetime | None,
+    currency: str = DEFAULT_CURRENCY,
 ) -> Row[Any]:
     pk = uuid.uuid4()
     async with engine.begin() as conn:
@@ -86,6 +89,7 @@ async def create_campaign(
                     budget=budget,
                     starts_at=starts_at,
                     ends_at=ends_at,
+                    currency=currency,
                     status="DRAFT",
                 )
                 .returning(*campaign.c)
@@ -119,6 +123,7 @@ async def update_campaign(
         ends = values.get("ends_at", before.ends_at)
         if starts is not None and ends is not None and ends <= starts:
             raise BadUserInput("'endsAt' must be after 'startsAt'", field="endsAt")
+        await _check_money(conn, principal, before, values)
         row = (
             await conn.execute(
                 update(campaign)
@@ -139,6 +144,38 @@ async def update_campaign(
             payload={"campaignId": pk, "fields": sorted(values)},
         )
     return row
+
+
+async def _check_money(
+    conn: AsyncConnection, principal: Principal, before: Row[Any], values: dict[str, Any]
+) -> None:
+    """A budget never drops below what was spent; the currency is fixed by the first
+    transaction. The row is locked, so no spend lands between this check and the update."""
+    if "budget" in values and values["budget"] < before.spent:
+        raise BudgetExceeded(
+            f"The budget cannot be lower than what was already spent ({before.spent})",
+            field="budget",
+            spent=str(before.spent),
+        )
+    if "currency" in values and values["currency"] != before.currency:
+        used = (
+            await conn.execute(
+                select(ledger_transaction.c.id)
+                .where(
+                    ledger_transaction.c.tenant_id == principal.tenant_id,
+                    ledger_transaction.c.campaign_id == before.id,
+                )
+                .limit(1)
+            )
+        ).first()
+        if used is not None:
+            raise Conflict(
+                "The currency of a campaign with transactions cannot change", field="currency"
+            )
+    if "budget" in values or "currency" in values:  # a JPY budget has no cents
+        clean_amount(
+            values.get("budget", before.budget), values.get("currency", before.currency), "budget"
+        )
 
 
 async def set_campaign_status(

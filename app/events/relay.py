@@ -63,6 +63,7 @@ CAMPAIGN_EVENT_TYPES = frozenset(
         "AGENT_UNASSIGNED",
         "MEDIA_READY",
         "ENGAGEMENT",
+        "SPEND",
     }
 )
 RELAY_LOCK = 0x52454C59  # "RELY"

@@ -23,10 +23,12 @@ from resolvers.relay import Connection, Node, OrderDirection, build_connection
 
 if TYPE_CHECKING:
     from resolvers.campaigns.types import Campaign
+    from resolvers.ledger.types import Money
     from resolvers.memories.types import MemoryHit
 
 CampaignRef = Annotated["Campaign", strawberry.lazy("resolvers.campaigns.types")]
 MemoryHitRef = Annotated["MemoryHit", strawberry.lazy("resolvers.memories.types")]
+MoneyRef = Annotated["Money", strawberry.lazy("resolvers.ledger.types")]
 
 
 @strawberry.enum
@@ -60,6 +62,18 @@ class AgentOrder:
 async def active_tasks_many(agents: Sequence[Agent], info: Info) -> list[Any]:
     load = info.context.loaders.active_tasks_by_agent.load
     return await settle([load(agent.pk) for agent in agents])
+
+
+async def spent_many(agents: Sequence[Agent], info: Info) -> list[Any]:
+    from resolvers.ledger.types import Money, shown
+
+    load = info.context.loaders.spent_by_agent.load
+    return [
+        totals
+        if isinstance(totals, Exception)
+        else [Money(amount=shown(amount), currency=currency) for currency, amount in totals]
+        for totals in await settle([load(agent.pk) for agent in agents])
+    ]
 
 
 async def memories_many(
@@ -132,6 +146,15 @@ class Agent(Node):
     async def active_tasks(self, info: Info) -> int | None:
         count: int | None = await one(active_tasks_many, self, info)
         return count
+
+    @strawberry.field(
+        description="What this agent's transactions moved, one amount per currency (an agent "
+        "may work on campaigns in several), by currency code.",
+        metadata=batched(spent_many),
+    )
+    async def spent(self, info: Info) -> list[MoneyRef]:
+        totals: list[MoneyRef] = await one(spent_many, self, info)
+        return totals
 
     @strawberry.field(
         description="With a query: the memories closest to it, best first. Without: the "

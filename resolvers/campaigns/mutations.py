@@ -10,6 +10,7 @@ import strawberry
 
 from app.commands import campaigns as commands
 from app.ids import decode_id
+from app.money import DEFAULT_CURRENCY, clean_amount, clean_currency
 from app.validation import check_dates, clean_budget, clean_name, clean_text
 from resolvers.campaigns.types import Campaign, CampaignStatus
 from resolvers.columns import row_of
@@ -24,6 +25,10 @@ class CreateCampaignInput:
     budget: Decimal = Decimal("0")
     starts_at: datetime | None = None
     ends_at: datetime | None = None
+    currency: str = strawberry.field(
+        default=DEFAULT_CURRENCY,
+        description="ISO 4217 code of the budget and of every transaction.",
+    )
 
 
 @strawberry.input
@@ -34,6 +39,9 @@ class UpdateCampaignInput:
     budget: Decimal | None = None
     starts_at: datetime | None = strawberry.UNSET
     ends_at: datetime | None = strawberry.UNSET
+    currency: str | None = strawberry.field(
+        default=None, description="Only while the campaign has no transactions."
+    )
 
 
 @strawberry.input
@@ -102,14 +110,16 @@ class CampaignMutations:
     ) -> CreateCampaignPayload | None:
         check_dates(input.starts_at, input.ends_at)
         ctx = info.context
+        currency = clean_currency(input.currency)
         row = await commands.create_campaign(
             ctx.stores.engine,
             ctx.require_principal(),
             name=clean_name(input.name, "name"),
             goal=clean_text(input.goal, "goal"),
-            budget=clean_budget(input.budget),
+            budget=clean_amount(clean_budget(input.budget), currency, "budget"),
             starts_at=input.starts_at,
             ends_at=input.ends_at,
+            currency=currency,
         )
         return CreateCampaignPayload(campaign=_fresh(info, row))
 
@@ -126,6 +136,7 @@ class CampaignMutations:
             budget=clean_budget(input.budget) if input.budget is not None else None,
             starts_at=input.starts_at if _given(input.starts_at) else commands.KEEP,
             ends_at=input.ends_at if _given(input.ends_at) else commands.KEEP,
+            currency=clean_currency(input.currency) if input.currency is not None else None,
         )
         ctx = info.context
         row = await commands.update_campaign(

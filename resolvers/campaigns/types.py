@@ -23,10 +23,13 @@ from resolvers.relay import Connection, Node, OrderDirection, build_connection
 
 if TYPE_CHECKING:
     from resolvers.agents.types import Agent
+    from resolvers.ledger.types import Transaction, TransactionFilter
     from resolvers.media.types import MediaAsset
 
 AgentRef = Annotated["Agent", strawberry.lazy("resolvers.agents.types")]
 MediaRef = Annotated["MediaAsset", strawberry.lazy("resolvers.media.types")]
+TransactionRef = Annotated["Transaction", strawberry.lazy("resolvers.ledger.types")]
+TransactionFilterRef = Annotated["TransactionFilter", strawberry.lazy("resolvers.ledger.types")]
 
 
 @strawberry.enum
@@ -106,6 +109,13 @@ class Campaign(Node):
     ends_at: datetime | None = column("ends_at")
     created_at: datetime = column("created_at")
     updated_at: datetime = column("updated_at")
+    currency: str = column(
+        "currency", description="ISO 4217 code of the budget and of every transaction."
+    )
+    spent: Decimal = column(
+        "spent",
+        description="SPEND and ADJUSTMENT transactions minus REFUNDs; never above the budget.",
+    )
 
     @classmethod
     def from_row(cls, row: Any) -> Campaign:
@@ -131,6 +141,34 @@ class Campaign(Node):
     async def similar(self, info: Info, limit: int | None = 5) -> list[SimilarCampaign]:
         similar: list[SimilarCampaign] = await one(similar_many, self, info, limit=limit)
         return similar
+
+    @strawberry.field(description="The budget minus what was spent.")
+    def remaining_budget(self) -> Decimal:
+        remaining: Decimal = self.row["budget"] - self.row["spent"]
+        return remaining
+
+    @strawberry.field(description="The campaign's ledger, newest first.")
+    def transactions(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        filter: TransactionFilterRef | None = None,
+    ) -> Connection[TransactionRef]:
+        from loaders.postgres.ledger import TRANSACTION_ORDER
+        from resolvers.ledger.types import Transaction, transaction_cursor, transaction_filter
+
+        loaders = info.context.loaders
+        where = transaction_filter(filter)
+        key = (self.pk, where, time_args(first, after, TRANSACTION_ORDER))
+        return build_connection(
+            loaders.transactions_by_campaign,
+            key,
+            Transaction.from_row,
+            transaction_cursor,
+            loaders.transaction_count_by_campaign,
+            (self.pk, where),
+        )
 
     @strawberry.field(description="Images and videos of this campaign, oldest first.")
     def media(

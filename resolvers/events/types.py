@@ -29,6 +29,7 @@ class CampaignEventType(Enum):
     AGENT_UNASSIGNED = "AGENT_UNASSIGNED"
     MEDIA_READY = "MEDIA_READY"
     ENGAGEMENT = "ENGAGEMENT"
+    SPEND = "SPEND"
 
 
 async def campaigns_of_events(events: Sequence[CampaignEvent], info: Any) -> list[Any]:

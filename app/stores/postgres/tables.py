@@ -103,6 +103,12 @@ campaign = Table(
     CheckConstraint(_in("status", CAMPAIGN_STATUSES), name="status"),
     CheckConstraint("budget >= 0", name="budget_non_negative"),
     CheckConstraint("ends_at IS NULL OR starts_at IS NULL OR ends_at > starts_at", name="dates"),
+    # The ledger (migration 0005): the campaign's currency, and the running total of its
+    # transactions, kept in the same transaction as each one so the budget is a row rule.
+    Column("currency", String(3), nullable=False, server_default="USD"),
+    Column("spent", Numeric(14, 2), nullable=False, server_default=text("0")),
+    CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_format"),
+    CheckConstraint("spent >= 0 AND spent <= budget", name="spent_within_budget"),
     Index(None, "tenant_id", "created_at", "id"),
     Index(None, "tenant_id", "name", "id"),
     Index(None, "tenant_id", "updated_at", "id"),
@@ -157,7 +163,7 @@ ledger_transaction = Table(
     Column(
         "tenant_id", UUID(as_uuid=True), ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False
     ),
-    Column("campaign_id", UUID(as_uuid=True), nullable=True),
+    Column("campaign_id", UUID(as_uuid=True), nullable=False),
     Column("amount", Numeric(18, 4), nullable=False),
     Column("currency", String(3), nullable=False),
     Column("kind", String(32), nullable=False),
@@ -169,7 +175,18 @@ ledger_transaction = Table(
     ),
     UniqueConstraint("tenant_id", "idempotency_key"),
     CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_format"),
-    Index(None, "tenant_id", "campaign_id", "created_at"),
+    # Migration 0005: who, for which agent, and a digest of the input its key was first used
+    # with (a retry must match it).
+    Column("agent_id", UUID(as_uuid=True), nullable=True),
+    Column("actor", String(200), nullable=False, server_default=""),
+    Column("fingerprint", String(64), nullable=False, server_default=""),
+    ForeignKeyConstraint(
+        ["tenant_id", "agent_id"], ["agent.tenant_id", "agent.id"], ondelete="RESTRICT"
+    ),
+    CheckConstraint("kind IN ('SPEND', 'REFUND', 'ADJUSTMENT')", name="kind"),
+    CheckConstraint("amount <> 0 AND (kind = 'ADJUSTMENT' OR amount > 0)", name="amount_sign"),
+    Index(None, "tenant_id", "campaign_id", "created_at", "id"),
+    Index(None, "tenant_id", "agent_id"),
 )
 
 audit_log = Table(
