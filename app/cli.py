@@ -16,6 +16,7 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -396,6 +397,35 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
         return _with_engine(ready, run)
 
 
+def cmd_audit_prune(args: argparse.Namespace, settings: Settings) -> int:
+    """Delete audit entries older than ``--before``, leaving an audit.prune entry per tenant."""
+    from app.commands.audit import prune_audit
+
+    before: datetime = args.before
+    if before > datetime.now(UTC):
+        raise CommandError("--before is in the future: that would delete entries being written")
+    with embedded_engines(settings) as ready:
+
+        async def run(engine: AsyncEngine) -> int:
+            pruned = await prune_audit(engine, before)
+            for tenant_id, count in sorted(pruned.items(), key=lambda item: str(item[0])):
+                print(f"pruned: tenant {tenant_id}: {count} entries before {before.isoformat()}")
+            if not pruned:
+                print(f"no audit entries before {before.isoformat()}")
+            return 0
+
+        return _with_engine(ready, run)
+
+
+def _moment(text: str) -> datetime:
+    """An ISO 8601 date or date and time; without an offset it is UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("must be an ISO 8601 date, like 2026-01-31") from exc
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 1 <= value <= 65535:
@@ -462,6 +492,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reconcile.add_argument("--check", action="store_true", help="only report drift (exit 1 if any)")
     reconcile.set_defaults(func=cmd_reconcile)
+
+    audit = sub.add_parser("audit", help="the audit trail's retention")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    prune = audit_sub.add_parser(
+        "prune", help="delete audit entries older than a date (the pruning is itself audited)"
+    )
+    prune.add_argument("--before", type=_moment, required=True, help="ISO 8601 date or time")
+    prune.set_defaults(func=cmd_audit_prune)
     return parser
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.commands.engagement import prune_engagement_keys
 from app.commands.media import sweep_tombstones
 from app.errors import StoreUnavailable
 from app.events.hub import StreamHub
@@ -117,7 +118,8 @@ def background_indexer(stores: Stores, settings: Settings) -> AbstractAsyncConte
 
 
 def background_sweeper(stores: Stores, interval: float) -> AbstractAsyncContextManager[None]:
-    """Retry object deletes that failed, for as long as the app runs (0: never)."""
+    """Retry object deletes that failed, and drop expired recordEngagement idempotency keys,
+    for as long as the app runs (0: never)."""
 
     async def loop() -> None:
         while True:
@@ -126,6 +128,7 @@ def background_sweeper(stores: Stores, interval: float) -> AbstractAsyncContextM
                 removed = await sweep_tombstones(stores.engine, stores.objects)
                 if removed:
                     log.info("swept %d orphaned media objects", removed)
+                await prune_engagement_keys(stores.engine)
             except Exception:  # a sweep must never take the app down; it runs again later
                 log.exception("media sweep failed")
 

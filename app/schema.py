@@ -33,6 +33,7 @@ from app.scalars import SCALAR_OVERRIDES
 from app.settings import Settings
 from resolvers.agents.mutations import AgentMutations
 from resolvers.agents.queries import AgentQueries
+from resolvers.audit.queries import AuditQueries
 from resolvers.campaigns.mutations import CampaignMutations
 from resolvers.campaigns.queries import CampaignQueries
 from resolvers.engagement.mutations import EngagementMutations
@@ -45,7 +46,8 @@ from resolvers.search.queries import SearchQueries
 from resolvers.tenants.queries import TenantQueries
 
 Query = merge_types(
-    "Query", (NodeQueries, TenantQueries, AgentQueries, CampaignQueries, SearchQueries)
+    "Query",
+    (NodeQueries, TenantQueries, AgentQueries, CampaignQueries, SearchQueries, AuditQueries),
 )
 Mutation = merge_types(
     "Mutation",

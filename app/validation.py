@@ -103,3 +103,22 @@ def check_dates(starts_at: datetime | None, ends_at: datetime | None) -> None:
             raise BadUserInput(f"'{name}' is out of range", field=name)
     if starts_at is not None and ends_at is not None and ends_at <= starts_at:
         raise BadUserInput("'endsAt' must be after 'startsAt'", field="endsAt")
+
+
+IDEMPOTENCY_KEY_MAX = 128
+
+
+def clean_idempotency_key(value: str) -> str:
+    """A client's idempotency key: what it sends again on a retry, so it is taken as sent."""
+    if (
+        not value
+        or len(value) > IDEMPOTENCY_KEY_MAX
+        or not value.isprintable()
+        or value != value.strip()
+    ):
+        raise BadUserInput(
+            f"'idempotencyKey' must be 1 to {IDEMPOTENCY_KEY_MAX} printable characters without "
+            "surrounding spaces",
+            field="idempotencyKey",
+        )
+    return value

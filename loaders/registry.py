@@ -11,6 +11,12 @@ from typing import TYPE_CHECKING
 
 from app.auth import Principal
 from loaders.base import LoaderContext
+from loaders.postgres.audit import (
+    AuditLogCountLoader,
+    AuditLogLoader,
+    HistoryByAggregateLoader,
+    HistoryCountByAggregateLoader,
+)
 from loaders.postgres.ledger import (
     SpentByAgentLoader,
     TransactionByIdLoader,
@@ -38,7 +44,16 @@ from loaders.postgres.rows import (
     MediaAssetByIdLoader,
     TenantByIdLoader,
 )
-from loaders.redis.counters import ActiveTasksByAgentLoader, EngagementByCampaignLoader
+from loaders.postgres.stats import (
+    CampaignsByStatusByAgentLoader,
+    CampaignStatsLoader,
+    MemoryCountByAgentLoader,
+)
+from loaders.redis.counters import (
+    ActiveTasksByAgentLoader,
+    EngagementByCampaignLoader,
+    EngagementTotalLoader,
+)
 from loaders.vectors.search import (
     EmbeddingByTextLoader,
     SimilarCampaignsByCampaignLoader,
@@ -163,3 +178,35 @@ class Loaders:
     @cached_property
     def spent_by_agent(self) -> SpentByAgentLoader:
         return SpentByAgentLoader(self.ctx)
+
+    @cached_property
+    def audit_log(self) -> AuditLogLoader:
+        return AuditLogLoader(self.ctx)
+
+    @cached_property
+    def audit_log_count(self) -> AuditLogCountLoader:
+        return AuditLogCountLoader(self.ctx)
+
+    @cached_property
+    def history_by_aggregate(self) -> HistoryByAggregateLoader:
+        return HistoryByAggregateLoader(self.ctx)
+
+    @cached_property
+    def history_count_by_aggregate(self) -> HistoryCountByAggregateLoader:
+        return HistoryCountByAggregateLoader(self.ctx)
+
+    @cached_property
+    def campaign_stats(self) -> CampaignStatsLoader:
+        return CampaignStatsLoader(self.ctx)
+
+    @cached_property
+    def engagement_total(self) -> EngagementTotalLoader:
+        return EngagementTotalLoader(self.ctx)
+
+    @cached_property
+    def campaigns_by_status_by_agent(self) -> CampaignsByStatusByAgentLoader:
+        return CampaignsByStatusByAgentLoader(self.ctx)
+
+    @cached_property
+    def memory_count_by_agent(self) -> MemoryCountByAgentLoader:
+        return MemoryCountByAgentLoader(self.ctx)

@@ -45,7 +45,9 @@ async def record_change(
     aggregate_id: UUID | None = None,
     payload: dict[str, Any] | None = None,
 ) -> None:
-    """Append the audit row and the outbox event for one change, in the caller's transaction."""
+    """Append the audit row and the outbox event for one change, in the caller's transaction.
+    Both name the aggregate the change belongs to (a membership's or a transaction's campaign),
+    which is whose history shows it."""
     await conn.execute(
         insert(audit_log).values(
             tenant_id=principal.tenant_id,
@@ -53,6 +55,8 @@ async def record_change(
             action=action,
             entity_type=entity_type,
             entity_id=entity_id,
+            aggregate_type=aggregate_type or entity_type,
+            aggregate_id=aggregate_id or entity_id,
             before=snapshot(before),
             after=snapshot(after),
         )

@@ -13,27 +13,37 @@ then fails the mutation with STORE_UNAVAILABLE and rolls the event back, as befo
 read is the answer's fallback if Redis fails in the moment between the commit and the apply.
 After the commit the increment is recorded, so the mutation succeeds whatever Redis does:
 failing it would invite a retry, and a retry would count the engagement twice.
+
+A client that retries anyway (its answer was lost) passes an ``idempotencyKey``: the key, a
+digest of the increment and its event are written in the event's transaction, and a retry
+within KEY_WINDOW finds them, adds nothing and answers with the current counts. A key used
+for another increment is IDEMPOTENCY_KEY_REUSED. After the window the key is free again and
+the media sweeper deletes it (``prune_engagement_keys``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from dataclasses import replace
+from datetime import timedelta
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.auth import Principal
 from app.commands.changes import jsonable
 from app.commands.owned import owned_row
-from app.errors import BadUserInput, StoreUnavailable
-from app.stores.postgres.tables import campaign, outbox
+from app.errors import BadUserInput, IdempotencyKeyReused, StoreUnavailable
+from app.stores.postgres.tables import campaign, engagement_key, outbox
 from app.stores.redis import keys
 from app.stores.redis.client import unavailable_as_error
 from app.stores.redis.scripts import APPLIED_TTL_SECONDS, APPLY_ENGAGEMENT
+from app.validation import clean_idempotency_key
 from loaders.redis.counters import EngagementCounts, engagement_from
 
 log = logging.getLogger(__name__)
@@ -49,6 +59,9 @@ APPLY_AFTER_COMMIT = "applyAfterCommit"
 # (scripts.APPLY_INCREMENT_FUNCTION; 1 is "counted now", 0 "counted before", by the relay).
 FENCED = -1
 
+# How long a recordEngagement idempotency key holds: longer than any client retries for.
+KEY_WINDOW = timedelta(hours=24)
+
 
 async def record_engagement(
     engine: AsyncEngine,
@@ -59,6 +72,7 @@ async def record_engagement(
     count: int,
     *,
     timeout: float,
+    idempotency_key: str | None = None,
 ) -> EngagementCounts:
     """Commit an ENGAGEMENT event, count it in Redis, and return the campaign's counts with it.
 
@@ -72,10 +86,17 @@ async def record_engagement(
     if count < 1 or count > MAX_INCREMENT:
         raise BadUserInput(f"'count' must be between 1 and {MAX_INCREMENT}", field="count")
     counters = keys.campaign_engagement(principal.tenant_id, campaign_id)
+    key = clean_idempotency_key(idempotency_key) if idempotency_key is not None else None
+    fingerprint = hashlib.sha256(f"{campaign_id}:{field}:{count}".encode()).hexdigest()
     async with engine.begin() as conn:
         await owned_row(
             conn, campaign, principal, campaign_id, what="Campaign", argument="campaignId"
         )
+        if key is not None and not await _claim(conn, principal, key, fingerprint):
+            # Counted when the key was first used: nothing to add, the answer is the counts.
+            async with unavailable_as_error(timeout):
+                now = await redis.hmget(counters, list(keys.ENGAGEMENT_FIELDS))
+            return engagement_from(now)
         event_id: int = (
             await conn.execute(
                 insert(outbox)
@@ -96,6 +117,14 @@ async def record_engagement(
                 .returning(outbox.c.id)
             )
         ).scalar_one()
+        if key is not None:
+            await conn.execute(
+                update(engagement_key)
+                .where(
+                    engagement_key.c.tenant_id == principal.tenant_id, engagement_key.c.key == key
+                )
+                .values(event_id=event_id)
+            )
         # Redis unreachable: STORE_UNAVAILABLE here rolls the event back. The counts read are
         # also the answer's base should Redis fail between the commit and the apply.
         async with unavailable_as_error(timeout):
@@ -117,6 +146,45 @@ async def record_engagement(
         return _plus(counted_before, field, count)
     counts = engagement_from(values)
     return _plus(counts, field, count) if int(state) == FENCED else counts
+
+
+async def _claim(conn: AsyncConnection, principal: Principal, key: str, fingerprint: str) -> bool:
+    """Take the key for this increment: True if it is new (or its window has passed), False
+    if a committed increment holds it with the same input; IDEMPOTENCY_KEY_REUSED if with
+    another. A concurrent first use waits here for the other transaction's outcome."""
+    taken = await conn.execute(
+        pg_insert(engagement_key)
+        .values(tenant_id=principal.tenant_id, key=key, fingerprint=fingerprint)
+        .on_conflict_do_update(
+            index_elements=["tenant_id", "key"],
+            set_={"fingerprint": fingerprint, "event_id": None, "created_at": func.now()},
+            where=engagement_key.c.created_at < func.now() - KEY_WINDOW,
+        )
+        .returning(engagement_key.c.key)
+    )
+    if taken.first() is not None:
+        return True
+    held = (
+        await conn.execute(
+            select(engagement_key.c.fingerprint).where(
+                engagement_key.c.tenant_id == principal.tenant_id, engagement_key.c.key == key
+            )
+        )
+    ).scalar_one()
+    if held != fingerprint:
+        raise IdempotencyKeyReused(
+            "This idempotency key was used for a different increment", field="idempotencyKey"
+        )
+    return False
+
+
+async def prune_engagement_keys(engine: AsyncEngine) -> int:
+    """Delete keys whose window has passed; they could be taken again anyway."""
+    async with engine.begin() as conn:
+        gone = await conn.execute(
+            delete(engagement_key).where(engagement_key.c.created_at < func.now() - KEY_WINDOW)
+        )
+    return int(gone.rowcount or 0)
 
 
 def _plus(counts: EngagementCounts, field: str, count: int) -> EngagementCounts:

@@ -34,9 +34,9 @@ from app.commands.owned import owned_row
 from app.errors import BadUserInput, BudgetExceeded, Conflict, IdempotencyKeyReused
 from app.money import clean_amount
 from app.stores.postgres.tables import agent, campaign, ledger_transaction
+from app.validation import clean_idempotency_key
 
 KINDS = ("SPEND", "REFUND", "ADJUSTMENT")
-KEY_MAX = 128
 
 
 @dataclass(frozen=True)
@@ -62,16 +62,6 @@ class TransactionInput:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def clean_key(value: str) -> str:
-    if not value or len(value) > KEY_MAX or not value.isprintable() or value != value.strip():
-        raise BadUserInput(
-            f"'idempotencyKey' must be 1 to {KEY_MAX} printable characters without surrounding "
-            "spaces",
-            field="idempotencyKey",
-        )
-    return value
-
-
 def delta_of(kind: str, amount: Decimal) -> Decimal:
     """How a transaction moves ``spent``: refunds give back, the others take."""
     return -amount if kind == "REFUND" else amount
@@ -83,7 +73,7 @@ async def record_transaction(
     """The transaction, and whether this call created it (False: a retry of its key)."""
     if given.kind not in KINDS:
         raise BadUserInput(f"'kind' must be one of {', '.join(KINDS)}", field="kind")
-    key = clean_key(given.idempotency_key)
+    key = clean_idempotency_key(given.idempotency_key)
     async with engine.begin() as conn:
         target = await owned_row(
             conn, campaign, principal, given.campaign_id, what="Campaign", argument="campaignId"

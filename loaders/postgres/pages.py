@@ -48,7 +48,7 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _where(flt: ListFilter, args: list[Any]) -> str:
+def filter_where(flt: ListFilter, args: list[Any]) -> str:
     """The filter's conditions, appending their parameters to ``args`` (``$1`` is the
     tenant)."""
     conditions = ["tenant_id = $1"]
@@ -97,7 +97,7 @@ class _PageLoader(TenantLoader[ListQuery, Page]):
         after = key.page.after
         if after is not None:
             args += [after.value, after.pk]
-        where = _where(key.filter, args)
+        where = filter_where(key.filter, args)
         sql = _page_sql(
             self.table, where, key.ordering.column, key.ordering.descending, after is not None
         )
@@ -119,7 +119,7 @@ class _CountLoader(TenantLoader[ListFilter, int]):
         counts = []
         for key in keys:
             args: list[Any] = [self.tenant_id]
-            where = _where(key, args)
+            where = filter_where(key, args)
             rows = await self.read(f"SELECT count(*) AS n FROM {self.table} WHERE {where}", *args)
             counts.append(int(rows[0]["n"]))
         return counts

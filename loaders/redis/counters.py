@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from app.stores.redis import keys
-from app.stores.redis.scripts import hmget_many
+from app.stores.redis.scripts import SUM_MANY, hmget_many
 from loaders.base import TenantLoader
 
 
@@ -40,3 +40,18 @@ class ActiveTasksByAgentLoader(TenantLoader[UUID, int]):
         names = [keys.agent_tasks(self.tenant_id, pk) for pk in keys_]
         replies = await hmget_many(self.ctx.redis, names, ("active",))
         return [int(value) if value is not None else 0 for (value,) in replies]
+
+
+class EngagementTotalLoader(TenantLoader[tuple[UUID, ...], EngagementCounts]):
+    """The engagement of many campaigns summed inside Redis: one command per set of
+    campaigns, five numbers back."""
+
+    store = "Redis"
+
+    async def fetch(self, keys_: Sequence[tuple[UUID, ...]]) -> list[EngagementCounts]:
+        totals = []
+        for campaign_ids in keys_:
+            names = [keys.campaign_engagement(self.tenant_id, pk) for pk in campaign_ids]
+            sums = await SUM_MANY(self.ctx.redis, names, keys.ENGAGEMENT_FIELDS) if names else []
+            totals.append(engagement_from(sums) if sums else EngagementCounts())
+        return totals

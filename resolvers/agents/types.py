@@ -22,12 +22,16 @@ from resolvers.listing import edge_args, edge_cursor
 from resolvers.relay import Connection, Node, OrderDirection, build_connection
 
 if TYPE_CHECKING:
+    from resolvers.agents.stats import AgentStats
+    from resolvers.audit.types import AuditEntry
     from resolvers.campaigns.types import Campaign
     from resolvers.ledger.types import Money
     from resolvers.memories.types import MemoryHit
 
 CampaignRef = Annotated["Campaign", strawberry.lazy("resolvers.campaigns.types")]
 MemoryHitRef = Annotated["MemoryHit", strawberry.lazy("resolvers.memories.types")]
+AuditEntryRef = Annotated["AuditEntry", strawberry.lazy("resolvers.audit.types")]
+AgentStatsRef = Annotated["AgentStats", strawberry.lazy("resolvers.agents.stats")]
 MoneyRef = Annotated["Money", strawberry.lazy("resolvers.ledger.types")]
 
 
@@ -166,6 +170,20 @@ class Agent(Node):
     ) -> list[MemoryHitRef]:
         hits: list[MemoryHitRef] = await one(memories_many, self, info, query=query, limit=limit)
         return hits
+
+    @strawberry.field(description="Workload, spend and memory, for dashboards.")
+    def stats(self) -> AgentStatsRef:
+        from resolvers.agents.stats import AgentStats
+
+        return AgentStats(agent_pk=self.pk)
+
+    @strawberry.field(description="Audited changes of this agent, newest first.")
+    def history(
+        self, info: Info, first: int | None = 20, after: str | None = None
+    ) -> Connection[AuditEntryRef]:
+        from resolvers.audit.queries import history
+
+        return history(info, "agent", self.pk, first, after)
 
     @strawberry.field(description="Campaigns this agent is assigned to, in assignment order.")
     def campaigns(

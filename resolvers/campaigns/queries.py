@@ -7,6 +7,9 @@ from functools import partial
 import strawberry
 
 from app.ids import decode_id
+from app.validation import clean_search
+from loaders.postgres.pages import ListFilter
+from resolvers.campaigns.stats import CampaignStats, campaign_stats
 from resolvers.campaigns.types import Campaign, CampaignFilter, CampaignOrder
 from resolvers.info import Info
 from resolvers.listing import list_cursor, list_query
@@ -41,4 +44,17 @@ class CampaignQueries:
             partial(list_cursor, query),
             loaders.campaign_count,
             query.filter,
+        )
+
+    @strawberry.field(
+        description="Counts by status, money per currency and engagement over the campaigns "
+        "the filter matches (all of the tenant's without one)."
+    )
+    async def campaign_stats(
+        self, info: Info, filter: CampaignFilter | None = None
+    ) -> CampaignStats:
+        flt = filter or CampaignFilter()
+        statuses = tuple(sorted({s.value for s in flt.status or []}))
+        return await campaign_stats(
+            info, ListFilter(statuses=statuses, search=clean_search(flt.search))
         )

@@ -23,11 +23,13 @@ from resolvers.relay import Connection, Node, OrderDirection, build_connection
 
 if TYPE_CHECKING:
     from resolvers.agents.types import Agent
+    from resolvers.audit.types import AuditEntry
     from resolvers.ledger.types import Transaction, TransactionFilter
     from resolvers.media.types import MediaAsset
 
 AgentRef = Annotated["Agent", strawberry.lazy("resolvers.agents.types")]
 MediaRef = Annotated["MediaAsset", strawberry.lazy("resolvers.media.types")]
+AuditEntryRef = Annotated["AuditEntry", strawberry.lazy("resolvers.audit.types")]
 TransactionRef = Annotated["Transaction", strawberry.lazy("resolvers.ledger.types")]
 TransactionFilterRef = Annotated["TransactionFilter", strawberry.lazy("resolvers.ledger.types")]
 
@@ -169,6 +171,17 @@ class Campaign(Node):
             loaders.transaction_count_by_campaign,
             (self.pk, where),
         )
+
+    @strawberry.field(
+        description="Audited changes of this campaign and of what belongs to it (membership, "
+        "media, transactions), newest first."
+    )
+    def history(
+        self, info: Info, first: int | None = 20, after: str | None = None
+    ) -> Connection[AuditEntryRef]:
+        from resolvers.audit.queries import history
+
+        return history(info, "campaign", self.pk, first, after)
 
     @strawberry.field(description="Images and videos of this campaign, oldest first.")
     def media(

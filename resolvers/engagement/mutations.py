@@ -16,6 +16,11 @@ class RecordEngagementInput:
     campaign_id: strawberry.ID
     kind: EngagementKind
     count: int = 1
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="A retry with the same key within 24 hours counts once and answers with "
+        "the counts; the same key with another increment is IDEMPOTENCY_KEY_REUSED.",
+    )
 
 
 @strawberry.type
@@ -39,6 +44,7 @@ class EngagementMutations:
             input.kind.value,
             input.count,
             timeout=ctx.settings.store_timeout_seconds,
+            idempotency_key=input.idempotency_key,
         )
         ctx.loaders.engagement_by_campaign.clear(campaign_id).prime(campaign_id, counts)
         return RecordEngagementPayload(engagement=Engagement.from_counts(counts))

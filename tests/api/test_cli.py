@@ -5,11 +5,15 @@ from __future__ import annotations
 import socket
 import subprocess
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jwt
+import pytest
 import pytest_asyncio
 from httpx import AsyncClient
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from app import migrations
 from app.auth import ALGORITHM
@@ -206,3 +210,33 @@ def test_serve_and_doctor_say_when_the_data_directory_is_another_postgres_major(
     first = doctor.stdout.splitlines()[0]
     assert first.startswith("postgres  DOWN") and expected in first
     assert doctor.stdout.splitlines()[1].startswith("redis     ok")  # still checked
+
+
+async def test_audit_prune_deletes_old_entries_and_audits_itself(
+    fresh_db: str, redis_url: str
+) -> None:
+    env = chimera_env(DATABASE_URL=fresh_db, REDIS_URL=redis_url, CHIMERA_AUTH_SECRET=SECRET)
+    assert run_chimera("seed", "--demo", env=env).returncode == 0  # migrates too
+    engine = create_engine(fresh_db, timeout=10)
+    try:
+        async with engine.connect() as conn:
+            seeded = await conn.scalar(text("SELECT count(*) FROM audit_log"))
+        assert seeded and seeded > 10
+        future = run_chimera("audit", "prune", "--before", "2999-01-01", env=env)
+        assert future.returncode == 1 and "in the future" in future.stderr
+        bad = run_chimera("audit", "prune", "--before", "last week", env=env)
+        assert bad.returncode == 2 and "ISO 8601" in bad.stderr
+        untouched = run_chimera("audit", "prune", "--before", "2000-01-01", env=env)
+        assert untouched.returncode == 0 and "no audit entries" in untouched.stdout
+        pruned = run_chimera("audit", "prune", "--before", datetime.now(UTC).isoformat(), env=env)
+        assert pruned.returncode == 0, pruned.stderr
+        assert f": {seeded} entries before" in pruned.stdout
+        async with engine.connect() as conn:
+            left = (await conn.execute(text("SELECT action, after FROM audit_log"))).all()
+        assert [row.action for row in left] == ["audit.prune"]
+        assert left[0].after["deleted"] == seeded
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with engine.begin() as conn:
+                await conn.execute(text("DELETE FROM audit_log"))
+    finally:
+        await engine.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 
 from redis.asyncio import Redis
 from sqlalchemy import func, insert, select
@@ -176,3 +177,111 @@ async def test_while_a_reconcile_measures_the_tenant_the_answer_counts_the_incre
     async with asyncio.timeout(10):
         while await shares() != 5:  # noqa: ASYNC110 - polls the app's relay
             await asyncio.sleep(0.02)
+
+
+KEYED = """
+mutation($id: ID!, $kind: EngagementKind!, $count: Int!, $key: String) {
+  recordEngagement(input: {campaignId: $id, kind: $kind, count: $count, idempotencyKey: $key}) {
+    engagement { clicks likes }
+  }
+}
+"""
+
+
+async def engagement_events(engine: AsyncEngine, tenant_id: uuid.UUID, campaign_id: str) -> int:
+    from app.ids import decode_id
+
+    async with engine.connect() as conn:
+        return int(
+            (
+                await conn.execute(
+                    select(func.count())
+                    .select_from(outbox)
+                    .where(
+                        outbox.c.tenant_id == tenant_id,
+                        outbox.c.event_type == "ENGAGEMENT",
+                        outbox.c.aggregate_id == decode_id(campaign_id, "Campaign"),
+                    )
+                )
+            ).scalar_one()
+        )
+
+
+async def test_a_retried_increment_with_its_key_counts_once(
+    tenant: TenantClient, engine: AsyncEngine
+) -> None:
+    campaign_id = await new_campaign(tenant)
+    variables = {"id": campaign_id, "kind": "CLICK", "count": 4, "key": "tap-1"}
+    first = await tenant.data(KEYED, variables)
+    again = await tenant.data(KEYED, variables)
+    assert first["recordEngagement"]["engagement"]["clicks"] == 4
+    assert again["recordEngagement"]["engagement"]["clicks"] == 4
+    assert await engagement_events(engine, tenant.id, campaign_id) == 1
+    # Another key, or none, is another increment.
+    await tenant.data(KEYED, {**variables, "key": "tap-2"})
+    await tenant.data(KEYED, {**variables, "key": None})
+    seen = await tenant.data(SHARES.replace("shares", "clicks"), {"id": campaign_id})
+    assert seen["campaign"]["engagement"]["clicks"] == 12
+
+
+async def test_concurrent_retries_of_one_increment_count_it_once(
+    tenant: TenantClient, engine: AsyncEngine
+) -> None:
+    campaign_id = await new_campaign(tenant)
+    variables = {"id": campaign_id, "kind": "LIKE", "count": 3, "key": "burst"}
+    bodies = await asyncio.gather(*(tenant.gql(KEYED, variables) for _ in range(15)))
+    assert all(not b.get("errors") for b in bodies), [b.get("errors") for b in bodies]
+    assert await engagement_events(engine, tenant.id, campaign_id) == 1
+    seen = await tenant.data(SHARES.replace("shares", "likes"), {"id": campaign_id})
+    assert seen["campaign"]["engagement"]["likes"] == 3
+
+
+async def test_a_key_reused_for_another_increment_is_refused_and_keys_are_per_tenant(
+    tenant: TenantClient, other_tenant: TenantClient, engine: AsyncEngine
+) -> None:
+    campaign_id = await new_campaign(tenant)
+    await tenant.data(KEYED, {"id": campaign_id, "kind": "CLICK", "count": 1, "key": "k"})
+    for changed in ({"count": 2}, {"kind": "LIKE"}):
+        body = await tenant.gql(
+            KEYED, {"id": campaign_id, "kind": "CLICK", "count": 1, "key": "k", **changed}
+        )
+        assert error_codes(body) == ["IDEMPOTENCY_KEY_REUSED"], body
+    assert await engagement_events(engine, tenant.id, campaign_id) == 1
+    theirs = await new_campaign(other_tenant)
+    body = await other_tenant.gql(KEYED, {"id": theirs, "kind": "LIKE", "count": 9, "key": "k"})
+    assert not body.get("errors"), body
+
+
+async def test_a_key_is_free_again_after_its_window_and_then_pruned(
+    tenant: TenantClient, engine: AsyncEngine
+) -> None:
+    from sqlalchemy import text
+
+    from app.commands.engagement import KEY_WINDOW, prune_engagement_keys
+
+    campaign_id = await new_campaign(tenant)
+    variables = {"id": campaign_id, "kind": "CLICK", "count": 1, "key": "daily"}
+    await tenant.data(KEYED, variables)
+    async with engine.begin() as conn:  # as if written a window and a minute ago
+        await conn.execute(
+            text(
+                "UPDATE engagement_key SET created_at = now() - CAST(:age AS interval) "
+                "WHERE tenant_id = :t AND key = 'daily'"
+            ),
+            {"age": KEY_WINDOW + timedelta(minutes=1), "t": tenant.id},
+        )
+    await tenant.data(KEYED, {**variables, "count": 5})  # a new increment, even with new input
+    assert await engagement_events(engine, tenant.id, campaign_id) == 2
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE engagement_key SET created_at = now() - CAST(:age AS interval) WHERE tenant_id = :t"
+            ),
+            {"age": KEY_WINDOW + timedelta(minutes=1), "t": tenant.id},
+        )
+    assert await prune_engagement_keys(engine) >= 1
+    async with engine.connect() as conn:
+        left = await conn.scalar(
+            text("SELECT count(*) FROM engagement_key WHERE tenant_id = :t"), {"t": tenant.id}
+        )
+    assert left == 0

@@ -75,8 +75,9 @@ async def test_audit_log_rejects_updates_and_deletes(scratch: AsyncEngine) -> No
     await _run(
         scratch,
         "INSERT INTO tenant (id, slug, name) VALUES ('00000000-0000-0000-0000-000000000001', 'aa', 'a')",
-        "INSERT INTO audit_log (tenant_id, actor, action, entity_type, entity_id) VALUES "
-        "('00000000-0000-0000-0000-000000000001', 'x', 'y', 'z', '00000000-0000-0000-0000-000000000002')",
+        "INSERT INTO audit_log (tenant_id, actor, action, entity_type, entity_id, "
+        "aggregate_type, aggregate_id) VALUES ('00000000-0000-0000-0000-000000000001', 'x', 'y', "
+        "'z', '00000000-0000-0000-0000-000000000002', 'z', '00000000-0000-0000-0000-000000000002')",
     )
     for statement in ("UPDATE audit_log SET actor = 'forged'", "DELETE FROM audit_log"):
         with pytest.raises(DBAPIError, match="append-only"):
@@ -104,3 +105,27 @@ async def test_membership_cannot_cross_tenants(scratch: AsyncEngine) -> None:
                         f"VALUES ('{tenant}', '{campaign}', '{agent}')"
                     )
                 )
+
+
+async def test_audit_rows_written_before_0006_belong_to_their_own_entity(
+    scratch: AsyncEngine,
+) -> None:
+    """The aggregate backfill lifts the append-only trigger for itself only."""
+    await migrations.upgrade(scratch, "0005")
+    await _run(
+        scratch,
+        "INSERT INTO tenant (id, slug, name) VALUES ('00000000-0000-0000-0000-000000000001', 'aa', 'a')",
+        "INSERT INTO audit_log (tenant_id, actor, action, entity_type, entity_id) VALUES "
+        "('00000000-0000-0000-0000-000000000001', 'x', 'y', 'campaign', "
+        "'00000000-0000-0000-0000-000000000002')",
+    )
+    await migrations.upgrade(scratch)
+    async with scratch.connect() as conn:
+        row = (await conn.execute(text("SELECT aggregate_type, aggregate_id FROM audit_log"))).one()
+    assert (row.aggregate_type, str(row.aggregate_id)) == (
+        "campaign",
+        "00000000-0000-0000-0000-000000000002",
+    )
+    with pytest.raises(DBAPIError, match="append-only"):
+        async with scratch.begin() as conn:
+            await conn.execute(text("DELETE FROM audit_log"))

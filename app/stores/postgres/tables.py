@@ -204,6 +204,11 @@ audit_log = Table(
     Column("after", JSONB, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index(None, "tenant_id", "entity_type", "entity_id", "id"),
+    # Migration 0006: the campaign or agent the change belongs to, as its outbox event says.
+    Column("aggregate_type", String(64), nullable=False),
+    Column("aggregate_id", UUID(as_uuid=True), nullable=False),
+    Index(None, "tenant_id", "aggregate_type", "aggregate_id", "id"),
+    Index(None, "tenant_id", "id"),
 )
 
 outbox = Table(
@@ -260,4 +265,21 @@ object_tombstone = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("attempts", BigInteger, nullable=False, server_default=text("0")),
     Column("last_error", Text, nullable=True),
+)
+
+# Idempotency keys of recordEngagement, for a bounded window (migration 0007).
+engagement_key = Table(
+    "engagement_key",
+    metadata,
+    Column(
+        "tenant_id",
+        UUID(as_uuid=True),
+        ForeignKey("tenant.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String(128), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("event_id", BigInteger, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index(None, "created_at"),
 )
