@@ -299,19 +299,21 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 async def _work(stores: Stores) -> int:
     from app.events.relay import run_forever as relay_forever
     from app.indexing.indexer import run_forever as index_forever
+    from app.metrics.consumer import run_forever as metrics_forever
 
     jobs: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
-        "relay": lambda: relay_forever(stores.engine, stores.redis)
+        "relay": lambda: relay_forever(stores.engine, stores.redis),
+        "metrics": lambda: metrics_forever(stores.engine),
     }
     embedder = stores.embedder
     if embedder is None:
         banner = (
-            f"relay running; indexer off (no embedding model: {stores.embedder_error});"
-            " Ctrl-C stops it"
+            "relay and metrics running; indexer off (no embedding model: "
+            f"{stores.embedder_error}); Ctrl-C stops them"
         )
     else:
         jobs["indexer"] = lambda: index_forever(stores.engine, stores.vectors, embedder)
-        banner = "relay and indexer running; Ctrl-C stops them"
+        banner = "relay, metrics and indexer running; Ctrl-C stops them"
     await _until_signalled(jobs, banner)
     return 0
 
@@ -417,6 +419,23 @@ def cmd_audit_prune(args: argparse.Namespace, settings: Settings) -> int:
         return _with_engine(ready, run)
 
 
+def cmd_metrics_prune(args: argparse.Namespace, settings: Settings) -> int:
+    """Delete per-minute metrics older than ``--before``: the time series' retention job."""
+    from app.metrics.consumer import prune_metrics
+
+    before: datetime = args.before
+    if before > datetime.now(UTC):
+        raise CommandError("--before is in the future: that would delete metrics being written")
+    with embedded_engines(settings) as ready:
+
+        async def run(engine: AsyncEngine) -> int:
+            deleted = await prune_metrics(engine, before)
+            print(f"pruned: {deleted} metric rows before {before.isoformat()}")
+            return 0
+
+        return _with_engine(ready, run)
+
+
 def _moment(text: str) -> datetime:
     """An ISO 8601 date or date and time; without an offset it is UTC."""
     try:
@@ -500,6 +519,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prune.add_argument("--before", type=_moment, required=True, help="ISO 8601 date or time")
     prune.set_defaults(func=cmd_audit_prune)
+
+    metrics = sub.add_parser("metrics", help="the engagement time series' retention")
+    metrics_sub = metrics.add_subparsers(dest="metrics_command", required=True)
+    metrics_prune = metrics_sub.add_parser(
+        "prune", help="delete per-minute metrics older than a date"
+    )
+    metrics_prune.add_argument("--before", type=_moment, required=True, help="ISO 8601 date")
+    metrics_prune.set_defaults(func=cmd_metrics_prune)
     return parser
 
 

@@ -31,6 +31,7 @@ from loaders.postgres.membership import (
     CampaignsByAgentLoader,
 )
 from loaders.postgres.memories import RecentMemoriesByAgentLoader
+from loaders.postgres.metrics import MetricsByCampaignLoader
 from loaders.postgres.pages import (
     AgentCountByFilterLoader,
     AgentPageByQueryLoader,
@@ -210,3 +211,7 @@ class Loaders:
     @cached_property
     def memory_count_by_agent(self) -> MemoryCountByAgentLoader:
         return MemoryCountByAgentLoader(self.ctx)
+
+    @cached_property
+    def metrics_by_campaign(self) -> MetricsByCampaignLoader:
+        return MetricsByCampaignLoader(self.ctx)

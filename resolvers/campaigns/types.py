@@ -15,6 +15,7 @@ from app.ids import encode_id
 from app.pagination import encode_cursor
 from loaders.postgres.media import MEDIA_ORDER
 from resolvers.batching import batched, one, settle
+from resolvers.campaigns.metrics import MetricBucket, MetricPoint, metrics_many
 from resolvers.columns import Row, column, row_of
 from resolvers.engagement.types import Engagement
 from resolvers.info import Info
@@ -90,6 +91,10 @@ async def similar_many(
     ]
 
 
+async def metrics_of_campaigns(campaigns: Sequence[Campaign], info: Info, **args: Any) -> Any:
+    return await metrics_many(campaigns, info, **args)
+
+
 def media_cursor(row: Any) -> str:
     return encode_cursor(MEDIA_ORDER, row["created_at"], row["id"])
 
@@ -143,6 +148,30 @@ class Campaign(Node):
     async def similar(self, info: Info, limit: int | None = 5) -> list[SimilarCampaign]:
         similar: list[SimilarCampaign] = await one(similar_many, self, info, limit=limit)
         return similar
+
+    @strawberry.field(
+        description="Engagement and spend over [from, to) in buckets of the time zone (an "
+        "IANA name, default UTC), empty buckets as zeros; at most 1,000 points.",
+        metadata=batched(metrics_of_campaigns),
+    )
+    async def metrics(
+        self,
+        info: Info,
+        from_: Annotated[datetime, strawberry.argument(name="from")],
+        to: datetime,
+        bucket: MetricBucket,
+        time_zone: str | None = "UTC",
+    ) -> list[MetricPoint]:
+        found: list[MetricPoint] = await one(
+            metrics_of_campaigns,
+            self,
+            info,
+            from_=from_,
+            to=to,
+            bucket=bucket,
+            time_zone=time_zone,
+        )
+        return found
 
     @strawberry.field(description="The budget minus what was spent.")
     def remaining_budget(self) -> Decimal:

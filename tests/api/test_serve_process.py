@@ -56,9 +56,16 @@ class Served:
             text=True,
         )
         self.output: list[str] = []
-        self.token = self._read_token()
-        self.url = f"http://127.0.0.1:{self.port}/graphql"
-        self._wait_healthy()
+        try:
+            self.token = self._read_token()
+            self.url = f"http://127.0.0.1:{self.port}/graphql"
+            self._wait_healthy()
+        except BaseException:  # a server that never came up is not left for another test
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+            raise
 
     def _read_token(self) -> str:
         assert self.proc.stdout is not None

@@ -235,6 +235,15 @@ outbox = Table(
     # The relay reads unpublished events in commit order; this keeps that scan small.
     Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
     Index("ix_outbox_unindexed", "id", postgresql_where=text("indexed_at IS NULL")),
+    # The metrics consumer's state (migration 0008): when the event was added to its minute.
+    Column("metrics_applied_at", DateTime(timezone=True), nullable=True),
+    Index(
+        "ix_outbox_metrics_pending",
+        "id",
+        postgresql_where=text(
+            "metrics_applied_at IS NULL AND event_type IN ('ENGAGEMENT', 'SPEND')"
+        ),
+    ),
 )
 
 agent_memory = Table(
@@ -282,4 +291,23 @@ engagement_key = Table(
     Column("event_id", BigInteger, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index(None, "created_at"),
+)
+
+# Engagement counted and money spent per campaign and minute (migration 0008), written by
+# the metrics consumer from committed events.
+campaign_metric = Table(
+    "campaign_metric",
+    metadata,
+    Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    Column("campaign_id", UUID(as_uuid=True), primary_key=True),
+    Column("minute", DateTime(timezone=True), primary_key=True),
+    *(
+        Column(name, BigInteger, nullable=False, server_default=text("0"))
+        for name in ("impressions", "clicks", "likes", "shares", "comments")
+    ),
+    Column("spend", Numeric(14, 2), nullable=False, server_default=text("0")),
+    ForeignKeyConstraint(
+        ["tenant_id", "campaign_id"], ["campaign.tenant_id", "campaign.id"], ondelete="CASCADE"
+    ),
+    Index(None, "minute"),
 )
