@@ -375,9 +375,12 @@ def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
-    """Engagement counters in Redis against the committed ENGAGEMENT events (ADR 0019):
-    report drift (``--check``, exit 1 if any) or repair it. Needs PostgreSQL and Redis only."""
+    """Engagement counters in Redis against the committed ENGAGEMENT events (ADR 0019), then
+    what PostgreSQL derives from its own rows (campaign.spent from the ledger, metrics from
+    the applied events): report drift (``--check``, exit 1 if any) or repair it. Needs
+    PostgreSQL and Redis only."""
     from app.engagement.reconcile import ReconcileError, describe, reconcile
+    from app.metrics import reconcile as derived
 
     with embedded_engines(settings) as ready:
 
@@ -394,6 +397,13 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
             for line in describe(reports):
                 print(line)
             drifted = any(d.repairable for r in reports for d in r.drifts)
+            found = await derived.find_drift(engine, repair=not args.check)
+            for line in derived.describe(found, repaired=not args.check):
+                print(line)
+            if args.check and found:
+                return 1
+            if any(not d.repairable for d in found):
+                return 1  # repaired what it could; the rest needs a person
             return 1 if args.check and drifted else 0
 
         return _with_engine(ready, run)
@@ -507,7 +517,8 @@ def build_parser() -> argparse.ArgumentParser:
     reindex.set_defaults(func=cmd_reindex)
 
     reconcile = sub.add_parser(
-        "reconcile", help="repair drift between engagement counters and committed events"
+        "reconcile",
+        help="repair drift of engagement counters, ledger totals and metrics from their sources",
     )
     reconcile.add_argument("--check", action="store_true", help="only report drift (exit 1 if any)")
     reconcile.set_defaults(func=cmd_reconcile)

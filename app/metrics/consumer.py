@@ -22,7 +22,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.stores.postgres.tables import campaign_metric, outbox
+from app.stores.postgres.tables import campaign, campaign_metric, outbox
 from app.stores.redis.keys import ENGAGEMENT_FIELDS
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,19 @@ async def apply_once(engine: AsyncEngine, batch_size: int = BATCH_SIZE) -> int:
             measure, amount = added
             into = sums[(event.tenant_id, event.aggregate_id, minute_of(event.created_at))]
             into[measure] = into.get(measure, 0) + amount
+        # An event of a campaign removed since (by SQL: the API deletes none) is stamped and
+        # skipped, instead of failing its whole batch on the foreign key forever.
+        present = {
+            (row.tenant_id, row.id)
+            for row in await conn.execute(
+                select(campaign.c.tenant_id, campaign.c.id).where(
+                    campaign.c.id.in_({campaign_id for _, campaign_id, _ in sums})
+                )
+            )
+        }
         for (tenant_id, campaign_id, minute), deltas in sums.items():
+            if (tenant_id, campaign_id) not in present:
+                continue
             statement = pg_insert(campaign_metric).values(
                 tenant_id=tenant_id, campaign_id=campaign_id, minute=minute, **deltas
             )

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest_asyncio
 from redis.asyncio import Redis
+from sqlalchemy import text
 
 from app import migrations
 from app.auth import Principal, Role
@@ -33,6 +34,9 @@ async def fresh_db(pg_server_url: str) -> AsyncIterator[str]:
         await engine.dispose()
     yield url
     await drop_database(url)
+
+
+CLEAN = "ledger totals and metrics match their sources"
 
 
 async def test_reconcile_reports_the_drift_repairs_it_and_then_reports_none(
@@ -63,17 +67,39 @@ async def test_reconcile_reports_the_drift_repairs_it_and_then_reports_none(
 
         check = run_chimera("reconcile", "--check", env=env)
         assert check.returncode == 1, check.stdout + check.stderr
-        assert check.stdout.splitlines() == [f"drift: {line}"]
+        assert check.stdout.splitlines() == [f"drift: {line}", CLEAN]
         assert await redis.hget(counters, "shares") == b"285"
 
         repair = run_chimera("reconcile", env=env)
         assert repair.returncode == 0, repair.stdout + repair.stderr
-        assert repair.stdout.splitlines() == [f"repaired: {line}"]
+        assert repair.stdout.splitlines() == [f"repaired: {line}", CLEAN]
         assert await redis.hget(counters, "shares") == b"281"
 
         again = run_chimera("reconcile", "--check", env=env)
         assert again.returncode == 0, again.stdout + again.stderr
-        assert again.stdout.splitlines() == ["counters match PostgreSQL (1 campaigns, 1 events)"]
+        assert again.stdout.splitlines() == [
+            "counters match PostgreSQL (1 campaigns, 1 events)",
+            CLEAN,
+        ]
+
+        # A hand edit of what PostgreSQL derives: reported, repaired, then gone.
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO campaign_metric (tenant_id, campaign_id, minute, clicks) "
+                    "VALUES (:t, :c, date_trunc('minute', now()), 5)"
+                ),
+                {"t": row.id, "c": campaign.id},
+            )
+        metrics = f"tenant {row.id} campaign {campaign.id} metrics: clicks 5 stored, 0 in events"
+        check = run_chimera("reconcile", "--check", env=env)
+        assert check.returncode == 1, check.stdout + check.stderr
+        assert check.stdout.splitlines()[-1] == f"drift: {metrics}"
+        repair = run_chimera("reconcile", env=env)
+        assert repair.returncode == 0, repair.stdout + repair.stderr
+        assert repair.stdout.splitlines()[-1] == f"repaired: {metrics}"
+        again = run_chimera("reconcile", "--check", env=env)
+        assert again.returncode == 0 and again.stdout.splitlines()[-1] == CLEAN
     finally:
         if written:
             await redis.delete(*written)

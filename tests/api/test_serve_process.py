@@ -3,18 +3,21 @@ that works, keeps data across a restart, and Ctrl-C leaves nothing running."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import re
 import signal
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import psutil
 
-from tests.processes import CHIMERA, ROOT, chimera_env, free_port
+from tests.processes import CHIMERA, ROOT, chimera_env, free_port, run_chimera
 
 
 def _engine_processes(data_dir: Path) -> list[psutil.Process]:
@@ -216,3 +219,72 @@ def test_serve_prints_a_token_line_to_paste_into_a_shell_and_the_graphiql_header
     finally:
         served.interrupt()
     assert _engine_processes(tmp_path / "data") == []
+
+
+def test_a_crash_mid_burst_leaves_counters_ledger_and_metrics_agreeing(tmp_path: Path) -> None:
+    """SIGKILL while engagement and spends pour in: after a restart, Redis's counters, the
+    ledger's totals and the per-minute metrics all agree with what committed."""
+    data_dir = tmp_path / "data"
+    try:
+        served = Served(data_dir)
+        found = served.query(
+            '{ campaigns(filter: {search: "Fitness app"}) { edges { node { id } } } }'
+        )
+        campaign = found["data"]["campaigns"]["edges"][0]["node"]["id"]  # type: ignore[index]
+
+        async def burst() -> int:
+            mutations = [
+                (
+                    "mutation($c: ID!) { recordEngagement(input: {campaignId: $c, kind: CLICK, "
+                    f"count: {i % 4 + 1}}}) {{ engagement {{ clicks }} }} }}"
+                )
+                if i % 3
+                else (
+                    "mutation($c: ID!) { recordTransaction(input: {campaignId: $c, kind: SPEND, "
+                    f'amount: "{i}.25", idempotencyKey: "burst-{i}"}}) {{ transaction {{ id }} }} }}'
+                )
+                for i in range(120)
+            ]
+            done = 0
+            async with httpx.AsyncClient(
+                headers={"Authorization": f"Bearer {served.token}"}, timeout=10
+            ) as client:
+
+                async def send(query: str) -> None:
+                    nonlocal done
+                    with contextlib.suppress(httpx.HTTPError):
+                        await client.post(
+                            served.url, json={"query": query, "variables": {"c": campaign}}
+                        )
+                        done += 1
+                        if done == 40:
+                            served.crash()  # the rest are in flight or not yet sent
+
+                await asyncio.gather(*(send(q) for q in mutations))
+            return done
+
+        assert asyncio.run(burst()) >= 40
+        restarted = Served(data_dir)
+        try:
+            env = chimera_env(CHIMERA_DATA_DIR=str(data_dir))
+            hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+            window = f'from: "{(hour - timedelta(hours=3)).isoformat()}", to: "{(hour + timedelta(hours=1)).isoformat()}"'
+            deadline = time.monotonic() + 60
+            while True:  # the relay counts, and the consumer buckets, what committed
+                seen = restarted.query(
+                    f'{{ campaign(id: "{campaign}") {{ spent engagement {{ clicks }} '
+                    f"metrics({window}, bucket: HOUR) {{ clicks spend }} }} }}"
+                )["data"]["campaign"]  # type: ignore[index]
+                clicks = sum(p["clicks"] for p in seen["metrics"])
+                spend = sum(Decimal(p["spend"]) for p in seen["metrics"])
+                if (clicks, spend) == (seen["engagement"]["clicks"], Decimal(seen["spent"])):
+                    break
+                assert time.monotonic() < deadline, seen
+                time.sleep(0.5)
+            check = run_chimera("reconcile", "--check", env=env)
+            assert check.returncode == 0, check.stdout + check.stderr
+            assert "ledger totals and metrics match their sources" in check.stdout
+        finally:
+            restarted.interrupt()
+    finally:
+        _kill_engines(data_dir)
