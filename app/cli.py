@@ -413,9 +413,7 @@ def cmd_audit_prune(args: argparse.Namespace, settings: Settings) -> int:
     """Delete audit entries older than ``--before``, leaving an audit.prune entry per tenant."""
     from app.commands.audit import prune_audit
 
-    before: datetime = args.before
-    if before > datetime.now(UTC):
-        raise CommandError("--before is in the future: that would delete entries being written")
+    before = _past(args.before)
     with embedded_engines(settings) as ready:
 
         async def run(engine: AsyncEngine) -> int:
@@ -433,9 +431,7 @@ def cmd_metrics_prune(args: argparse.Namespace, settings: Settings) -> int:
     """Delete per-minute metrics older than ``--before``: the time series' retention job."""
     from app.metrics.consumer import prune_metrics
 
-    before: datetime = args.before
-    if before > datetime.now(UTC):
-        raise CommandError("--before is in the future: that would delete metrics being written")
+    before = _past(args.before)
     with embedded_engines(settings) as ready:
 
         async def run(engine: AsyncEngine) -> int:
@@ -444,6 +440,13 @@ def cmd_metrics_prune(args: argparse.Namespace, settings: Settings) -> int:
             return 0
 
         return _with_engine(ready, run)
+
+
+def _past(before: datetime) -> datetime:
+    """A retention cut-off: never in the future, where rows are still being written."""
+    if before > datetime.now(UTC):
+        raise CommandError("--before is in the future: that would delete rows being written")
+    return before
 
 
 def _moment(text: str) -> datetime:

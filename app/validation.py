@@ -122,3 +122,12 @@ def clean_idempotency_key(value: str) -> str:
             field="idempotencyKey",
         )
     return value
+
+
+def check_window(since: datetime | None, until: datetime | None, argument: str) -> None:
+    """A filter's ``from`` and ``to``: each with a zone, and in order when both are given."""
+    for name, moment in (("from", since), ("to", until)):
+        if moment is not None and not storable_moment(moment):
+            raise BadUserInput(f"'{name}' must carry a time zone offset", argument=argument)
+    if since is not None and until is not None and until <= since:
+        raise BadUserInput("'to' must be after 'from'", argument=argument)

@@ -13,7 +13,7 @@ from resolvers.batching import batched, one, settle
 from resolvers.campaigns.stats import StatusCount
 from resolvers.campaigns.types import CampaignStatus
 from resolvers.info import Info
-from resolvers.ledger.types import Money, shown
+from resolvers.ledger.types import Money, spent_by_agents
 
 
 async def by_status_many(stats: Sequence[AgentStats], info: Info) -> list[Any]:
@@ -27,13 +27,7 @@ async def by_status_many(stats: Sequence[AgentStats], info: Info) -> list[Any]:
 
 
 async def spent_many(stats: Sequence[AgentStats], info: Info) -> list[Any]:
-    load = info.context.loaders.spent_by_agent.load
-    return [
-        totals
-        if isinstance(totals, Exception)
-        else [Money(amount=shown(amount), currency=currency) for currency, amount in totals]
-        for totals in await settle([load(s.agent_pk) for s in stats])
-    ]
+    return await spent_by_agents([s.agent_pk for s in stats], info)
 
 
 async def memories_many(stats: Sequence[AgentStats], info: Info) -> list[Any]:

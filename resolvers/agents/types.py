@@ -69,15 +69,9 @@ async def active_tasks_many(agents: Sequence[Agent], info: Info) -> list[Any]:
 
 
 async def spent_many(agents: Sequence[Agent], info: Info) -> list[Any]:
-    from resolvers.ledger.types import Money, shown
+    from resolvers.ledger.types import spent_by_agents
 
-    load = info.context.loaders.spent_by_agent.load
-    return [
-        totals
-        if isinstance(totals, Exception)
-        else [Money(amount=shown(amount), currency=currency) for currency, amount in totals]
-        for totals in await settle([load(agent.pk) for agent in agents])
-    ]
+    return await spent_by_agents([agent.pk for agent in agents], info)
 
 
 async def memories_many(

@@ -18,7 +18,7 @@ from strawberry.scalars import JSON
 from app.errors import BadUserInput
 from app.ids import decode_any, encode_id
 from app.pagination import check_first
-from app.validation import storable_moment
+from app.validation import check_window
 from loaders.postgres.audit import AuditFilter as Where
 from loaders.postgres.audit import AuditPageArgs
 from resolvers.columns import Row, column, row_of
@@ -132,11 +132,7 @@ class AuditLogFilter:
 def audit_filter(given: AuditLogFilter | None) -> Where:
     if given is None:
         return Where()
-    for name, moment in (("from", given.from_), ("to", given.to)):
-        if moment is not None and not storable_moment(moment):
-            raise BadUserInput(f"'{name}' must carry a time zone offset", argument="filter")
-    if given.from_ is not None and given.to is not None and given.to <= given.from_:
-        raise BadUserInput("'to' must be after 'from'", argument="filter")
+    check_window(given.from_, given.to, "filter")
     if given.entity_type is not None and given.entity_type not in ENTITY_TYPES:
         raise BadUserInput(
             f"'entityType' must be one of {', '.join(sorted(ENTITY_TYPES))}", argument="filter"

@@ -11,11 +11,10 @@ from uuid import UUID
 
 import strawberry
 
-from app.errors import BadUserInput
 from app.ids import encode_id
 from app.money import STORED_DECIMALS
 from app.pagination import encode_cursor
-from app.validation import storable_moment
+from app.validation import check_window
 from loaders.postgres.ledger import TRANSACTION_ORDER
 from loaders.postgres.ledger import TransactionFilter as Where
 from resolvers.batching import batched, built, one, settle
@@ -80,6 +79,18 @@ async def agents_of_transactions(items: Sequence[Transaction], info: Info) -> li
     return [next(agents) if pk is not None else None for pk in wanted]
 
 
+async def spent_by_agents(pks: Sequence[UUID], info: Info) -> list[Any]:
+    """What each agent's transactions moved, one Money per currency: Agent.spent and
+    Agent.stats.spent alike."""
+    load = info.context.loaders.spent_by_agent.load
+    return [
+        totals
+        if isinstance(totals, Exception)
+        else [Money(amount=shown(amount), currency=currency) for currency, amount in totals]
+        for totals in await settle([load(pk) for pk in pks])
+    ]
+
+
 def transaction_id(pk: UUID) -> str:
     return encode_id("Transaction", pk)
 
@@ -125,10 +136,6 @@ def transaction_filter(given: TransactionFilter | None) -> Where:
     statement), and a window whose ends have a zone and are in order."""
     if given is None:
         return Where()
-    for name, moment in (("from", given.from_), ("to", given.to)):
-        if moment is not None and not storable_moment(moment):
-            raise BadUserInput(f"'{name}' must carry a time zone offset", argument="filter")
-    if given.from_ is not None and given.to is not None and given.to <= given.from_:
-        raise BadUserInput("'to' must be after 'from'", argument="filter")
+    check_window(given.from_, given.to, "filter")
     kinds = tuple(sorted({k.value for k in given.kinds or []}))
     return Where(kinds=kinds, since=given.from_, until=given.to)
