@@ -44,7 +44,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +63,18 @@ from dashboard_measure import (
     run_wrk,
     wrk_version,
 )
-from dashboard_queries import PAGE_SIZE, QUERY_A, QUERY_B, QUERY_C, request_body
+from dashboard_queries import PAGE_SIZE, QUERY_A, QUERY_B, QUERY_C, QUERY_E, request_body
 from dashboard_report import Report, print_report, write_docs
-from dashboard_seed import FULL, SMOKE, Dataset, Engines, seed, server_version, start_engines
+from dashboard_seed import (
+    FULL,
+    METRIC_DAY,
+    SMOKE,
+    Dataset,
+    Engines,
+    seed,
+    server_version,
+    start_engines,
+)
 from dashboard_servers import (
     NodeInstall,
     Server,
@@ -82,12 +91,18 @@ from app.auth import Role, mint_token
 from app.ids import decode_any
 
 ROOT = Path(__file__).resolve().parent.parent
-SETUPS = ("A", "B", "C", "D")
+SETUPS = ("A", "B", "C", "D", "E")
 LABELS = {
     "A": "A PostGraphile 4",
     "B": "B ours, relational",
     "C": "C ours, full dashboard",
     "D": "D floor (asyncpg + orjson)",
+    "E": "E ours, C + money, metrics, history",
+}
+# Query E's window: the seeded day, as 24 hourly points.
+E_WINDOW = {
+    "from": METRIC_DAY.isoformat(),
+    "to": (METRIC_DAY + timedelta(days=1)).isoformat(),
 }
 PAGE_SIZES = (10, 50, 100)
 log = logging.getLogger("bench.dashboard")
@@ -228,7 +243,36 @@ def check_answers(servers: dict[str, Server], bodies: dict[str, bytes], token: s
             )
     if "C" in answers:
         checks.append(_check_c(answers["C"], b))
+    if "E" in answers:
+        checks.append(_check_e(answers["E"], b))
     return checks
+
+
+def _check_e(answer: dict[str, Any], b: dict[str, Any] | None) -> Check:
+    edges = answer["data"]["campaigns"]["edges"]
+    problems = []
+    if b is not None and shape_of_b(answer) != shape_of_b(b):
+        problems.append("rows differ from B's")
+    if answer["data"]["campaignStats"]["total"] < len(edges):
+        problems.append("campaignStats counts fewer campaigns than the page")
+    for e in edges:
+        node = e["node"]
+        if len(node["metrics"]) != 24 or not any(p["clicks"] for p in node["metrics"]):
+            problems.append(f"not 24 hourly points with clicks for {node['id']}")
+        if len(node["history"]["edges"]) != 5:
+            problems.append(f"{len(node['history']['edges'])} history entries for {node['id']}")
+        if len(node["transactions"]["edges"]) != 3 or node["spent"] == "0.00":
+            problems.append(f"no spend for {node['id']}")
+        if len(node["similar"]) != 3 or node["engagement"] is None:
+            problems.append(f"no similar campaigns or engagement for {node['id']}")
+    if problems:
+        return Check("E", False, f"{len(problems)} problems, first: {problems[0]}", problems[:10])
+    return Check(
+        "E",
+        True,
+        f"{len(edges)} campaigns, each with C's fields, spend, 24 hourly points, 5 history "
+        "entries, 3 transactions; campaignStats",
+    )
 
 
 def _check_c(answer: dict[str, Any], b: dict[str, Any] | None) -> Check:
@@ -288,7 +332,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (-t)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load per setup first")
     parser.add_argument(
-        "--only", default="A,B,C,D", help="setups to run, comma-separated, of A,B,C,D"
+        "--only",
+        default="A,B,C,D,E",
+        help="setups to run, comma-separated, of A,B,C,D,E",
     )
     parser.add_argument(
         "--count-requests", type=int, default=5, help="requests per page size for store calls"
@@ -323,7 +369,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
     setups = tuple(s for s in SETUPS if s in {x.strip().upper() for x in args.only.split(",")})
     problems = []
     if not setups:
-        problems.append("--only names none of A,B,C,D")
+        problems.append("--only names none of A,B,C,D,E")
     if not 0 < args.duration <= 120 or not 1 <= args.rounds <= 10:
         problems.append("--duration must be in (0, 120] and --rounds in 1..10")
     if not 1 <= args.connections <= 256 or not 1 <= args.threads <= args.connections:
@@ -548,6 +594,8 @@ class Bench:
         def body(key: str, first: int) -> bytes:
             if key == "A":
                 return request_body(QUERY_A, {"tenantId": str(dataset.tenant_id), "first": first})
+            if key == "E":
+                return request_body(QUERY_E, {"first": first, **E_WINDOW})
             return request_body(QUERY_C if key == "C" else QUERY_B, {"first": first})
 
         bodies = {key: body(key, PAGE_SIZE) for key in setups}

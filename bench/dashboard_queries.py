@@ -70,3 +70,29 @@ PAGE_SIZE = 50  # the issue's "first 50 campaigns"
 def request_body(query: str, variables: dict[str, Any]) -> bytes:
     """A GraphQL POST body, as every client of the bench sends it."""
     return json.dumps({"query": query, "variables": variables}).encode()
+
+
+# E: C plus what a campaign dashboard shows since the ledger, the audit trail and the metrics
+# landed: money, 24 hourly points of one seeded day, the last history entries and
+# transactions, and the tenant's headline numbers. The day is fixed (the seed's METRIC_DAY),
+# so that every run reads the same rows.
+QUERY_E = """
+query DashboardE($first: Int!, $from: DateTime!, $to: DateTime!) {
+  campaignStats { total byStatus { status count } totalSpent { amount currency } }
+  campaigns(first: $first) {
+    edges { cursor node {
+      id name goal status budget startsAt endsAt createdAt updatedAt currency spent remainingBudget
+      engagement { impressions clicks likes shares comments }
+      agents(first: 5) { edges { node { id name persona status activeTasks } } }
+      media(first: 4) {
+        edges { node { id kind contentType filename sizeBytes status createdAt url } }
+      }
+      similar(limit: 3) { score campaign { id name } }
+      metrics(from: $from, to: $to, bucket: HOUR) { at impressions clicks spend }
+      history(first: 5) { edges { node { action actor occurredAt changes { field before after } } } }
+      transactions(first: 3) { edges { node { id amount kind createdAt } } }
+    } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""

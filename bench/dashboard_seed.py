@@ -44,9 +44,13 @@ from app.stores.vectors.port import DIMENSIONS, VectorKind, VectorRecord
 log = logging.getLogger("bench.dashboard")
 
 # Bump when the rows the seeder writes change shape: a marker of another version reseeds.
-SEED_VERSION = 2
+SEED_VERSION = 3
 NAMESPACE = uuid.UUID("0b5e0c1d-6a0e-4c35-9d7e-3f1f5c0d2a11")
 EPOCH = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
+# The day whose hourly metrics query E reads (bench/dashboard_queries.py).
+METRIC_DAY = datetime(2025, 3, 3, tzinfo=UTC)
+SPENDS_PER_CAMPAIGN = 3
+HISTORY_PER_CAMPAIGN = 6
 STATS_DATABASE = "postgres"  # where pg_stat_statements is read from, so reading it is not counted
 
 VOCABULARY = (
@@ -298,6 +302,9 @@ class Generated:
     engagement: dict[uuid.UUID, dict[str, int]]
     active_tasks: dict[uuid.UUID, int]
     vectors: list[tuple[uuid.UUID, str, list[float]]]
+    ledger: list[tuple[Any, ...]]
+    metrics: list[tuple[Any, ...]]
+    audit: list[tuple[Any, ...]]
 
 
 def _words(rng: random.Random, low: int, high: int) -> str:
@@ -331,6 +338,7 @@ def generate(dataset: Dataset) -> Generated:
         )
 
     campaigns, memberships, media = [], [], []
+    ledger, metrics, audit = [], [], []
     engagement: dict[uuid.UUID, dict[str, int]] = {}
     for i in range(dataset.campaigns):
         cid = dataset.uid("campaign", i)
@@ -344,6 +352,57 @@ def generate(dataset: Dataset) -> Generated:
         budget = Decimal(rng.randrange(10_000, 100_000_000)) / 100
         name = f"Campaign {i:04d}: {_words(rng, 2, 4).title()}"
         goal = f"{_words(rng, 8, 24).capitalize()}."
+        spends = [
+            (budget * Decimal(rng.randint(1, 10)) / 100).quantize(Decimal("0.01"))
+            for _ in range(SPENDS_PER_CAMPAIGN)
+        ]
+        members = rng.sample(range(dataset.agents), k=dataset.agents_per_campaign)
+        for k, amount in enumerate(spends):
+            ledger.append(
+                (
+                    dataset.uid("transaction", i, k),
+                    tid,
+                    cid,
+                    agents[members[k % len(members)]][0],
+                    amount,
+                    "USD",
+                    "SPEND",
+                    f"Week {k + 1} ad spend",
+                    f"seed-{i}-{k}",
+                    _moment(created, rng, 600 + k * 1440),
+                    "bench",
+                )
+            )
+        for hour in range(24):
+            clicks = rng.randint(0, 40)
+            metrics.append(
+                (
+                    tid,
+                    cid,
+                    METRIC_DAY + timedelta(hours=hour, minutes=rng.randint(0, 59)),
+                    clicks * rng.randint(20, 60),
+                    clicks,
+                    clicks // 3,
+                    clicks // 9,
+                    clicks // 12,
+                    Decimal(rng.randint(0, 5000)) / 100,
+                )
+            )
+        for k in range(HISTORY_PER_CAMPAIGN):
+            audit.append(
+                (
+                    tid,
+                    "bench",
+                    "campaign.update",
+                    "campaign",
+                    cid,
+                    "campaign",
+                    cid,
+                    json.dumps({"name": f"{name} v{k}", "budget": str(budget)}),
+                    json.dumps({"name": f"{name} v{k + 1}", "budget": str(budget)}),
+                    _moment(created, rng, 120 + k * 60),
+                )
+            )
         campaigns.append(
             (
                 cid,
@@ -356,11 +415,10 @@ def generate(dataset: Dataset) -> Generated:
                 ends,
                 created,
                 created + timedelta(hours=rng.randint(0, 500), microseconds=rng.randrange(1, 999)),
+                sum(spends, Decimal(0)),
             )
         )
-        for n, agent_index in enumerate(
-            rng.sample(range(dataset.agents), k=dataset.agents_per_campaign)
-        ):
+        for n, agent_index in enumerate(members):
             memberships.append(
                 (tid, cid, agents[agent_index][0], _moment(created, rng, 30 + n * 13))
             )
@@ -415,6 +473,9 @@ def generate(dataset: Dataset) -> Generated:
         engagement=engagement,
         active_tasks=active_tasks,
         vectors=vectors,
+        ledger=ledger,
+        metrics=metrics,
+        audit=audit,
     )
 
 
@@ -429,6 +490,10 @@ async def _seed_postgres(conn: asyncpg.Connection, dataset: Dataset, data: Gener
     async with conn.transaction():
         # Cascades to agents, campaigns, memberships and media (and whatever else hangs off
         # the tenant); the vectors are in their own database, replaced in _seed_vectors.
+        # The ledger refuses to lose a campaign's transactions, and the audit log any entry,
+        # except to its retention job's setting (migration 0006): both go first, deliberately.
+        await conn.execute("SELECT set_config('chimera.audit_prune_before', 'infinity', true)")
+        await conn.execute("DELETE FROM ledger_transaction WHERE tenant_id = $1", dataset.tenant_id)
         await conn.execute("DELETE FROM tenant WHERE id = $1", dataset.tenant_id)
         await conn.execute("DELETE FROM bench.seed")
         await _copy(conn, "tenant", ("id", "slug", "name", "created_at"), [data.tenant])
@@ -452,6 +517,7 @@ async def _seed_postgres(conn: asyncpg.Connection, dataset: Dataset, data: Gener
                 "ends_at",
                 "created_at",
                 "updated_at",
+                "spent",
             ),
             data.campaigns,
         )
@@ -480,6 +546,57 @@ async def _seed_postgres(conn: asyncpg.Connection, dataset: Dataset, data: Gener
                 "updated_at",
             ),
             data.media,
+        )
+        await _copy(
+            conn,
+            "ledger_transaction",
+            (
+                "id",
+                "tenant_id",
+                "campaign_id",
+                "agent_id",
+                "amount",
+                "currency",
+                "kind",
+                "description",
+                "idempotency_key",
+                "created_at",
+                "actor",
+            ),
+            data.ledger,
+        )
+        await _copy(
+            conn,
+            "campaign_metric",
+            (
+                "tenant_id",
+                "campaign_id",
+                "minute",
+                "impressions",
+                "clicks",
+                "likes",
+                "shares",
+                "comments",
+                "spend",
+            ),
+            data.metrics,
+        )
+        await _copy(
+            conn,
+            "audit_log",
+            (
+                "tenant_id",
+                "actor",
+                "action",
+                "entity_type",
+                "entity_id",
+                "aggregate_type",
+                "aggregate_id",
+                "before",
+                "after",
+                "created_at",
+            ),
+            data.audit,
         )
 
 
