@@ -1,27 +1,34 @@
 """Demo data for `make run`: one tenant with agents and campaigns on distinct topics.
 
 Written through the same commands as the API, so the demo rows have audit and outbox
-history like any other.
+history like any other. The one exception is the month of past engagement a dashboard's
+charts need: commands stamp events with the time they run, so those are written as the
+ENGAGEMENT events they would have been, dated when they happened. The relay counts them in
+Redis and the metrics consumer buckets them, as for any committed event (ADRs 0019, 0022).
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import Principal, Role
 from app.commands import agents as agent_commands
 from app.commands import campaigns as campaign_commands
+from app.commands.engagement import APPLY_AFTER_COMMIT
 from app.commands.ledger import TransactionInput, record_transaction
 from app.commands.tenants import create_tenant, tenant_by_slug
-from app.stores.postgres.tables import tenant
+from app.stores.postgres.tables import outbox, tenant
+from app.stores.redis.keys import ENGAGEMENT_FIELDS
 
 DEMO_SLUG = "demo"
+HISTORY_DAYS = 30
 
 AGENTS = [
     ("Ava", "Upbeat copywriter for lifestyle brands; short punchy captions.", "ACTIVE"),
@@ -77,6 +84,45 @@ CAMPAIGNS = [
         ["Bram", "Dara", "Chen"],
     ),
 ]
+
+
+async def _engagement_history(
+    engine: AsyncEngine, principal: Principal, campaign_id: UUID, index: int, now: datetime
+) -> None:
+    """A month of daily engagement, a few events a day, dated in the past: deterministic,
+    different per campaign, growing towards today."""
+    rng = random.Random(index)
+    rows = []
+    for days_ago in range(HISTORY_DAYS, 0, -1):
+        for _ in range(rng.randint(2, 4)):
+            moment = now - timedelta(days=days_ago, hours=rng.randint(0, 23))
+            impressions = rng.randint(50, 200) * (HISTORY_DAYS + 10 - days_ago) // 10
+            counts = (
+                impressions,
+                impressions // rng.randint(10, 30),
+                impressions // rng.randint(20, 60),
+                impressions // rng.randint(80, 300),
+                impressions // rng.randint(100, 400),
+            )
+            for field, count in zip(ENGAGEMENT_FIELDS, counts, strict=True):
+                if count:
+                    rows.append(
+                        {
+                            "tenant_id": principal.tenant_id,
+                            "aggregate_type": "campaign",
+                            "aggregate_id": campaign_id,
+                            "event_type": "ENGAGEMENT",
+                            "payload": {
+                                "campaignId": str(campaign_id),
+                                "field": field,
+                                "count": count,
+                                APPLY_AFTER_COMMIT: True,
+                            },
+                            "created_at": moment,
+                        }
+                    )
+    async with engine.begin() as conn:
+        await conn.execute(insert(outbox), rows)
 
 
 @dataclass
@@ -137,6 +183,7 @@ async def seed_demo(engine: AsyncEngine) -> SeedResult:
                     idempotency_key=f"demo-{index}-{week}",
                 )
                 await record_transaction(engine, principal, given)
+            await _engagement_history(engine, principal, campaign.id, index, now)
     for name, _, status in AGENTS:
         if status != "ACTIVE":
             await agent_commands.update_agent(

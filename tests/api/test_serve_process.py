@@ -150,6 +150,24 @@ def test_serve_seeds_keeps_data_across_restart_and_ctrl_c_stops_every_engine(
                 break
             time.sleep(0.5)
         assert hits == [{"node": {"name": "Sustainable fashion spring drop"}}]
+        # A month of seeded engagement: counted by the relay, bucketed by day by the consumer.
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        window = (
+            f'from: "{(today - timedelta(days=31)).isoformat()}", '
+            f'to: "{(today + timedelta(days=1)).isoformat()}", bucket: DAY'
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            seen = first.query(
+                '{ campaigns(filter: {search: "Sustainable"}) { edges { node { '
+                f"engagement {{ impressions }} metrics({window}) {{ impressions }} }} }} }} }}"
+            )["data"]["campaigns"]["edges"][0]["node"]  # type: ignore[index]
+            daily = [p["impressions"] for p in seen["metrics"]]
+            if seen["engagement"]["impressions"] == sum(daily) > 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert seen["engagement"]["impressions"] == sum(daily) > 0, seen
+        assert sum(1 for n in daily if n) >= 28, daily
         ide = httpx.get(first.url, headers={"Accept": "text/html"}, timeout=10)
         assert ide.status_code == 200 and "graphiql" in ide.text.lower()
     finally:
@@ -267,13 +285,18 @@ def test_a_crash_mid_burst_leaves_counters_ledger_and_metrics_agreeing(tmp_path:
         restarted = Served(data_dir)
         try:
             env = chimera_env(CHIMERA_DATA_DIR=str(data_dir))
-            hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-            window = f'from: "{(hour - timedelta(hours=3)).isoformat()}", to: "{(hour + timedelta(hours=1)).isoformat()}"'
+            # Every day since the seeded month of history began, so that the buckets hold
+            # everything the lifetime counters count.
+            today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+            window = (
+                f'from: "{(today - timedelta(days=32)).isoformat()}", '
+                f'to: "{(today + timedelta(days=1)).isoformat()}"'
+            )
             deadline = time.monotonic() + 60
             while True:  # the relay counts, and the consumer buckets, what committed
                 seen = restarted.query(
                     f'{{ campaign(id: "{campaign}") {{ spent engagement {{ clicks }} '
-                    f"metrics({window}, bucket: HOUR) {{ clicks spend }} }} }}"
+                    f"metrics({window}, bucket: DAY) {{ clicks spend }} }} }}"
                 )["data"]["campaign"]  # type: ignore[index]
                 clicks = sum(p["clicks"] for p in seen["metrics"])
                 spend = sum(Decimal(p["spend"]) for p in seen["metrics"])
