@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import asyncpg
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app import migrations
 from app.stores.postgres.embedded import start_embedded_postgres
+from app.stores.postgres.engine import create_engine
 from app.stores.redis.embedded import start_embedded_redis
 
 
@@ -85,6 +88,20 @@ async def create_database(server_url: str, prefix: str = "chimera_test") -> str:
 async def drop_database(url: str) -> None:
     name = make_url(url).database
     await _admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@asynccontextmanager
+async def migrated_engine(server_url: str, prefix: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a database of its own, migrated to head, dropped afterwards: for tests
+    that need the outbox or the counters to themselves."""
+    url = await create_database(server_url, prefix=prefix)
+    engine = create_engine(url, timeout=10)
+    try:
+        await migrations.upgrade(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+        await drop_database(url)
 
 
 @contextmanager

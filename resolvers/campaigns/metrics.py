@@ -10,7 +10,7 @@ zeros. The database only ever sees UTC instants.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -58,7 +58,9 @@ def zone(name: str) -> ZoneInfo:
         ) from exc
 
 
-def window(start: datetime, end: datetime, bucket: MetricBucket, time_zone: str) -> Window:
+def window(
+    start: datetime, end: datetime, bucket: MetricBucket, time_zone: str | ZoneInfo
+) -> Window:
     try:
         return _window(start, end, bucket, time_zone)
     except OverflowError as exc:  # a bucket edge before year 1 or after 9999 in that zone
@@ -67,13 +69,15 @@ def window(start: datetime, end: datetime, bucket: MetricBucket, time_zone: str)
         ) from exc
 
 
-def _window(start: datetime, end: datetime, bucket: MetricBucket, time_zone: str) -> Window:
+def _window(
+    start: datetime, end: datetime, bucket: MetricBucket, time_zone: str | ZoneInfo
+) -> Window:
     for name, moment in (("from", start), ("to", end)):
         if not storable_moment(moment):
             raise BadUserInput(f"'{name}' must carry a time zone offset", argument=name)
     if end <= start:
         raise BadUserInput("'to' must be after 'from'", argument="to")
-    tz = zone(time_zone)
+    tz = time_zone if isinstance(time_zone, ZoneInfo) else zone(time_zone)
     local = start.astimezone(tz)
     if bucket is MetricBucket.DAY:
         if (end - start).days > MAX_POINTS + 1:
@@ -92,12 +96,15 @@ def _window(start: datetime, end: datetime, bucket: MetricBucket, time_zone: str
         first = local.replace(second=0, microsecond=0)
         if bucket is MetricBucket.HOUR:
             first = first.replace(minute=0)
-        boundaries = [first]
+        # Steps are absolute (an aware datetime adds wall-clock time): counted in UTC, then
+        # shown in the zone, so a DST change neither skips nor repeats an hour.
+        boundaries = [first.astimezone(UTC)]
         while boundaries[-1] < end:
             boundaries.append(boundaries[-1] + step)
         if len(boundaries) > MAX_POINTS + 1:
             raise BadUserInput(f"At most {MAX_POINTS} points per campaign", argument="to")
-    return Window(tuple(b.astimezone(ZoneInfo("UTC")) for b in boundaries))
+    # In UTC: the loader's key compares instants, and so do the points' intervals.
+    return Window(tuple(b.astimezone(UTC) for b in boundaries))
 
 
 def points(found: dict[int, Any], bounds: Window, tz: ZoneInfo) -> list[MetricPoint]:
@@ -127,9 +134,8 @@ async def metrics_many(
     time_zone: str | None = "UTC",
 ) -> list[Any]:
     """Every campaign of a page over the same window: one statement."""
-    name = "UTC" if time_zone is None else time_zone
-    bounds = window(from_, to, bucket, name)
-    tz = zone(name)
+    tz = zone("UTC" if time_zone is None else time_zone)
+    bounds = window(from_, to, bucket, tz)
     load = info.context.loaders.metrics_by_campaign.load
     found = await settle([load((c.pk, bounds)) for c in campaigns])
     return [f if isinstance(f, Exception) else points(f, bounds, tz) for f in found]

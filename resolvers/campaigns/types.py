@@ -91,10 +91,6 @@ async def similar_many(
     ]
 
 
-async def metrics_of_campaigns(campaigns: Sequence[Campaign], info: Info, **args: Any) -> Any:
-    return await metrics_many(campaigns, info, **args)
-
-
 def media_cursor(row: Any) -> str:
     return encode_cursor(MEDIA_ORDER, row["created_at"], row["id"])
 
@@ -152,7 +148,7 @@ class Campaign(Node):
     @strawberry.field(
         description="Engagement and spend over [from, to) in buckets of the time zone (an "
         "IANA name, default UTC), empty buckets as zeros; at most 1,000 points.",
-        metadata=batched(metrics_of_campaigns),
+        metadata=batched(metrics_many),
     )
     async def metrics(
         self,
@@ -163,7 +159,7 @@ class Campaign(Node):
         time_zone: str | None = "UTC",
     ) -> list[MetricPoint]:
         found: list[MetricPoint] = await one(
-            metrics_of_campaigns,
+            metrics_many,
             self,
             info,
             from_=from_,

@@ -107,6 +107,17 @@ def test_a_day_is_a_calendar_day_of_the_zone_across_a_dst_change() -> None:
     )
     lengths = [b - a for a, b in zip(bounds.boundaries, bounds.boundaries[1:], strict=False)]
     assert lengths == [timedelta(hours=24), timedelta(hours=23), timedelta(hours=24)]
+    # Hours are absolute: the night the clocks go back has 25 of them.
+    autumn = window(
+        datetime(2026, 10, 25, tzinfo=paris),
+        datetime(2026, 10, 26, tzinfo=paris),
+        MetricBucket.HOUR,
+        "Europe/Paris",
+    )
+    assert autumn.buckets == 25
+    assert {b - a for a, b in zip(autumn.boundaries, autumn.boundaries[1:], strict=False)} == {
+        timedelta(hours=1)
+    }
     kolkata = window(
         datetime(2026, 1, 1, 10, 45, tzinfo=UTC),
         datetime(2026, 1, 1, 12, tzinfo=UTC),

@@ -29,18 +29,15 @@ from redis.asyncio import Redis
 from sqlalchemy import BigInteger, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app import migrations
 from app.auth import Principal, Role
 from app.commands.campaigns import create_campaign
 from app.commands.engagement import APPLY_AFTER_COMMIT, record_engagement
 from app.engagement.reconcile import CounterDrift, ReconcileError, describe, reconcile
 from app.events.relay import publish_once
-from app.stores.postgres.engine import create_engine
 from app.stores.postgres.tables import campaign, outbox, tenant
 from app.stores.redis import keys
-from app.stores.redis.client import create_redis
 from loaders.redis.counters import EngagementCounts
-from tests.engines import create_database, drop_database
+from tests.engines import migrated_engine
 from tests.processes import ROOT
 
 STALL_LOCK = 4242  # an advisory lock the test holds to stop a commit half-way
@@ -49,21 +46,8 @@ STALLED_COUNT = 7  # the increment whose commit waits for it
 
 @pytest_asyncio.fixture(scope="module")
 async def counters_engine(pg_server_url: str) -> AsyncIterator[AsyncEngine]:
-    url = await create_database(pg_server_url, prefix="chimera_counters")
-    engine = create_engine(url, timeout=10)
-    try:
-        await migrations.upgrade(engine)
+    async with migrated_engine(pg_server_url, "chimera_counters") as engine:
         yield engine
-    finally:
-        await engine.dispose()
-        await drop_database(url)
-
-
-@pytest_asyncio.fixture(scope="module")
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = create_redis(redis_url, timeout=5)
-    yield client
-    await client.aclose()
 
 
 @dataclass

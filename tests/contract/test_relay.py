@@ -25,7 +25,6 @@ from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app import migrations
 from app.commands.engagement import APPLY_AFTER_COMMIT
 from app.events.relay import (
     MARKER_TTL_SECONDS,
@@ -35,33 +34,19 @@ from app.events.relay import (
     publish_once,
     run_forever,
 )
-from app.stores.postgres.engine import create_engine
 from app.stores.postgres.tables import outbox, tenant
 from app.stores.redis import keys
 from app.stores.redis.client import create_redis
 from app.stores.redis.scripts import APPLIED_TTL_SECONDS, APPLY_ENGAGEMENT
-from tests.engines import create_database, drop_database
+from tests.engines import migrated_engine
 from tests.processes import closed_port_url
 from tests.support import count_redis_round_trips
 
 
 @pytest_asyncio.fixture(scope="module")
 async def relay_engine(pg_server_url: str) -> AsyncIterator[AsyncEngine]:
-    url = await create_database(pg_server_url, prefix="chimera_relay")
-    engine = create_engine(url, timeout=10)
-    try:
-        await migrations.upgrade(engine)
+    async with migrated_engine(pg_server_url, "chimera_relay") as engine:
         yield engine
-    finally:
-        await engine.dispose()
-        await drop_database(url)
-
-
-@pytest_asyncio.fixture(scope="module")
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = create_redis(redis_url, timeout=5)
-    yield client
-    await client.aclose()
 
 
 @dataclass
