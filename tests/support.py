@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,12 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from httpx import AsyncClient, Response
-from sqlalchemy import event, insert
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import Role, mint_token
+from app.metrics.consumer import apply_once
 from app.stores.postgres import reads
-from app.stores.postgres.tables import tenant
+from app.stores.postgres.tables import outbox, tenant
 
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 HEALTH_TOKEN = "test-health-token"
@@ -145,3 +147,27 @@ def count_redis_round_trips() -> Iterator[StatementLog]:
             yield log
     finally:
         AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
+
+
+async def settle_metrics(engine: AsyncEngine) -> None:
+    """Wait until every committed ENGAGEMENT and SPEND event is in the time series.
+
+    Applying passes here is not enough: the app's own consumer may hold a batch (its rows
+    are skipped, locked) and commit it a moment later, so this waits until none is pending.
+    """
+    async with asyncio.timeout(30):
+        while True:
+            while await apply_once(engine):
+                pass
+            async with engine.connect() as conn:
+                pending = await conn.scalar(
+                    select(func.count())
+                    .select_from(outbox)
+                    .where(
+                        outbox.c.metrics_applied_at.is_(None),
+                        outbox.c.event_type.in_(("ENGAGEMENT", "SPEND")),
+                    )
+                )
+            if not pending:
+                return
+            await asyncio.sleep(0.02)

@@ -22,10 +22,12 @@ from app.errors import BadUserInput
 from app.validation import storable_moment
 from loaders.postgres.metrics import Window
 from resolvers.batching import settle
+from resolvers.engagement.types import EngagementKind
 from resolvers.info import Info
 from resolvers.ledger.types import shown
 
 MAX_POINTS = 1000
+COUNTERS = tuple(kind.value for kind in EngagementKind)
 STEP = {"MINUTE": timedelta(minutes=1), "HOUR": timedelta(hours=1)}
 
 
@@ -45,6 +47,10 @@ class MetricPoint:
     shares: int
     comments: int
     spend: Decimal = strawberry.field(description="In the campaign's currency; refunds subtract.")
+    engagement: int = strawberry.field(
+        description="The kinds chosen by the field's `kinds` argument added up (all kinds if "
+        "none were chosen): the one number a sparkline draws."
+    )
 
 
 def zone(name: str) -> ZoneInfo:
@@ -107,7 +113,9 @@ def _window(
     return Window(tuple(b.astimezone(UTC) for b in boundaries))
 
 
-def points(found: dict[int, Any], bounds: Window, tz: ZoneInfo) -> list[MetricPoint]:
+def points(
+    found: dict[int, Any], bounds: Window, tz: ZoneInfo, kinds: Sequence[str] = COUNTERS
+) -> list[MetricPoint]:
     out = []
     for i in range(bounds.buckets):
         row = found.get(i)
@@ -120,6 +128,7 @@ def points(found: dict[int, Any], bounds: Window, tz: ZoneInfo) -> list[MetricPo
                 shares=int(row["shares"]) if row else 0,
                 comments=int(row["comments"]) if row else 0,
                 spend=shown(row["spend"] if row else Decimal(0)),
+                engagement=sum(int(row[k]) for k in kinds) if row else 0,
             )
         )
     return out
@@ -132,10 +141,12 @@ async def metrics_many(
     to: datetime,
     bucket: MetricBucket,
     time_zone: str | None = "UTC",
+    kinds: list[EngagementKind] | None = None,
 ) -> list[Any]:
     """Every campaign of a page over the same window: one statement."""
     tz = zone("UTC" if time_zone is None else time_zone)
     bounds = window(from_, to, bucket, tz)
+    chosen = COUNTERS if not kinds else tuple(dict.fromkeys(k.value for k in kinds))
     load = info.context.loaders.metrics_by_campaign.load
     found = await settle([load((c.pk, bounds)) for c in campaigns])
-    return [f if isinstance(f, Exception) else points(f, bounds, tz) for f in found]
+    return [f if isinstance(f, Exception) else points(f, bounds, tz, chosen) for f in found]

@@ -17,7 +17,7 @@ from loaders.postgres.media import MEDIA_ORDER
 from resolvers.batching import batched, one, settle
 from resolvers.campaigns.metrics import MetricBucket, MetricPoint, metrics_many
 from resolvers.columns import Row, column, row_of
-from resolvers.engagement.types import Engagement
+from resolvers.engagement.types import Engagement, EngagementKind
 from resolvers.info import Info
 from resolvers.listing import edge_args, edge_cursor, time_args
 from resolvers.relay import Connection, Node, OrderDirection, build_connection
@@ -147,7 +147,8 @@ class Campaign(Node):
 
     @strawberry.field(
         description="Engagement and spend over [from, to) in buckets of the time zone (an "
-        "IANA name, default UTC), empty buckets as zeros; at most 1,000 points.",
+        "IANA name, default UTC), empty buckets as zeros; at most 1,000 points. `kinds` "
+        "chooses what each point's `engagement` adds up (default: every kind).",
         metadata=batched(metrics_many),
     )
     async def metrics(
@@ -157,6 +158,7 @@ class Campaign(Node):
         to: datetime,
         bucket: MetricBucket,
         time_zone: str | None = "UTC",
+        kinds: list[EngagementKind] | None = None,
     ) -> list[MetricPoint]:
         found: list[MetricPoint] = await one(
             metrics_many,
@@ -166,6 +168,7 @@ class Campaign(Node):
             to=to,
             bucket=bucket,
             time_zone=time_zone,
+            kinds=kinds,
         )
         return found
 

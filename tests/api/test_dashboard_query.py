@@ -13,9 +13,8 @@ from starlette.applications import Starlette
 
 from app.indexing.reconcile import repair
 from app.lifespan import Stores
-from app.metrics.consumer import apply_once
 from tests.api.media_flow import complete, request_upload, upload
-from tests.support import count_redis_round_trips, count_statements, new_tenant
+from tests.support import count_redis_round_trips, count_statements, new_tenant, settle_metrics
 
 DASHBOARD = """
 query Dashboard($first: Int!, $from: DateTime!, $to: DateTime!) {
@@ -78,8 +77,7 @@ async def test_the_full_dashboard_costs_the_same_store_calls_for_5_and_50_campai
     stores: Stores = app.state.stores
     assert stores.embedder is not None
     await repair(stores.engine, stores.vectors, stores.embedder)
-    while await apply_once(engine):
-        pass
+    await settle_metrics(engine)
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     window = {
         "from": (hour - timedelta(hours=23)).isoformat(),

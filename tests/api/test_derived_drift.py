@@ -4,7 +4,6 @@ edits by hand are found and repaired; pruned minutes are not drift."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -13,9 +12,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.ids import decode_id
-from app.metrics.consumer import apply_once, prune_metrics
+from app.metrics.consumer import prune_metrics
 from app.metrics.reconcile import find_drift
-from tests.support import TenantClient, new_tenant
+from tests.support import TenantClient, new_tenant, settle_metrics
 
 CREATE = 'mutation { createCampaign(input: {name: "Checked", budget: "100"}) { campaign { id } } }'
 ENGAGE = """mutation($id: ID!) { recordEngagement(input: {campaignId: $id, kind: CLICK, count: 3}) {
@@ -29,14 +28,8 @@ async def busy_tenant(engine: AsyncEngine, http: AsyncClient) -> tuple[TenantCli
     campaign_id = (await tenant.data(CREATE))["createCampaign"]["campaign"]["id"]
     await tenant.data(ENGAGE, {"id": campaign_id})
     await tenant.data(SPEND, {"id": campaign_id, "key": uuid.uuid4().hex})
-    await settle(engine)
+    await settle_metrics(engine)
     return tenant, decode_id(campaign_id, "Campaign")
-
-
-async def settle(engine: AsyncEngine) -> None:
-    async with asyncio.timeout(30):
-        while await apply_once(engine):
-            pass
 
 
 async def test_hand_edits_are_found_repaired_and_then_gone(
@@ -60,7 +53,7 @@ async def test_hand_edits_are_found_repaired_and_then_gone(
     assert {(d.what, d.repairable) for d in found} == {("spent", True), ("metrics", True)}
     assert any("clicks 8 stored, 3 in events" in d.detail for d in found), found
     assert await find_drift(engine, tenant_id=tenant.id, repair=True)
-    await settle(engine)
+    await settle_metrics(engine)
     assert await find_drift(engine, tenant_id=tenant.id) == []
     async with engine.connect() as conn:
         spent = await conn.scalar(text("SELECT spent FROM campaign WHERE id = :c"), {"c": campaign})
@@ -110,5 +103,5 @@ async def test_minutes_pruned_on_purpose_are_not_drift(
     assert await prune_metrics(engine, datetime(2002, 1, 1, tzinfo=UTC)) >= 1
     campaign_id = (await tenant.data(CREATE))["createCampaign"]["campaign"]["id"]
     await tenant.data(ENGAGE, {"id": campaign_id})
-    await settle(engine)
+    await settle_metrics(engine)
     assert await find_drift(engine, tenant_id=tenant.id) == []

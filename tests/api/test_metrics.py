@@ -16,9 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.errors import BadUserInput
 from app.ids import decode_id
-from app.metrics.consumer import apply_once
 from resolvers.campaigns.metrics import MetricBucket, window
-from tests.support import TenantClient, count_statements, error_codes, new_tenant
+from tests.support import TenantClient, count_statements, error_codes, new_tenant, settle_metrics
 
 CREATE = """mutation { createCampaign(input: {name: "Measured", budget: "1000"}) {
   campaign { id } } }"""
@@ -30,13 +29,6 @@ SPEND = """mutation($id: ID!, $kind: TransactionKind!, $amount: Decimal!, $key: 
 METRICS = """query($id: ID!, $from: DateTime!, $to: DateTime!, $bucket: MetricBucket!, $tz: String) {
   campaign(id: $id) { metrics(from: $from, to: $to, bucket: $bucket, timeZone: $tz) {
     at impressions clicks likes shares comments spend } } }"""
-
-
-async def settle_metrics(engine: AsyncEngine) -> None:
-    """Apply every pending event (the app's own consumer may be applying some too)."""
-    async with asyncio.timeout(30):
-        while await apply_once(engine):
-            pass
 
 
 async def new_campaign(tenant: TenantClient) -> str:
@@ -74,6 +66,24 @@ async def test_events_land_in_their_hour_once_and_empty_hours_are_zeros(
     starts = [datetime.fromisoformat(p["at"]) for p in points]
     assert starts[1] - starts[0] == timedelta(hours=1)
     assert starts[0] == datetime.fromisoformat(variables["from"])
+
+
+async def test_engagement_adds_up_the_chosen_kinds_and_every_kind_by_default(
+    tenant: TenantClient, engine: AsyncEngine
+) -> None:
+    campaign_id = await new_campaign(tenant)
+    for kind, n in (("CLICK", 3), ("LIKE", 2), ("IMPRESSION", 40)):
+        await tenant.data(ENGAGE, {"id": campaign_id, "kind": kind, "n": n})
+    await settle_metrics(engine)
+    query = """query($id: ID!, $from: DateTime!, $to: DateTime!, $kinds: [EngagementKind!]) {
+      campaign(id: $id) {
+        chosen: metrics(from: $from, to: $to, bucket: HOUR, kinds: $kinds) { engagement clicks }
+        every: metrics(from: $from, to: $to, bucket: HOUR) { engagement } } }"""
+    variables: dict[str, Any] = {"id": campaign_id, "kinds": ["CLICK", "LIKE", "CLICK"]}
+    found = (await tenant.data(query, {**variables, **hour_window()}))["campaign"]
+    assert [p["engagement"] for p in found["chosen"]] == [0, 0, 5]
+    assert [p["clicks"] for p in found["chosen"]] == [0, 0, 3]
+    assert [p["engagement"] for p in found["every"]] == [0, 0, 45]
 
 
 async def test_day_buckets_follow_the_callers_time_zone(

@@ -129,3 +129,55 @@ async def test_audit_rows_written_before_0006_belong_to_their_own_entity(
     with pytest.raises(DBAPIError, match="append-only"):
         async with scratch.begin() as conn:
             await conn.execute(text("DELETE FROM audit_log"))
+
+
+async def _timescale_usable(engine: AsyncEngine) -> bool:
+    """Installed in the server and preloaded, as TimescaleDB needs before CREATE EXTENSION."""
+    async with engine.connect() as conn:
+        found = await conn.execute(
+            text(
+                "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb' "
+                "AND current_setting('shared_preload_libraries') LIKE '%timescaledb%'"
+            )
+        )
+        return found.first() is not None
+
+
+async def test_without_timescale_the_metrics_stay_a_plain_table_and_upgrade_succeeds(
+    scratch: AsyncEngine,
+) -> None:
+    if await _timescale_usable(scratch):
+        pytest.skip("TimescaleDB is installed here: the hypertable test covers this server")
+    await migrations.upgrade(scratch)
+    async with scratch.connect() as conn:
+        kind = await conn.scalar(
+            text("SELECT relkind::text FROM pg_class WHERE relname = 'campaign_metric'")
+        )
+        extension = await conn.scalar(
+            text("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")
+        )
+    assert (kind, extension) == ("r", 0)
+
+
+async def test_with_timescale_the_metrics_become_a_hypertable_with_retention(
+    scratch: AsyncEngine,
+) -> None:
+    if not await _timescale_usable(scratch):
+        pytest.skip(
+            "TimescaleDB is not installed and preloaded in this PostgreSQL (Debian 12 lacks it)"
+        )
+    await migrations.upgrade(scratch)
+    async with scratch.connect() as conn:
+        hypertables = await conn.scalar(
+            text(
+                "SELECT count(*) FROM timescaledb_information.hypertables "
+                "WHERE hypertable_name = 'campaign_metric'"
+            )
+        )
+        retention = await conn.scalar(
+            text(
+                "SELECT count(*) FROM timescaledb_information.jobs "
+                "WHERE hypertable_name = 'campaign_metric' AND proc_name = 'policy_retention'"
+            )
+        )
+    assert (hypertables, retention) == (1, 1)
