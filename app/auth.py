@@ -24,13 +24,16 @@ ISSUER = "chimera"
 
 
 class Role(StrEnum):
+    # An agent runtime: bound to one agent, it works that agent's tasks and session and
+    # nothing else (app/extensions/agent_scope.py). It ranks below a viewer.
+    AGENT = "agent"
     VIEWER = "viewer"
     EDITOR = "editor"
     ADMIN = "admin"
 
     @property
     def rank(self) -> int:
-        return {Role.VIEWER: 0, Role.EDITOR: 1, Role.ADMIN: 2}[self]
+        return {Role.AGENT: -1, Role.VIEWER: 0, Role.EDITOR: 1, Role.ADMIN: 2}[self]
 
     def allows(self, needed: Role) -> bool:
         return self.rank >= needed.rank
@@ -42,6 +45,7 @@ class Principal:
     tenant_slug: str
     role: Role
     subject: str
+    agent_id: UUID | None = None  # set for, and only for, the AGENT role
 
 
 def auth_secret(settings: Settings) -> str:
@@ -63,10 +67,19 @@ def auth_secret(settings: Settings) -> str:
 
 
 def mint_token(
-    secret: str, *, tenant_id: UUID, tenant_slug: str, role: Role, subject: str, ttl_seconds: int
+    secret: str,
+    *,
+    tenant_id: UUID,
+    tenant_slug: str,
+    role: Role,
+    subject: str,
+    ttl_seconds: int,
+    agent_id: UUID | None = None,
 ) -> str:
+    if (role is Role.AGENT) != (agent_id is not None):
+        raise ValueError("an agent token, and only an agent token, names its agent")
     now = int(time.time())
-    claims = {
+    claims: dict[str, object] = {
         "iss": ISSUER,
         "sub": subject,
         "tid": str(tenant_id),
@@ -75,6 +88,8 @@ def mint_token(
         "iat": now,
         "exp": now + ttl_seconds,
     }
+    if agent_id is not None:
+        claims["agent"] = str(agent_id)
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -108,11 +123,16 @@ def _verify(secret: str, token: str) -> tuple[Principal, float]:
             issuer=ISSUER,
             options={"require": ["exp", "iat", "sub", "tid", "tenant", "role"]},
         )
+        role = Role(str(claims["role"]))
+        agent = claims.get("agent")
+        if (role is Role.AGENT) != (agent is not None):
+            raise jwt.InvalidTokenError("an agent token must name its agent, others must not")
         principal = Principal(
             tenant_id=UUID(str(claims["tid"])),
             tenant_slug=str(claims["tenant"]),
-            role=Role(str(claims["role"])),
+            role=role,
             subject=str(claims["sub"]),
+            agent_id=UUID(str(agent)) if agent is not None else None,
         )
         return principal, float(claims["exp"])
     except jwt.ExpiredSignatureError as exc:

@@ -19,8 +19,10 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from uuid import UUID
 
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -29,10 +31,12 @@ from app.auth import Role, auth_secret, mint_token
 from app.commands.tenants import create_tenant, tenant_by_slug
 from app.embedded import EmbeddedNotAllowed, embedded_engines
 from app.errors import ChimeraError
+from app.ids import decode_id
 from app.lifespan import Stores, open_stores
 from app.logs import configure_logging, narrate
 from app.settings import Settings, load_settings
 from app.stores.postgres import engine as pg
+from app.stores.postgres.tables import agent as agent_table
 from app.stores.redis import client as rd
 
 T = TypeVar("T")
@@ -88,7 +92,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 await rd.ping_url(ready.redis_url or "", timeout=ready.store_timeout_seconds)
                 await migrations.upgrade(engine)
                 if not ready.is_production and not args.no_seed and await database_is_empty(engine):
-                    await seed_demo(engine)
+                    redis = rd.create_redis(
+                        ready.redis_url or "", timeout=ready.store_timeout_seconds
+                    )
+                    try:
+                        await seed_demo(engine, redis)
+                    finally:
+                        await redis.aclose()
                 if ready.is_production:
                     return None
                 demo = await tenant_by_slug(engine, "demo")
@@ -197,11 +207,15 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
 
     if not args.demo:
         raise CommandError("nothing to seed: pass --demo")
-    with embedded_engines(settings, redis=False) as ready:
+    with embedded_engines(settings) as ready:
 
         async def run(engine: AsyncEngine) -> bool:
             await migrations.upgrade(engine)
-            return (await seed_demo(engine)).created
+            redis = rd.create_redis(ready.redis_url or "", timeout=ready.store_timeout_seconds)
+            try:
+                return (await seed_demo(engine, redis)).created
+            finally:
+                await redis.aclose()
 
         created = _with_engine(ready, run)
     print("demo tenant created" if created else "demo tenant already exists; left as is")
@@ -220,19 +234,53 @@ def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _agent_arg(value: str | None, role: Role) -> UUID | None:
+    """``--agent``: a GraphQL Agent id or its UUID; required by, and only allowed with, the
+    agent role."""
+    if (value is None) != (role is not Role.AGENT):
+        raise CommandError("--agent ID goes with --role agent, and that role needs it")
+    if value is None:
+        return None
+    try:
+        return UUID(value)
+    except ValueError:
+        try:
+            return decode_id(value, "Agent")
+        except ChimeraError as exc:
+            raise CommandError(f"--agent {value!r} is not an agent id") from exc
+
+
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    role = Role(args.role)
+    agent_id = _agent_arg(args.agent, role)
     with embedded_engines(settings, redis=False) as ready:
-        row = _with_engine(ready, lambda engine: tenant_by_slug(engine, args.tenant))
+
+        async def find(engine: AsyncEngine) -> tuple[Any, bool]:
+            row = await tenant_by_slug(engine, args.tenant)
+            if row is None or agent_id is None:
+                return row, True
+            async with engine.connect() as conn:
+                found = await conn.scalar(
+                    select(agent_table.c.id).where(
+                        agent_table.c.tenant_id == row.id, agent_table.c.id == agent_id
+                    )
+                )
+            return row, found is not None
+
+        row, agent_found = _with_engine(ready, find)
         if row is None:
             raise CommandError(f"no tenant {args.tenant!r}; create it with `chimera tenant create`")
+        if not agent_found:
+            raise CommandError(f"tenant {args.tenant!r} has no agent {args.agent!r}")
         print(
             mint_token(
                 auth_secret(ready),
                 tenant_id=row.id,
                 tenant_slug=row.slug,
-                role=Role(args.role),
-                subject=args.subject,
+                role=role,
+                subject=args.subject if agent_id is None else f"agent:{agent_id}",
                 ttl_seconds=args.ttl or ready.token_ttl_seconds,
+                agent_id=agent_id,
             )
         )
     return 0
@@ -300,20 +348,22 @@ async def _work(stores: Stores) -> int:
     from app.events.relay import run_forever as relay_forever
     from app.indexing.indexer import run_forever as index_forever
     from app.metrics.consumer import run_forever as metrics_forever
+    from app.queue.sweeper import run_forever as sweep_forever
 
     jobs: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
         "relay": lambda: relay_forever(stores.engine, stores.redis),
         "metrics": lambda: metrics_forever(stores.engine),
+        "tasks": lambda: sweep_forever(stores.engine, stores.redis),
     }
     embedder = stores.embedder
     if embedder is None:
         banner = (
-            "relay and metrics running; indexer off (no embedding model: "
+            "relay, metrics and task sweeper running; indexer off (no embedding model: "
             f"{stores.embedder_error}); Ctrl-C stops them"
         )
     else:
         jobs["indexer"] = lambda: index_forever(stores.engine, stores.vectors, embedder)
-        banner = "relay, metrics and indexer running; Ctrl-C stops them"
+        banner = "relay, metrics, task sweeper and indexer running; Ctrl-C stops them"
     await _until_signalled(jobs, banner)
     return 0
 
@@ -502,6 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--tenant", required=True)
     token.add_argument("--role", choices=[r.value for r in Role], default=Role.VIEWER.value)
     token.add_argument("--subject", default="cli")
+    token.add_argument(
+        "--agent", help="with --role agent: the agent (id or UUID) the runtime's token is bound to"
+    )
     token.add_argument("--ttl", type=_positive_int, help="lifetime in seconds")
     token.set_defaults(func=cmd_token)
 

@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from sqlalchemy import select
+
 from app import migrations
 from app.auth import auth_secret
 from app.embedded import embedded_postgres_problem
@@ -13,9 +15,11 @@ from app.errors import ChimeraError
 from app.events.relay import RELAY_LAG_ALARM_SECONDS, oldest_unpublished_age
 from app.indexing.indexer import dead_letters
 from app.lifespan import load_embedder
+from app.queue.report import queue_report
 from app.settings import Settings
 from app.stores.objects.factory import open_object_store
 from app.stores.postgres import engine as pg
+from app.stores.postgres.tables import tenant
 from app.stores.redis import client as rd
 from app.stores.vectors.factory import open_vector_index
 
@@ -59,6 +63,24 @@ async def _redis(settings: Settings) -> Check:
     return Check("redis", True, f"Redis {version}")
 
 
+async def _tasks(settings: Settings) -> Check:
+    """The task queue's depth, oldest queued task and dead letters, over every tenant. Dead
+    tasks are reported, not failed on: they are agents' failures kept for a person to see."""
+    if not settings.database_url or not settings.redis_url:
+        return Check("tasks", False, "needs PostgreSQL (the tenants) and Redis")
+    timeout = settings.store_timeout_seconds
+    engine = pg.create_engine(settings.database_url, timeout=timeout)
+    redis = rd.create_redis(settings.redis_url, timeout=timeout)
+    try:
+        async with engine.connect() as conn:
+            tenant_ids = list(await conn.scalars(select(tenant.c.id)))
+        report = await queue_report(redis, tenant_ids)
+        return Check("tasks", True, report.describe())
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+
+
 async def _objects(settings: Settings) -> Check:
     async with open_object_store(settings, auth_secret(settings)) as store:
         return Check("objects", True, await store.ping())
@@ -79,6 +101,7 @@ async def _embedder(settings: Settings) -> Check:
 CHECKS: list[tuple[str, Callable[[Settings], Awaitable[Check]]]] = [
     ("postgres", _postgres),
     ("redis", _redis),
+    ("tasks", _tasks),
     ("objects", _objects),
     ("vectors", _vectors),
     ("embedder", _embedder),

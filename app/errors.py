@@ -18,6 +18,8 @@ class ErrorCode(StrEnum):
     CONFLICT = "CONFLICT"
     BUDGET_EXCEEDED = "BUDGET_EXCEEDED"
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    LEASE_EXPIRED = "LEASE_EXPIRED"
+    VERSION_CONFLICT = "VERSION_CONFLICT"
     RATE_LIMITED = "RATE_LIMITED"
     OPERATION_LIMIT = "OPERATION_LIMIT"
     STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
@@ -63,6 +65,19 @@ class IdempotencyKeyReused(ChimeraError):
     """An idempotency key already used, in this tenant, for a different input."""
 
     code = ErrorCode.IDEMPOTENCY_KEY_REUSED
+
+
+class LeaseExpired(ChimeraError):
+    """A task call with a lease token that no longer holds the task: the lease ran out, the
+    task was cancelled, or another claim has it. Nothing was changed."""
+
+    code = ErrorCode.LEASE_EXPIRED
+
+
+class VersionConflict(ChimeraError):
+    """A compare-and-set whose expected version is no longer the current one."""
+
+    code = ErrorCode.VERSION_CONFLICT
 
 
 class StoreUnavailable(ChimeraError):

@@ -19,6 +19,7 @@ from app.events.hub import StreamHub
 from app.events.relay import run_forever as relay_forever
 from app.indexing.indexer import run_forever
 from app.metrics.consumer import run_forever as metrics_forever
+from app.queue.sweeper import run_forever as sweep_forever
 from app.settings import Settings
 from app.stores.embeddings.port import Embedder
 from app.stores.objects.factory import open_object_store
@@ -154,7 +155,9 @@ async def event_fanout(stores: Stores, settings: Settings) -> AsyncIterator[Stre
     # The metrics consumer goes where the relay goes: both follow the outbox, and a worker
     # that takes the relay off the app instances takes this too.
     metrics = metrics_forever(stores.engine) if settings.relay_enabled else None
-    async with running(relay, "relay"), running(metrics, "metrics"):
+    # So does the task sweeper: background upkeep a worker may take off the app instances.
+    sweeper = sweep_forever(stores.engine, stores.redis) if settings.relay_enabled else None
+    async with running(relay, "relay"), running(metrics, "metrics"), running(sweeper, "tasks"):
         try:
             yield hub
         finally:

@@ -26,6 +26,7 @@ from strawberry.types import ExecutionContext
 
 from app.error_logging import log_errors
 from app.execution import execution_context_class
+from app.extensions.agent_scope import AgentScope
 from app.extensions.authentication import RequireAuthentication
 from app.extensions.error_codes import ErrorCodes, MaskInternalErrors
 from app.extensions.websocket_subscriptions import SubscriptionsOverWebSocket
@@ -43,11 +44,23 @@ from resolvers.media.mutations import MediaMutations
 from resolvers.memories.mutations import MemoryMutations
 from resolvers.nodes import NodeQueries
 from resolvers.search.queries import SearchQueries
+from resolvers.sessions.mutations import SessionMutations
+from resolvers.tasks.mutations import TaskMutations
+from resolvers.tasks.queries import TaskQueries
+from resolvers.tasks.runtime import RuntimeMutations
 from resolvers.tenants.queries import TenantQueries
 
 Query = merge_types(
     "Query",
-    (NodeQueries, TenantQueries, AgentQueries, CampaignQueries, SearchQueries, AuditQueries),
+    (
+        NodeQueries,
+        TenantQueries,
+        AgentQueries,
+        CampaignQueries,
+        SearchQueries,
+        AuditQueries,
+        TaskQueries,
+    ),
 )
 Mutation = merge_types(
     "Mutation",
@@ -58,6 +71,9 @@ Mutation = merge_types(
         LedgerMutations,
         MediaMutations,
         MemoryMutations,
+        TaskMutations,
+        RuntimeMutations,
+        SessionMutations,
     ),
 )
 
@@ -81,6 +97,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         _limit_rules(settings),
         RequireAuthentication,
+        AgentScope,
         SubscriptionsOverWebSocket,
     ]
     return ChimeraSchema(

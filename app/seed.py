@@ -13,8 +13,10 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
+from redis.asyncio import Redis
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,6 +26,7 @@ from app.commands import campaigns as campaign_commands
 from app.commands.engagement import APPLY_AFTER_COMMIT
 from app.commands.ledger import TransactionInput, record_transaction
 from app.commands.tenants import create_tenant, tenant_by_slug
+from app.queue.core import Lease, NewTask, TaskQueue
 from app.stores.postgres.tables import outbox, tenant
 from app.stores.redis.keys import ENGAGEMENT_FIELDS
 
@@ -136,13 +139,15 @@ async def database_is_empty(engine: AsyncEngine) -> bool:
         return int((await conn.execute(select(func.count()).select_from(tenant))).scalar_one()) == 0
 
 
-async def seed_demo(engine: AsyncEngine) -> SeedResult:
+async def seed_demo(engine: AsyncEngine, redis: Redis | None = None) -> SeedResult:
+    """The demo tenant, if it does not exist yet; with ``redis``, its agents' tasks too."""
     existing = await tenant_by_slug(engine, DEMO_SLUG)
     if existing is not None:
         return SeedResult(tenant_id=existing.id, created=False)
     row = await create_tenant(engine, DEMO_SLUG, "Demo Tenant")
     principal = Principal(tenant_id=row.id, tenant_slug=DEMO_SLUG, role=Role.ADMIN, subject="seed")
     agent_ids: dict[str, UUID] = {}
+    campaign_ids: list[UUID] = []
     for name, persona, _status in AGENTS:
         # Retired agents cannot join campaigns, so everyone joins first and retires after.
         created = await agent_commands.create_agent(
@@ -160,6 +165,7 @@ async def seed_demo(engine: AsyncEngine) -> SeedResult:
             starts_at=now + timedelta(days=7 * index - 14),
             ends_at=now + timedelta(days=7 * index + 30),
         )
+        campaign_ids.append(campaign.id)
         await campaign_commands.assign_agents(
             engine, principal, campaign.id, [agent_ids[m] for m in members]
         )
@@ -189,4 +195,41 @@ async def seed_demo(engine: AsyncEngine) -> SeedResult:
             await agent_commands.update_agent(
                 engine, principal, agent_ids[name], agent_commands.AgentChanges(status=status)
             )
+    if redis is not None:
+        await seed_tasks(redis, row.id, agent_ids, campaign_ids)
     return SeedResult(tenant_id=row.id, created=True)
+
+
+async def seed_tasks(
+    redis: Redis, tenant_id: UUID, agent_ids: dict[str, UUID], campaign_ids: list[UUID]
+) -> None:
+    """A few tasks in each state, through the queue as runtimes would move them. Each agent's
+    tasks are enqueued and worked in turn, so a claim takes the very ones meant for it."""
+    queue = TaskQueue(redis, tenant_id, timeout=10)
+    fashion, fitness = campaign_ids[0], campaign_ids[1]
+
+    async def run(agent: str, kind: str, campaign: UUID | None, **options: Any) -> Lease:
+        task = NewTask(agent_ids[agent], campaign, kind, {"demo": True, "kind": kind}, **options)
+        await queue.enqueue(task, f"demo-{agent}-{kind}")
+        (lease,) = (await queue.claim(agent_ids[agent], 1, 3600)).leases
+        return lease
+
+    for kind in ("caption.write", "caption.review"):  # SUCCEEDED
+        done = await run("Ava", kind, fashion)
+        await queue.complete(agent_ids["Ava"], done.task.id, done.token, {"words": 12})
+    failed = await run("Ava", "image.generate", fashion)  # FAILED: not worth retrying
+    await queue.fail(agent_ids["Ava"], failed.task.id, failed.token, "prompt refused", False)
+    dead = await run("Bram", "bids.tune", fitness, max_attempts=1)  # DEAD: out of attempts
+    await queue.fail(agent_ids["Bram"], dead.task.id, dead.token, "ad API timed out", True)
+    await run("Dara", "clip.cut", fitness)  # RUNNING, under an hour's lease
+    cancelled = NewTask(agent_ids["Chen"], fashion, "comments.answer", {"demo": True})
+    record, _ = await queue.enqueue(cancelled, "demo-Chen-cancelled")
+    await queue.cancel(record.id)  # CANCELLED
+    later = datetime.now(UTC) + timedelta(hours=2)
+    for agent, kind, campaign, options in (  # QUEUED: now, by priority, and one for later
+        ("Chen", "comments.answer", fashion, {"priority": 80}),
+        ("Fenna", "creators.shortlist", fitness, {}),
+        ("Fenna", "creators.contact", fitness, {"not_before": later}),
+    ):
+        task = NewTask(agent_ids[agent], campaign, kind, {"demo": True}, **options)
+        await queue.enqueue(task, f"demo-{agent}-{kind}-queued")

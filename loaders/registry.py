@@ -50,10 +50,13 @@ from loaders.postgres.stats import (
     CampaignStatsLoader,
     MemoryCountByAgentLoader,
 )
-from loaders.redis.counters import (
-    ActiveTasksByAgentLoader,
-    EngagementByCampaignLoader,
-    EngagementTotalLoader,
+from loaders.redis.counters import EngagementByCampaignLoader, EngagementTotalLoader
+from loaders.redis.sessions import SessionByAgentLoader
+from loaders.redis.tasks import (
+    TaskByIdLoader,
+    TaskCountByIndexLoader,
+    TaskCountsByAgentLoader,
+    TaskPageByIndexLoader,
 )
 from loaders.vectors.search import (
     EmbeddingByTextLoader,
@@ -129,8 +132,24 @@ class Loaders:
         return EngagementByCampaignLoader(self.ctx)
 
     @cached_property
-    def active_tasks_by_agent(self) -> ActiveTasksByAgentLoader:
-        return ActiveTasksByAgentLoader(self.ctx)
+    def task_counts_by_agent(self) -> TaskCountsByAgentLoader:
+        return TaskCountsByAgentLoader(self.ctx)
+
+    @cached_property
+    def session_by_agent(self) -> SessionByAgentLoader:
+        return SessionByAgentLoader(self.ctx)
+
+    @cached_property
+    def task_by_id(self) -> TaskByIdLoader:
+        return TaskByIdLoader(self.ctx)
+
+    @cached_property
+    def task_page(self) -> TaskPageByIndexLoader:
+        return TaskPageByIndexLoader(self.ctx)
+
+    @cached_property
+    def task_count(self) -> TaskCountByIndexLoader:
+        return TaskCountByIndexLoader(self.ctx)
 
     @cached_property
     def media_by_id(self) -> MediaAssetByIdLoader:

@@ -19,6 +19,7 @@ from resolvers.ledger.types import Transaction
 from resolvers.media.types import MediaAsset
 from resolvers.memories.types import AgentMemory
 from resolvers.relay import Node
+from resolvers.tasks.types import Task
 from resolvers.tenants.types import Tenant
 
 MAX_NODES = 100
@@ -31,6 +32,7 @@ NODE_TYPES: dict[str, tuple[Callable[[Loaders, UUID], Awaitable[Any]], Callable[
     "MediaAsset": (lambda loaders, pk: loaders.media_by_id.load(pk), MediaAsset.from_row),
     "AgentMemory": (lambda loaders, pk: loaders.memory_by_id.load(pk), AgentMemory.from_row),
     "Transaction": (lambda loaders, pk: loaders.transaction_by_id.load(pk), Transaction.from_row),
+    "Task": (lambda loaders, pk: loaders.task_by_id.load(pk), Task.of),
 }
 
 

@@ -17,3 +17,21 @@ class IsEditor(BasePermission):
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
         principal = info.context.principal
         return principal is not None and principal.role.allows(Role.EDITOR)
+
+
+class IsAdmin(BasePermission):
+    message = "This action needs the admin role"
+    error_extensions: ClassVar[dict[str, object]] = {"code": "FORBIDDEN"}  # type: ignore[misc]
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        principal = info.context.principal
+        return principal is not None and principal.role.allows(Role.ADMIN)
+
+
+class IsAgentRuntime(BasePermission):
+    message = "This action needs an agent token (`chimera token --agent ID --role agent`)"
+    error_extensions: ClassVar[dict[str, object]] = {"code": "FORBIDDEN"}  # type: ignore[misc]
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        principal = info.context.principal
+        return principal is not None and principal.agent_id is not None

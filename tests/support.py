@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from httpx import AsyncClient, Response
+from redis.asyncio import Redis
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import Role, mint_token
 from app.metrics.consumer import apply_once
+from app.queue.core import NewTask, TaskQueue
 from app.stores.postgres import reads
 from app.stores.postgres.tables import outbox, tenant
 
@@ -41,27 +43,54 @@ class TenantClient:
             ttl_seconds=600,
         )
 
+    def agent_token(self, agent_id: uuid.UUID) -> str:
+        """A runtime's token, bound to one agent."""
+        return mint_token(
+            SECRET,
+            tenant_id=self.id,
+            tenant_slug=self.slug,
+            role=Role.AGENT,
+            subject=f"agent:{agent_id}",
+            ttl_seconds=600,
+            agent_id=agent_id,
+        )
+
     async def post(
-        self, query: str, variables: dict[str, Any] | None = None, *, role: Role = Role.EDITOR
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        role: Role = Role.EDITOR,
+        token: str | None = None,
     ) -> Response:
         return await self.http.post(
             "/graphql",
             json={"query": query, "variables": variables or {}},
-            headers={"Authorization": f"Bearer {self.token(role)}"},
+            headers={"Authorization": f"Bearer {token or self.token(role)}"},
         )
 
     async def gql(
-        self, query: str, variables: dict[str, Any] | None = None, *, role: Role = Role.EDITOR
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        role: Role = Role.EDITOR,
+        token: str | None = None,
     ) -> dict[str, Any]:
-        response = await self.post(query, variables, role=role)
+        response = await self.post(query, variables, role=role, token=token)
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
 
     async def data(
-        self, query: str, variables: dict[str, Any] | None = None, *, role: Role = Role.EDITOR
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        role: Role = Role.EDITOR,
+        token: str | None = None,
     ) -> dict[str, Any]:
-        body = await self.gql(query, variables, role=role)
+        body = await self.gql(query, variables, role=role, token=token)
         assert not body.get("errors"), body["errors"]
         data: dict[str, Any] = body["data"]
         return data
@@ -171,3 +200,13 @@ async def settle_metrics(engine: AsyncEngine) -> None:
             if not pending:
                 return
             await asyncio.sleep(0.02)
+
+
+async def start_tasks(redis: Redis, tenant_id: uuid.UUID, agent_id: uuid.UUID, count: int) -> None:
+    """Give an agent ``count`` RUNNING tasks, through the queue as a runtime would."""
+    queue = TaskQueue(redis, tenant_id, timeout=10)
+    for _ in range(count):
+        await queue.enqueue(NewTask(agent_id, None, "seeded", {}), uuid.uuid4().hex)
+    if count:
+        claimed = await queue.claim(agent_id, count, 600)
+        assert len(claimed.leases) == count

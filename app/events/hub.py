@@ -16,6 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
@@ -40,10 +41,12 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class StreamEvent:
     stream_id: str
-    event_id: int
+    event_id: int  # the outbox row's id; 0 for task events, written by the queue's scripts
     type: str
-    campaign_id: UUID
-    occurred_at: str
+    campaign_id: UUID | None
+    occurred_at: str  # ISO 8601
+    agent_id: UUID | None = None
+    task_id: UUID | None = None
 
 
 @dataclass(eq=False)
@@ -88,17 +91,32 @@ class SubscriberTooSlow(ChimeraError):
 @dataclass(eq=False)
 class Subscriber:
     tenant_id: UUID
+    stream: str = "campaign"
     queue: asyncio.Queue[Batch] = field(default_factory=lambda: asyncio.Queue(QUEUE_BATCHES))
     overflowed: bool = False
+
+
+def _uuid(value: bytes | None) -> UUID | None:
+    return UUID(as_text(value)) if value else None
+
+
+def _moment(value: bytes) -> str:
+    """The relay writes ISO 8601; the queue's scripts Redis's clock in milliseconds."""
+    text = as_text(value)
+    if text.isdigit():
+        return datetime.fromtimestamp(int(text) / 1000, UTC).isoformat()
+    return text
 
 
 def decode_entry(entry_id: bytes | str, fields: dict[bytes, bytes]) -> StreamEvent:
     return StreamEvent(
         stream_id=as_text(entry_id),
-        event_id=int(fields[b"event"]),
+        event_id=int(fields.get(b"event", b"0")),
         type=as_text(fields[b"type"]),
-        campaign_id=UUID(as_text(fields[b"campaign"])),
-        occurred_at=as_text(fields[b"at"]),
+        campaign_id=_uuid(fields.get(b"campaign")),
+        occurred_at=_moment(fields[b"at"]),
+        agent_id=_uuid(fields.get(b"agent")),
+        task_id=_uuid(fields.get(b"task")),
     )
 
 
@@ -112,19 +130,27 @@ def streams_of(reply: Any) -> list[list[StreamEvent]]:
     return [events for _stream, entries in reply or [] if (events := entries_of(entries))]
 
 
+# A tenant's two streams: its campaigns' events, and its agents' task events.
+STREAMS: dict[str, Callable[[UUID], str]] = {
+    "campaign": keys.event_stream,
+    "agent": keys.agent_event_stream,
+}
+
+
 class _TenantReader:
-    def __init__(self, hub: StreamHub, tenant_id: UUID, start_id: str) -> None:
+    def __init__(self, hub: StreamHub, tenant_id: UUID, stream: str, start_id: str) -> None:
         self.hub = hub
         self.tenant_id = tenant_id
+        self.stream = stream
         self.last_id = start_id
         self.subscribers: set[Subscriber] = set()
         # Replayed chunks, shared by subscribers that resume from the same place (after a
         # restart, a tenant's dashboards all resume from the same last event).
         self.replays: OrderedDict[tuple[str, str, int], tuple[float, Batch]] = OrderedDict()
-        self.task = asyncio.create_task(self._run(), name=f"events-{tenant_id}")
+        self.task = asyncio.create_task(self._run(), name=f"events-{stream}-{tenant_id}")
 
     async def _run(self) -> None:
-        key = keys.event_stream(self.tenant_id)
+        key = STREAMS[self.stream](self.tenant_id)
         delay = 0.1
         while self.subscribers:
             try:
@@ -165,28 +191,35 @@ class StreamHub:
         self.timeout = timeout
         self.block_ms = block_ms
         self.per_tenant_cap = per_tenant_cap
-        self.readers: dict[UUID, _TenantReader] = {}
+        self.readers: dict[tuple[UUID, str], _TenantReader] = {}
 
-    async def subscribe(self, tenant_id: UUID) -> Subscriber:
-        reader = self.readers.get(tenant_id)
+    def tenants(self) -> set[UUID]:
+        """Tenants with a reader of any of their streams here."""
+        return {tenant_id for tenant_id, _stream in self.readers}
+
+    async def subscribe(self, tenant_id: UUID, stream: str = "campaign") -> Subscriber:
+        """Join the fan-out of one of the tenant's streams (``campaign`` or ``agent``)."""
+        reader = self.readers.get((tenant_id, stream))
         if reader is not None and len(reader.subscribers) >= self.per_tenant_cap:
             raise TooManySubscriptions(
                 f"This tenant already has {self.per_tenant_cap} live subscriptions here"
             )
-        subscriber = Subscriber(tenant_id)
+        subscriber = Subscriber(tenant_id, stream)
         if reader is None or reader.task.done():
             # Start where the stream ends now: everything after this point is delivered live.
             async with unavailable_as_error(self.timeout):
-                tail = entries_of(await self.redis.xrevrange(keys.event_stream(tenant_id), count=1))
+                tail = entries_of(await self.redis.xrevrange(STREAMS[stream](tenant_id), count=1))
             start = tail[0].stream_id if tail else "0-0"
-            reader = self.readers.get(tenant_id)  # another subscriber may have won the race
+            reader = self.readers.get((tenant_id, stream))  # another may have won the race
             if reader is None or reader.task.done():
-                reader = _TenantReader(self, tenant_id, start)
-                self.readers[tenant_id] = reader
+                reader = _TenantReader(self, tenant_id, stream, start)
+                self.readers[(tenant_id, stream)] = reader
         reader.subscribers.add(subscriber)
         return subscriber
 
-    def replay_batch(self, tenant_id: UUID, chunk: Sequence[StreamEvent]) -> Batch:
+    def replay_batch(
+        self, tenant_id: UUID, chunk: Sequence[StreamEvent], stream: str = "campaign"
+    ) -> Batch:
         """The batch for a replayed chunk, shared with other subscribers of the tenant that
         read the very same entries within REPLAY_SHARE_SECONDS.
 
@@ -194,7 +227,7 @@ class StreamHub:
         loaders read the campaigns after that chunk was committed. The time limit bounds
         how much newer state a later reader could miss; the events that carry it follow.
         """
-        reader = self.readers.get(tenant_id)
+        reader = self.readers.get((tenant_id, stream))
         if reader is None or not chunk:
             return Batch(chunk)
         key = (chunk[0].stream_id, chunk[-1].stream_id, len(chunk))
@@ -210,12 +243,12 @@ class StreamHub:
         return batch
 
     async def unsubscribe(self, subscriber: Subscriber) -> None:
-        reader = self.readers.get(subscriber.tenant_id)
+        reader = self.readers.get((subscriber.tenant_id, subscriber.stream))
         if reader is None:
             return
         reader.subscribers.discard(subscriber)
         if not reader.subscribers:
-            self.readers.pop(subscriber.tenant_id, None)
+            self.readers.pop((subscriber.tenant_id, subscriber.stream), None)
             reader.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader.task

@@ -33,15 +33,6 @@ class EngagementByCampaignLoader(TenantLoader[UUID, EngagementCounts]):
         return [engagement_from(values) for values in replies]
 
 
-class ActiveTasksByAgentLoader(TenantLoader[UUID, int]):
-    store = "Redis"
-
-    async def fetch(self, keys_: Sequence[UUID]) -> list[int]:
-        names = [keys.agent_tasks(self.tenant_id, pk) for pk in keys_]
-        replies = await hmget_many(self.ctx.redis, names, ("active",))
-        return [int(value) if value is not None else 0 for (value,) in replies]
-
-
 class EngagementTotalLoader(TenantLoader[tuple[UUID, ...], EngagementCounts]):
     """The engagement of many campaigns summed inside Redis: one command per set of
     campaigns, five numbers back."""

@@ -11,13 +11,16 @@ from resolvers.agents.types import Agent, AgentFilter, AgentOrder
 from resolvers.info import Info
 from resolvers.listing import list_cursor, list_query
 from resolvers.relay import Connection, build_connection
+from resolvers.tasks.types import check_agent_reach
 
 
 @strawberry.type
 class AgentQueries:
     @strawberry.field(description="One agent of the caller's tenant, or null.")
     async def agent(self, info: Info, id: strawberry.ID) -> Agent | None:
-        row = await info.context.loaders.agent_by_id.load(decode_id(id, "Agent"))
+        pk = decode_id(id, "Agent")
+        check_agent_reach(info, pk)
+        row = await info.context.loaders.agent_by_id.load(pk)
         return Agent.from_row(row) if row is not None else None
 
     @strawberry.field(description="The caller's agents; `first` defaults to 20, at most 100.")

@@ -27,12 +27,17 @@ if TYPE_CHECKING:
     from resolvers.campaigns.types import Campaign
     from resolvers.ledger.types import Money
     from resolvers.memories.types import MemoryHit
+    from resolvers.sessions.types import AgentSession
+    from resolvers.tasks.types import Task, TaskStatus
 
 CampaignRef = Annotated["Campaign", strawberry.lazy("resolvers.campaigns.types")]
 MemoryHitRef = Annotated["MemoryHit", strawberry.lazy("resolvers.memories.types")]
 AuditEntryRef = Annotated["AuditEntry", strawberry.lazy("resolvers.audit.types")]
 AgentStatsRef = Annotated["AgentStats", strawberry.lazy("resolvers.agents.stats")]
 MoneyRef = Annotated["Money", strawberry.lazy("resolvers.ledger.types")]
+TaskRef = Annotated["Task", strawberry.lazy("resolvers.tasks.types")]
+AgentSessionRef = Annotated["AgentSession", strawberry.lazy("resolvers.sessions.types")]
+TaskStatusRef = Annotated["TaskStatus", strawberry.lazy("resolvers.tasks.types")]
 
 
 @strawberry.enum
@@ -64,8 +69,21 @@ class AgentOrder:
 
 
 async def active_tasks_many(agents: Sequence[Agent], info: Info) -> list[Any]:
-    load = info.context.loaders.active_tasks_by_agent.load
-    return await settle([load(agent.pk) for agent in agents])
+    load = info.context.loaders.task_counts_by_agent.load
+    counts = await settle([load(agent.pk) for agent in agents])
+    return [c if isinstance(c, Exception) else c.running for c in counts]
+
+
+async def queued_tasks_many(agents: Sequence[Agent], info: Info) -> list[Any]:
+    load = info.context.loaders.task_counts_by_agent.load
+    counts = await settle([load(agent.pk) for agent in agents])
+    return [c if isinstance(c, Exception) else c.queued for c in counts]
+
+
+async def sessions_many(agents: Sequence[Agent], info: Info) -> list[Any]:
+    from resolvers.sessions.types import sessions_many as many
+
+    return await many(agents, info)
 
 
 async def spent_many(agents: Sequence[Agent], info: Info) -> list[Any]:
@@ -138,12 +156,42 @@ class Agent(Node):
         return pk
 
     @strawberry.field(
-        description="Tasks in progress, from Redis; null (with an error) while Redis is unavailable.",
+        description="Tasks RUNNING under a lease now, from Redis; null (with an error) while "
+        "Redis is unavailable.",
         metadata=batched(active_tasks_many),
     )
     async def active_tasks(self, info: Info) -> int | None:
         count: int | None = await one(active_tasks_many, self, info)
         return count
+
+    @strawberry.field(
+        description="Tasks QUEUED now (ready, or waiting for their time), from Redis; null "
+        "(with an error) while Redis is unavailable.",
+        metadata=batched(queued_tasks_many),
+    )
+    async def queued_tasks(self, info: Info) -> int | None:
+        count: int | None = await one(queued_tasks_many, self, info)
+        return count
+
+    @strawberry.field(
+        description="The agent's working state (Redis), or null if none or expired.",
+        metadata=batched(sessions_many),
+    )
+    async def session(self, info: Info) -> AgentSessionRef | None:
+        found: AgentSessionRef | None = await one(sessions_many, self, info)
+        return found
+
+    @strawberry.field(description="This agent's tasks, newest first, of one status or all.")
+    def tasks(
+        self,
+        info: Info,
+        status: TaskStatusRef | None = None,
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> Connection[TaskRef]:
+        from resolvers.tasks.types import status_index, task_list
+
+        return task_list(info, status_index("agent", self.pk, status), first, after)
 
     @strawberry.field(
         description="What this agent's transactions moved, one amount per currency (an agent "

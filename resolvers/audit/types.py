@@ -37,6 +37,7 @@ ENTITY_TYPES = {
     "ledger_transaction": "Transaction",
     "agent_memory": "AgentMemory",
     "tenant": "Tenant",  # audit.prune: the trail's own trimming
+    "task": "Task",  # a person's cancelTask or retryTask (app/commands/tasks.py)
 }
 
 

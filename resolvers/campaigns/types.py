@@ -27,11 +27,14 @@ if TYPE_CHECKING:
     from resolvers.audit.types import AuditEntry
     from resolvers.ledger.types import Transaction, TransactionFilter
     from resolvers.media.types import MediaAsset
+    from resolvers.tasks.types import Task, TaskStatus
 
 AgentRef = Annotated["Agent", strawberry.lazy("resolvers.agents.types")]
 MediaRef = Annotated["MediaAsset", strawberry.lazy("resolvers.media.types")]
 AuditEntryRef = Annotated["AuditEntry", strawberry.lazy("resolvers.audit.types")]
 TransactionRef = Annotated["Transaction", strawberry.lazy("resolvers.ledger.types")]
+TaskRef = Annotated["Task", strawberry.lazy("resolvers.tasks.types")]
+TaskStatusRef = Annotated["TaskStatus", strawberry.lazy("resolvers.tasks.types")]
 TransactionFilterRef = Annotated["TransactionFilter", strawberry.lazy("resolvers.ledger.types")]
 
 
@@ -199,6 +202,20 @@ class Campaign(Node):
             loaders.transaction_count_by_campaign,
             (self.pk, where),
         )
+
+    @strawberry.field(
+        description="Tasks queued for this campaign, newest first, of one status or all."
+    )
+    def tasks(
+        self,
+        info: Info,
+        status: TaskStatusRef | None = None,
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> Connection[TaskRef]:
+        from resolvers.tasks.types import status_index, task_list
+
+        return task_list(info, status_index("campaign", self.pk, status), first, after)
 
     @strawberry.field(
         description="Audited changes of this campaign and of what belongs to it (membership, "

@@ -8,33 +8,37 @@ not lost, and nothing is delivered twice across the seam.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from datetime import datetime
+from typing import TypeVar
 from uuid import UUID
 
 import strawberry
 from redis.asyncio import Redis
 
 from app.errors import BadUserInput, NotFound
-from app.events.hub import StreamEvent, SubscriberTooSlow, entries_of
+from app.events.hub import STREAMS, StreamEvent, SubscriberTooSlow, entries_of
 from app.events.stream_ids import parse
 from app.ids import decode_id
-from app.stores.redis import keys
 from app.stores.redis.client import unavailable_as_error
 from loaders.registry import Loaders
-from resolvers.events.types import CampaignEvent, CampaignEventType
+from resolvers.events.types import AgentEvent, CampaignEvent, CampaignEventType, agent_event
 from resolvers.info import Info
+from resolvers.tasks.types import check_agent_reach
 
 REPLAY_CHUNK = 500
+T = TypeVar("T")
 
 
 def _event(event: StreamEvent, loaders: Loaders) -> CampaignEvent:
+    assert event.campaign_id is not None  # every entry of a campaign stream names one
     return CampaignEvent(
         id=event.stream_id,
         type=CampaignEventType(event.type),
         occurred_at=datetime.fromisoformat(event.occurred_at),
         campaign_pk=event.campaign_id,
         loaders=loaders,
+        task_pk=event.task_id,
     )
 
 
@@ -60,6 +64,61 @@ async def _check_cursor(redis: Redis, key: str, seen: tuple[int, int], timeout: 
         )
 
 
+async def follow(
+    info: Info,
+    stream: str,
+    after: str | None,
+    wanted: Callable[[StreamEvent], bool],
+    build: Callable[[StreamEvent, Loaders], T],
+) -> AsyncGenerator[T, None]:
+    """The events of one of the tenant's streams that ``wanted`` keeps: those after ``after``
+    replayed first, then live ones, without a gap or a repeat across the seam."""
+    ctx = info.context
+    principal = ctx.require_principal()
+    seen = parse(after) if after is not None else None
+    redis, timeout = ctx.stores.redis, ctx.settings.store_timeout_seconds
+    key = STREAMS[stream](principal.tenant_id)
+    subscriber = await ctx.events.subscribe(principal.tenant_id, stream)
+    try:
+        if seen is not None and seen != (0, 0):
+            await _check_cursor(redis, key, seen, timeout)
+        if seen is not None:
+            start = f"({after}"
+            while True:
+                async with unavailable_as_error(timeout):
+                    chunk = entries_of(await redis.xrange(key, min=start, count=REPLAY_CHUNK))
+                # Fresh loaders per chunk, shared with whoever replays the same chunk
+                # now: each sees objects as new as its events, read once.
+                replayed = ctx.events.replay_batch(principal.tenant_id, chunk, stream)
+                for event in chunk:
+                    seen = parse(event.stream_id)
+                    if wanted(event):
+                        yield replayed.payload(event, ctx.fresh_loaders, build)
+                        # Cached loads and a socket with room to write never suspend: a
+                        # long replay would hold the event loop from every other client.
+                        await asyncio.sleep(0)
+                if len(chunk) < REPLAY_CHUNK:
+                    break
+                start = f"({chunk[-1].stream_id}"
+        while True:
+            batch = await subscriber.queue.get()
+            for event in batch.events:
+                if seen is not None and parse(event.stream_id) <= seen:
+                    continue  # already replayed
+                seen = parse(event.stream_id)
+                if wanted(event):
+                    # The same object for every subscriber of this batch: what it names is
+                    # read once, and equal operations are executed once (app/execution.py).
+                    yield batch.payload(event, ctx.fresh_loaders, build)
+            if subscriber.overflowed and subscriber.queue.empty():
+                raise SubscriberTooSlow(
+                    "This subscription fell too far behind; resume with 'after'",
+                    after=f"{seen[0]}-{seen[1]}" if seen else None,
+                )
+    finally:
+        await ctx.events.unsubscribe(subscriber)
+
+
 @strawberry.type
 class EventSubscriptions:
     @strawberry.subscription(
@@ -69,52 +128,39 @@ class EventSubscriptions:
     async def campaign_events(
         self, info: Info, campaign_id: strawberry.ID | None = None, after: str | None = None
     ) -> AsyncGenerator[CampaignEvent, None]:
-        ctx = info.context
-        principal = ctx.require_principal()
         only: UUID | None = None
         if campaign_id is not None:
             only = decode_id(campaign_id, "Campaign")
-            if await ctx.loaders.campaign_by_id.load(only) is None:
+            if await info.context.loaders.campaign_by_id.load(only) is None:
                 raise NotFound("Campaign not found", argument="campaignId")
-        seen = parse(after) if after is not None else None
-        redis, timeout = ctx.stores.redis, ctx.settings.store_timeout_seconds
-        key = keys.event_stream(principal.tenant_id)
-        subscriber = await ctx.events.subscribe(principal.tenant_id)
-        try:
-            if seen is not None and seen != (0, 0):
-                await _check_cursor(redis, key, seen, timeout)
-            if seen is not None:
-                start = f"({after}"
-                while True:
-                    async with unavailable_as_error(timeout):
-                        chunk = entries_of(await redis.xrange(key, min=start, count=REPLAY_CHUNK))
-                    # Fresh loaders per chunk, shared with whoever replays the same chunk
-                    # now: each sees campaigns as new as its events, read once.
-                    replayed = ctx.events.replay_batch(principal.tenant_id, chunk)
-                    for event in chunk:
-                        seen = parse(event.stream_id)
-                        if only is None or event.campaign_id == only:
-                            yield replayed.payload(event, ctx.fresh_loaders, _event)
-                            # Cached loads and a socket with room to write never suspend: a
-                            # long replay would hold the event loop from every other client.
-                            await asyncio.sleep(0)
-                    if len(chunk) < REPLAY_CHUNK:
-                        break
-                    start = f"({chunk[-1].stream_id}"
-            while True:
-                batch = await subscriber.queue.get()
-                for event in batch.events:
-                    if seen is not None and parse(event.stream_id) <= seen:
-                        continue  # already replayed
-                    seen = parse(event.stream_id)
-                    if only is None or event.campaign_id == only:
-                        # The same object for every subscriber of this batch: the campaign is
-                        # read once, and equal operations are executed once (app/execution.py).
-                        yield batch.payload(event, ctx.fresh_loaders, _event)
-                if subscriber.overflowed and subscriber.queue.empty():
-                    raise SubscriberTooSlow(
-                        "This subscription fell too far behind; resume with 'after'",
-                        after=f"{seen[0]}-{seen[1]}" if seen else None,
-                    )
-        finally:
-            await ctx.events.unsubscribe(subscriber)
+        async for event in follow(
+            info,
+            "campaign",
+            after,
+            lambda event: only is None or event.campaign_id == only,
+            _event,
+        ):
+            yield event
+
+    @strawberry.subscription(
+        description="Task events of the caller's agents (or of one), live and resumable like "
+        "campaignEvents. An agent token follows its own agent only."
+    )
+    async def agent_events(
+        self, info: Info, agent_id: strawberry.ID | None = None, after: str | None = None
+    ) -> AsyncGenerator[AgentEvent, None]:
+        principal = info.context.require_principal()
+        only: UUID | None = principal.agent_id
+        if agent_id is not None:
+            only = decode_id(agent_id, "Agent")
+            check_agent_reach(info, only)
+            if await info.context.loaders.agent_by_id.load(only) is None:
+                raise NotFound("Agent not found", argument="agentId")
+        async for event in follow(
+            info,
+            "agent",
+            after,
+            lambda event: only is None or event.agent_id == only,
+            agent_event,
+        ):
+            yield event

@@ -16,6 +16,7 @@ from resolvers.relay import Node
 
 @strawberry.enum
 class ViewerRole(Enum):
+    AGENT = "agent"
     VIEWER = "viewer"
     EDITOR = "editor"
     ADMIN = "admin"

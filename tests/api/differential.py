@@ -30,7 +30,7 @@ from app.settings import Settings
 from app.stores.redis import keys
 from tests.api.media_flow import complete, request_upload, upload
 from tests.indexing import index_everything
-from tests.support import TenantClient
+from tests.support import TenantClient, start_tasks
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -139,7 +139,7 @@ async def seed(app: Starlette, tenant: TenantClient, http: httpx.AsyncClient) ->
             mapping={name: i * 7 + n for n, name in enumerate(keys.ENGAGEMENT_FIELDS)},
         )
     for i, agent in enumerate(seeded.agents[::3]):
-        await redis.hset(keys.agent_tasks(tenant.id, decode_id(agent, "Agent")), "active", i)
+        await start_tasks(redis, tenant.id, decode_id(agent, "Agent"), i)
     await index_everything(app)
     return seeded
 

@@ -10,8 +10,8 @@ from uuid import UUID
 from app.events.hub import StreamHub
 
 
-def subscribers_of(hub: StreamHub, tenant_id: UUID) -> int:
-    reader = hub.readers.get(tenant_id)
+def subscribers_of(hub: StreamHub, tenant_id: UUID, stream: str = "campaign") -> int:
+    reader = hub.readers.get((tenant_id, stream))
     return len(reader.subscribers) if reader is not None else 0
 
 
@@ -21,5 +21,7 @@ async def until(condition: Callable[[], bool], timeout: float = 10) -> None:
             await asyncio.sleep(0.05)
 
 
-async def until_subscribed(hub: StreamHub, tenant_id: UUID, count: int) -> None:
-    await until(lambda: subscribers_of(hub, tenant_id) >= count)
+async def until_subscribed(
+    hub: StreamHub, tenant_id: UUID, count: int, stream: str = "campaign"
+) -> None:
+    await until(lambda: subscribers_of(hub, tenant_id, stream) >= count)

@@ -78,6 +78,8 @@ def test_doctor_reports_each_store_and_exits_1_when_one_is_down(
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
     assert healthy.stdout.splitlines()[0].startswith("postgres  ok")
     assert healthy.stdout.splitlines()[1].startswith("redis     ok")
+    tasks = healthy.stdout.splitlines()[2]
+    assert tasks.startswith("tasks     ok") and " queued, " in tasks and " dead" in tasks
     down = run_chimera("doctor", env={**env, "REDIS_URL": closed_port_url("redis")})
     assert down.returncode == 1
     assert down.stdout.splitlines()[1].startswith("redis     DOWN")

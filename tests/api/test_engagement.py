@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from app.ids import encode_id
 from app.stores.postgres.tables import agent, campaign, outbox
 from app.stores.redis import keys
-from tests.support import TenantClient, count_redis_round_trips, error_codes
+from tests.support import TenantClient, count_redis_round_trips, error_codes, start_tasks
 
 RECORD = """
 mutation($id: ID!, $kind: EngagementKind!, $count: Int!) {
@@ -130,7 +130,7 @@ async def test_counters_for_a_page_cost_one_redis_round_trip_for_5_or_50_campaig
             [{"id": a, "tenant_id": tenant.id, "name": f"a{i}"} for i, a in enumerate(agent_ids)],
         )
     await redis_of(app).hset(keys.campaign_engagement(tenant.id, ids[0]), "clicks", 9)
-    await redis_of(app).hset(keys.agent_tasks(tenant.id, agent_ids[0]), "active", 2)
+    await start_tasks(redis_of(app), tenant.id, agent_ids[0], 2)
     query = """query($n: Int!) {
       campaigns(first: $n) { edges { node { id engagement { clicks } } } }
       agents(first: $n) { edges { node { id activeTasks } } } }"""

@@ -311,3 +311,84 @@ def test_a_crash_mid_burst_leaves_counters_ledger_and_metrics_agreeing(tmp_path:
             restarted.interrupt()
     finally:
         _kill_engines(data_dir)
+
+
+def test_acknowledged_enqueues_survive_an_app_crash_and_a_redis_restart(tmp_path: Path) -> None:
+    """SIGKILL mid-burst of enqueues, then the embedded Redis stopped and started again from
+    its append-only file: every acknowledged task is there, and a runtime draining the queue
+    is handed each task once."""
+    data_dir = tmp_path / "data"
+    try:
+        served = Served(data_dir)
+        agents = served.query("{ agents(first: 1) { edges { node { id } } } }")
+        agent = agents["data"]["agents"]["edges"][0]["node"]["id"]  # type: ignore[index]
+        enqueue = (
+            'mutation($a: ID!, $k: String!) { enqueueTask(input: {agentId: $a, kind: "burst", '
+            "idempotencyKey: $k}) { task { id } } }"
+        )
+
+        async def burst() -> set[str]:
+            acknowledged: set[str] = set()
+            async with httpx.AsyncClient(
+                headers={"Authorization": f"Bearer {served.token}"}, timeout=10
+            ) as client:
+
+                async def send(i: int) -> None:
+                    with contextlib.suppress(httpx.HTTPError):
+                        response = await client.post(
+                            served.url,
+                            json={"query": enqueue, "variables": {"a": agent, "k": f"burst-{i}"}},
+                        )
+                        task = response.json()["data"]["enqueueTask"]["task"]
+                        acknowledged.add(task["id"])
+                        if len(acknowledged) == 60:
+                            served.crash()  # the rest are in flight or not yet sent
+
+                await asyncio.gather(*(send(i) for i in range(200)))
+            return acknowledged
+
+        acknowledged = asyncio.run(burst())
+        assert len(acknowledged) >= 60
+        # The engines outlived the crash; this run adopts them, and its Ctrl-C stops Redis
+        # (which writes its append-only file); the next run starts Redis from that file.
+        Served(data_dir).interrupt()
+        restarted = Served(data_dir)
+        try:
+            env = chimera_env(CHIMERA_DATA_DIR=str(data_dir))
+            minted = run_chimera(
+                "token", "--tenant", "demo", "--agent", agent, "--role", "agent", env=env
+            )
+            assert minted.returncode == 0, minted.stderr
+            runtime = minted.stdout.strip()
+            claim = (
+                "mutation { claimTasks(input: {max: 100, leaseSeconds: 600}) { leases { "
+                "leaseToken task { id } } } }"
+            )
+            complete = (
+                "mutation($id: ID!, $t: String!) { completeTask(input: {id: $id, "
+                "leaseToken: $t}) { task { status } } }"
+            )
+            handed: list[str] = []
+            with httpx.Client(headers={"Authorization": f"Bearer {runtime}"}, timeout=30) as client:
+                while True:
+                    body = client.post(restarted.url, json={"query": claim}).json()
+                    leases = body["data"]["claimTasks"]["leases"]
+                    if not leases:
+                        break
+                    for lease in leases:
+                        handed.append(lease["task"]["id"])
+                        done = client.post(
+                            restarted.url,
+                            json={
+                                "query": complete,
+                                "variables": {"id": lease["task"]["id"], "t": lease["leaseToken"]},
+                            },
+                        ).json()
+                        assert done["data"]["completeTask"]["task"]["status"] == "SUCCEEDED"
+            assert len(handed) == len(set(handed)), "a task was handed out twice"
+            lost = acknowledged - set(handed)
+            assert not lost, f"{len(lost)} acknowledged tasks lost"
+        finally:
+            restarted.interrupt()
+    finally:
+        _kill_engines(data_dir)

@@ -49,7 +49,7 @@ async def test_a_peer_that_stops_answering_is_disconnected_and_releases_its_subs
     socket.transport.pause_reading()
     try:
         await until(lambda: subscribers_of(hub, tenant.id) == 0, timeout=15)
-        assert tenant.id not in hub.readers
+        assert tenant.id not in hub.tenants()
     finally:
         socket.transport.abort()
 

@@ -186,7 +186,7 @@ async def settle(hub: StreamHub, tenants: set[UUID], redis_port: int, baseline: 
             gc.collect()
             now = usage(hub, redis_port)
             if (
-                not tenants & set(hub.readers)
+                not tenants & hub.tenants()
                 and now.tasks <= baseline.tasks
                 and now.subscribers <= baseline.subscribers
                 and now.redis_connections <= baseline.redis_connections
@@ -358,9 +358,7 @@ PER_CYCLE = 200
 
 
 async def settle_without_collecting(hub: StreamHub, tenants: set[UUID]) -> None:
-    await until(
-        lambda: not (tenants & set(hub.readers)) and not usage(hub, 0).subscribers, timeout=30
-    )
+    await until(lambda: not (tenants & hub.tenants()) and not usage(hub, 0).subscribers, timeout=30)
 
 
 async def test_cycles_of_subscriptions_level_off_in_objects_and_memory(

@@ -179,12 +179,12 @@ async def test_dropped_subscriptions_release_their_reader(
         stream = session.subscribe(events())
         receiving = asyncio.create_task(take(stream, 1, 5))
         await asyncio.sleep(0.3)
-        assert tenant.id in hub.readers
+        assert tenant.id in hub.tenants()
         receiving.cancel()
     for _ in range(100):
-        if tenant.id not in hub.readers:
+        if tenant.id not in hub.tenants():
             break
         await asyncio.sleep(0.05)
-    assert tenant.id not in hub.readers
+    assert tenant.id not in hub.tenants()
     redis: Redis = app.state.stores.redis
     assert await redis.ping()

@@ -197,7 +197,9 @@ async def test_the_worker_relays_and_indexes_and_stops_on_sigterm(
         ends_at=None,
     )
     async with running_worker(stores, redis_url, tmp_path) as worker:
-        assert worker.banner == "relay, metrics and indexer running; Ctrl-C stops them"
+        assert (
+            worker.banner == "relay, metrics, task sweeper and indexer running; Ctrl-C stops them"
+        )
         await update_campaign(
             stores.engine, principal, first.id, CampaignChanges(name="While it runs")
         )
@@ -230,7 +232,7 @@ async def test_without_a_model_the_worker_still_relays_and_says_the_indexer_is_o
         ),
     ) as worker:
         assert worker.banner.startswith(
-            "relay and metrics running; indexer off (no embedding model: "
+            "relay, metrics and task sweeper running; indexer off (no embedding model: "
         )
         created = await create_campaign(
             stores.engine,

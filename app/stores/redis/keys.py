@@ -17,10 +17,6 @@ def campaign_engagement(tenant_id: UUID, campaign_id: UUID) -> str:
     return f"{PREFIX}:t:{tenant_id}:campaign:{campaign_id}:engagement"
 
 
-def agent_tasks(tenant_id: UUID, agent_id: UUID) -> str:
-    return f"{PREFIX}:t:{tenant_id}:agent:{agent_id}:tasks"
-
-
 def event_stream(tenant_id: UUID) -> str:
     """The tenant's campaign events, in publication order: what subscriptions read."""
     return f"{PREFIX}:t:{tenant_id}:events"
@@ -42,3 +38,58 @@ def engagement_fence(tenant_id: UUID) -> str:
     """Held by `chimera reconcile` while it measures the tenant's counters: no increment is
     applied meanwhile (the relay applies them once it is gone), so the measure is exact."""
     return f"{PREFIX}:t:{tenant_id}:engagement-fence"
+
+
+def tenant_prefix(tenant_id: UUID) -> str:
+    """The start of every key of a tenant. The task scripts build the keys of a task's agent
+    and campaign from it (a task names them), so they can only ever reach this tenant's."""
+    return f"{PREFIX}:t:{tenant_id}:"
+
+
+def task(tenant_id: UUID, task_id: UUID) -> str:
+    return f"{tenant_prefix(tenant_id)}task:{task_id}"
+
+
+def agent_ready(tenant_id: UUID, agent_id: UUID) -> str:
+    """Tasks an agent may claim now, best priority first, then oldest (app/queue)."""
+    return f"{tenant_prefix(tenant_id)}agent:{agent_id}:ready"
+
+
+def agent_delayed(tenant_id: UUID, agent_id: UUID) -> str:
+    """Queued tasks not to be claimed before their time (notBefore, or a retry's backoff)."""
+    return f"{tenant_prefix(tenant_id)}agent:{agent_id}:delayed"
+
+
+def agent_running(tenant_id: UUID, agent_id: UUID) -> str:
+    """An agent's leased tasks by lease expiry."""
+    return f"{tenant_prefix(tenant_id)}agent:{agent_id}:running"
+
+
+def task_index(tenant_id: UUID, owner: str, owner_id: UUID, status: str) -> str:
+    """An owner's (``agent`` or ``campaign``) tasks of one status, or ``ALL``, by sequence."""
+    return f"{tenant_prefix(tenant_id)}{owner}:{owner_id}:tasks:{status}"
+
+
+def tenant_tasks(tenant_id: UUID, status: str) -> str:
+    """All the tenant's tasks of one status, by sequence (``DEAD``: the dead letters)."""
+    return f"{tenant_prefix(tenant_id)}tasks:{status}"
+
+
+def task_leases(tenant_id: UUID) -> str:
+    """Every leased task of the tenant by expiry: what the sweeper takes back."""
+    return f"{tenant_prefix(tenant_id)}tasks:leases"
+
+
+def task_key(tenant_id: UUID, digest: str) -> str:
+    """An enqueue's idempotency key (hashed), naming the task it created."""
+    return f"{tenant_prefix(tenant_id)}task-key:{digest}"
+
+
+def agent_event_stream(tenant_id: UUID) -> str:
+    """The tenant's task events, for `agentEvents` and runtimes waiting for work."""
+    return f"{tenant_prefix(tenant_id)}agent-events"
+
+
+def agent_session(tenant_id: UUID, agent_id: UUID) -> str:
+    """An agent's working state: a JSON document with a version, expiring (app/agent_sessions)."""
+    return f"{tenant_prefix(tenant_id)}agent:{agent_id}:session"

@@ -32,8 +32,10 @@ HMGET_MANY_SHA = hashlib.sha1(HMGET_MANY.encode()).hexdigest()
 async def load_scripts(redis: Redis) -> None:
     """Load the scripts at start-up, so that requests call them by hash from the first one
     on; after a Redis restart the first call loads them again (see ``hmget_many``)."""
+    from app.queue.scripts import SCRIPTS as QUEUE_SCRIPTS
+
     await redis.script_load(HMGET_MANY)
-    for script in (*ENGAGEMENT_SCRIPTS, SUM_MANY):
+    for script in (*ENGAGEMENT_SCRIPTS, SUM_MANY, *QUEUE_SCRIPTS):
         await redis.script_load(script.source)
 
 

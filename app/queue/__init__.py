@@ -1,0 +1,1 @@
+"""The agents' task queue, kept in Redis (ADR 0023)."""
