@@ -27,6 +27,7 @@ from app.stores.objects.port import ObjectStore
 from app.stores.postgres import engine as pg
 from app.stores.redis import client as rd
 from app.stores.redis.scripts import load_scripts
+from app.stores.vectors.cached import SimilarCache
 from app.stores.vectors.factory import open_vector_index
 from app.stores.vectors.port import VectorIndex
 
@@ -44,6 +45,7 @@ class Stores:
     # searching by a client's vector still works. Never a stand-in that ranks at random.
     embedder: Embedder | None
     embedder_error: str | None = None
+    embedding_cache_seconds: int = 0
 
 
 @asynccontextmanager
@@ -68,7 +70,9 @@ async def open_stores(settings: Settings, auth_secret: str) -> AsyncIterator[Sto
         await rd.ping(redis, settings.redis_url, timeout=timeout)
         await load_scripts(redis)
         await objects.ping()
-        vectors = await stack.enter_async_context(open_vector_index(settings))
+        vectors: VectorIndex = await stack.enter_async_context(open_vector_index(settings))
+        if settings.similar_cache_seconds:
+            vectors = SimilarCache(vectors, redis, settings.similar_cache_seconds)
         embedder, embedder_error = await load_embedder(settings)
         yield Stores(
             engine=engine,
@@ -78,6 +82,7 @@ async def open_stores(settings: Settings, auth_secret: str) -> AsyncIterator[Sto
             vectors=vectors,
             embedder=embedder,
             embedder_error=embedder_error,
+            embedding_cache_seconds=settings.embedding_cache_seconds,
         )
 
 

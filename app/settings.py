@@ -141,6 +141,14 @@ class Settings(BaseSettings):
     )
 
     # Live updates.
+    # Shared caches in Redis (0 turns one off): a search text's vector, so it is not embedded
+    # again, and a campaign's similar campaigns, dropped when the campaign vectors change.
+    embedding_cache_seconds: int = Field(
+        default=86400, ge=0, le=30 * 86400, validation_alias="CHIMERA_EMBEDDING_CACHE_SECONDS"
+    )
+    similar_cache_seconds: int = Field(
+        default=600, ge=0, le=86400, validation_alias="CHIMERA_SIMILAR_CACHE_SECONDS"
+    )
     relay_enabled: bool = Field(default=True, validation_alias="CHIMERA_RELAY")
     legacy_graphql_ws: bool = Field(default=False, validation_alias="CHIMERA_LEGACY_GRAPHQL_WS")
     max_subscriptions_per_connection: int = Field(

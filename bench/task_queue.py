@@ -20,14 +20,11 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -127,136 +124,57 @@ async def core_flow(redis: Redis, tasks: int, producers: int, poll: float) -> Re
 async def graphql_flow(
     database_url: str, redis_url: str, tasks: int, producers: int, poll: float
 ) -> Result:
-    """The same flow as HTTP requests to the app (in this process, over ASGI), on a scratch
-    database of the server at ``database_url`` (and an embedded one for the vector index
-    if that server has no pgvector: the flow never touches it, but the app opens it)."""
-    from app import migrations
-    from app.settings import Settings
-    from app.stores.postgres.engine import create_engine
-    from tests.engines import (
-        create_database,
-        drop_database,
-        embedded_postgres_server,
-        has_extension,
-    )
-
-    secret = "bench-secret-that-is-long-enough-for-hs256"
-    server = database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
-    with ExitStack() as stack:
-        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        url = await create_database(server, prefix="chimera_queue_bench")
-        vector_server = server
-        if not await has_extension(server, "vector"):
-            vector_server = stack.enter_context(embedded_postgres_server(scratch / "pgvector"))
-        vector_url = await create_database(vector_server, prefix="chimera_queue_bench_vec")
-        try:
-            engine = create_engine(url, timeout=10)
-            await migrations.upgrade(engine)
-            await engine.dispose()
-            settings = Settings(
-                database_url=url,
-                redis_url=redis_url,
-                pgvector_url=vector_url,
-                auth_secret=secret,
-                env="production",
-                indexer_enabled=False,
-                media_sweep_seconds=0,
-                data_dir=scratch / "data",
-            )
-            return await _graphql_flow(settings, secret, tasks, producers, poll)
-        finally:
-            await drop_database(url)
-            await drop_database(vector_url)
-
-
-async def _graphql_flow(
-    settings: Any, secret: str, tasks: int, producers: int, poll: float
-) -> Result:
-    from asgi_lifespan import LifespanManager
-    from httpx import ASGITransport, AsyncClient
-
-    from app.auth import Role, mint_token
+    """The same flow as HTTP requests to the app (in this process, over ASGI)."""
+    from app.auth import Role
     from app.ids import encode_id
-    from app.main import create_app
-    from app.stores.postgres.engine import create_engine
-    from app.stores.postgres.tables import agent, tenant
+    from app.stores.postgres.tables import agent
+    from bench.scratch_app import scratch_app
 
-    database_url = settings.database_url
-    app = create_app(settings)
-    async with LifespanManager(app):
-        engine = create_engine(database_url, timeout=10)
-        tenant_id, agent_id = uuid.uuid4(), uuid.uuid4()
-        async with engine.begin() as conn:
-            slug = f"bench-{tenant_id.hex[:8]}"
-            await conn.execute(tenant.insert().values(id=tenant_id, slug=slug, name=slug))
-            await conn.execute(agent.insert().values(id=agent_id, tenant_id=tenant_id, name="b"))
-        await engine.dispose()
-        agent_gid = encode_id("Agent", agent_id)
-        editor = mint_token(
-            secret,
-            tenant_id=tenant_id,
-            tenant_slug=slug,
-            role=Role.EDITOR,
-            subject="bench",
-            ttl_seconds=3600,
-        )
-        runtime = mint_token(
-            secret,
-            tenant_id=tenant_id,
-            tenant_slug=slug,
-            role=Role.AGENT,
-            subject="bench",
-            ttl_seconds=3600,
-            agent_id=agent_id,
-        )
-        async with AsyncClient(transport=ASGITransport(app=app), base_url="http://bench") as http:
-
-            async def call(token: str, query: str, variables: dict[str, Any]) -> Any:
-                response = await http.post(
-                    "/graphql",
-                    json={"query": query, "variables": variables},
-                    headers={"Authorization": f"Bearer {token}"},
-                )
-                body = response.json()
-                assert not body.get("errors"), body
-                return body["data"]
-
-            async def enqueue(i: int) -> str:
-                data = await call(
-                    editor,
-                    "mutation($a: ID!, $k: String!) { enqueueTask(input: {agentId: $a, "
-                    'kind: "noop", idempotencyKey: $k}) { task { id } } }',
-                    {"a": agent_gid, "k": f"k-{i}"},
-                )
-                task_id: str = data["enqueueTask"]["task"]["id"]
-                return task_id
-
-            async def claim() -> list[tuple[str, str]]:
-                data = await call(
-                    runtime,
-                    "mutation { claimTasks(input: {max: 50, leaseSeconds: 60}) { leases { "
-                    "leaseToken task { id } } } }",
-                    {},
-                )
-                return [(x["task"]["id"], x["leaseToken"]) for x in data["claimTasks"]["leases"]]
-
-            async def complete(task_id: str, token: str) -> None:
-                await call(
-                    runtime,
-                    "mutation($id: ID!, $t: String!) { completeTask(input: {id: $id, "
-                    "leaseToken: $t}) { task { status } } }",
-                    {"id": task_id, "t": token},
-                )
-
-            return await flow(
-                "Chimera through GraphQL (enqueueTask, claimTasks, completeTask)",
-                tasks,
-                producers,
-                poll,
-                enqueue,
-                claim,
-                complete,
+    async with scratch_app(database_url, redis_url, indexer_enabled=False) as scratch:
+        agent_id = uuid.uuid4()
+        stores = scratch.app.state.stores
+        async with stores.engine.begin() as conn:
+            await conn.execute(
+                agent.insert().values(id=agent_id, tenant_id=scratch.tenant_id, name="bench")
             )
+        agent_gid = encode_id("Agent", agent_id)
+        editor, runtime = scratch.token(), scratch.token(Role.AGENT, agent_id)
+
+        async def enqueue(i: int) -> str:
+            data = await scratch.call(
+                editor,
+                "mutation($a: ID!, $k: String!) { enqueueTask(input: {agentId: $a, "
+                'kind: "noop", idempotencyKey: $k}) { task { id } } }',
+                {"a": agent_gid, "k": f"k-{i}"},
+            )
+            task_id: str = data["enqueueTask"]["task"]["id"]
+            return task_id
+
+        async def claim() -> list[tuple[str, str]]:
+            data = await scratch.call(
+                runtime,
+                "mutation { claimTasks(input: {max: 50, leaseSeconds: 60}) { leases { "
+                "leaseToken task { id } } } }",
+            )
+            return [(x["task"]["id"], x["leaseToken"]) for x in data["claimTasks"]["leases"]]
+
+        async def complete(task_id: str, token: str) -> None:
+            await scratch.call(
+                runtime,
+                "mutation($id: ID!, $t: String!) { completeTask(input: {id: $id, "
+                "leaseToken: $t}) { task { status } } }",
+                {"id": task_id, "t": token},
+            )
+
+        return await flow(
+            "Chimera through GraphQL (enqueueTask, claimTasks, completeTask)",
+            tasks,
+            producers,
+            poll,
+            enqueue,
+            claim,
+            complete,
+        )
 
 
 def arq_python() -> str:

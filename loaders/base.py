@@ -40,6 +40,7 @@ class LoaderContext:
     vectors: VectorIndex
     embedder: Embedder | None
     timeout: float
+    embedding_cache_seconds: int = 0  # 0: search texts are embedded every time
 
 
 class TenantLoader(DataLoader[K, V], Generic[K, V]):

@@ -81,6 +81,7 @@ class Loaders:
             vectors=stores.vectors,
             embedder=stores.embedder,
             timeout=timeout,
+            embedding_cache_seconds=stores.embedding_cache_seconds,
         )
 
     @cached_property

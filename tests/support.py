@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -157,17 +158,23 @@ def count_statements(engine: AsyncEngine) -> Iterator[StatementLog]:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
+HANDSHAKE = re.compile(r"^\[?b'\*\d+\\r\\n\$\d+\\r\\n(HELLO|PING|CLIENT|AUTH|SELECT)\\r")
+
+
 @contextmanager
 def count_redis_round_trips() -> Iterator[StatementLog]:
-    """Count packets of commands sent to any Redis server: one per command or pipeline."""
+    """Count packets of commands sent to any Redis server: one per command or pipeline. A new
+    pooled connection's handshake (HELLO, PING, CLIENT SETINFO...) is not the request's work
+    and is not counted: whether the pool had a connection free is the pool's business."""
     from redis.asyncio.connection import AbstractConnection
 
     log = StatementLog()
     original = AbstractConnection.send_packed_command
 
     async def spy(self: AbstractConnection, command: Any, check_health: bool = True) -> None:
-        if log in _counting.get():
-            log.statements.append(repr(command)[:200])
+        text = repr(command)
+        if log in _counting.get() and not HANDSHAKE.search(text):
+            log.statements.append(text[:200])
         await original(self, command, check_health)
 
     AbstractConnection.send_packed_command = spy  # type: ignore[method-assign]

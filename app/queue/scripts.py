@@ -387,19 +387,6 @@ return out
 """
 )
 
-QUEUE_SCRIPTS = (
-    ENQUEUE,
-    CLAIM,
-    HEARTBEAT,
-    COMPLETE,
-    FAIL,
-    CANCEL,
-    RETRY,
-    SWEEP,
-    GET_MANY,
-    COUNT_MANY,
-    PAGE_MANY,
-)
 
 # KEYS: sorted sets. Replies ZCARD of each.
 ZCARD_MANY = LuaScript(
@@ -409,4 +396,3 @@ for i, key in ipairs(KEYS) do out[i] = redis.call('ZCARD', key) end
 return out
 """
 )
-SCRIPTS = (*QUEUE_SCRIPTS, ZCARD_MANY)

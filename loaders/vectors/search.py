@@ -11,6 +11,7 @@ from typing import TypeVar
 from uuid import UUID
 
 from app.errors import StoreUnavailable
+from app.stores.embeddings.cache import cached_vectors, keep_vectors
 from app.stores.embeddings.port import EmbedMeter, TenantEmbedder
 from app.stores.vectors.port import VectorHit, VectorKind, VectorQuery
 from loaders.base import LoaderContext, TenantLoader
@@ -79,12 +80,26 @@ class EmbeddingByTextLoader(StopsWhenAbandoned[str, list[float]]):
         self.meter = EmbedMeter()  # a loader lives for one request, so this is per request
 
     async def fetch(self, keys: Sequence[str]) -> list[list[float]]:
+        """Cached vectors first (one Redis call); only the texts missing go to the model,
+        and only they are charged to the request and tenant."""
         embedder = self.ctx.embedder
         if embedder is None:
             raise StoreUnavailable("Embedder", "no embedding model is loaded; search by vector")
-        if isinstance(embedder, TenantEmbedder):
-            return await embedder.embed_for(self.tenant_id, list(keys), self.meter)
-        return await embedder.embed(list(keys))
+        texts, ttl, redis = list(keys), self.ctx.embedding_cache_seconds, self.ctx.redis
+        found: list[list[float] | None] = [None] * len(texts)
+        if ttl:
+            found = await cached_vectors(redis, self.tenant_id, embedder.name, texts)
+        missing = [text for text, vector in zip(texts, found, strict=True) if vector is None]
+        computed: dict[str, list[float]] = {}
+        if missing:
+            if isinstance(embedder, TenantEmbedder):
+                fresh = await embedder.embed_for(self.tenant_id, missing, self.meter)
+            else:
+                fresh = await embedder.embed(missing)
+            if ttl:
+                await keep_vectors(redis, self.tenant_id, embedder.name, missing, fresh, ttl)
+            computed = dict(zip(missing, fresh, strict=True))
+        return [v if v is not None else computed[t] for t, v in zip(texts, found, strict=True)]
 
 
 @dataclass(frozen=True)

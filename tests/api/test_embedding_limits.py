@@ -70,16 +70,18 @@ async def test_a_long_query_costs_its_256_word_pieces_however_long_the_text(
     tenant: TenantClient, app: Starlette, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(the_model(app), "limits", EmbedLimits(300, 10_000))
-    long_a, long_b = list(LONG_TEXTS.values())[:2]
+    long_a, long_b, long_c = list(LONG_TEXTS.values())[:3]
     # A text of 1,000 characters is cut to the model's 256 word pieces: within 300.
     assert not (await tenant.gql(SMALL, {"q": long_a})).get("errors")
-    # Two are 512: refused, both.
-    body = await tenant.gql(TWO, {"a": long_a, "b": long_b})
+    # Two new ones are 512: refused, both.
+    body = await tenant.gql(TWO, {"a": long_b, "b": long_c})
     assert error_codes(body) == ["OPERATION_LIMIT"], body
     assert body["data"] is None
     assert body["errors"][0]["extensions"]["requested"] == 512
+    # One searched before is not embedded again (the shared cache), so it costs nothing.
+    assert not (await tenant.gql(TWO, {"a": long_a, "b": long_b})).get("errors")
     # 1,000 characters that are one word cost [CLS] [UNK] [SEP]: length is not the cost.
-    assert not (await tenant.gql(TWO, {"a": long_a, "b": "x" * 1000})).get("errors")
+    assert not (await tenant.gql(TWO, {"a": long_c, "b": "x" * 1000})).get("errors")
 
 
 async def test_a_tenant_over_its_minute_budget_is_refused_and_another_tenant_is_not(

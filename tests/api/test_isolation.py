@@ -550,3 +550,77 @@ async def test_an_editor_or_admin_can_run_every_mutation(
     actors = {row["actor"] for row in after["audit_log"]}
     assert f"test-{role.value}" in actors
     assert len(after["audit_log"]) == len(after["outbox"])
+
+
+async def _redis_state(redis: Any, tenant_id: uuid.UUID) -> dict[bytes, Any]:
+    """Every Redis key of a tenant with its value, for before/after comparison."""
+    state: dict[bytes, Any] = {}
+    async for key in redis.scan_iter(match=f"chimera:t:{tenant_id}:*", count=1000):
+        kind = await redis.type(key)
+        if kind == b"hash":
+            state[key] = await redis.hgetall(key)
+        elif kind == b"zset":
+            state[key] = await redis.zrange(key, 0, -1, withscores=True)
+        elif kind == b"stream":
+            state[key] = await redis.xlen(key)
+        else:
+            state[key] = await redis.get(key)
+    return state
+
+
+async def test_another_tenants_tasks_and_sessions_are_out_of_reach(
+    tenant: TenantClient, other_tenant: TenantClient, app: Any
+) -> None:
+    """Tasks and sessions live in Redis under the tenant's prefix: B holding A's ids reads
+    nothing and changes nothing there, with a person's token or a runtime's."""
+    a, b = await _create(tenant, "Alpha"), await _create(other_tenant, "Bravo")
+    enqueue = """mutation($a: ID!, $k: String!) { enqueueTask(input: {agentId: $a, kind: "x",
+      idempotencyKey: $k}) { task { id } } }"""
+    task = (await tenant.data(enqueue, {"a": a.agents[0], "k": "same-key"}))["enqueueTask"]
+    session = """mutation($a: ID!) { setAgentSessionState(input: {agentId: $a, state: {s: 1},
+      expectedVersion: 0}) { session { version } } }"""
+    await tenant.data(session, {"a": a.agents[0]})
+    redis = app.state.stores.redis
+    before = await _redis_state(redis, tenant.id)
+    task_id = task["task"]["id"]
+    # Reads: null, never A's data.
+    found = await other_tenant.data(
+        """query($t: ID!, $a: ID!) { task(id: $t) { id } node(id: $t) { id }
+          agent(id: $a) { id tasks { totalCount } session { version } } }""",
+        {"t": task_id, "a": a.agents[0]},
+        role=Role.ADMIN,
+    )
+    assert found == {"task": None, "node": None, "agent": None}
+    dead = await other_tenant.data("{ deadTasks { totalCount } }", role=Role.ADMIN)
+    assert dead == {"deadTasks": {"totalCount": 0}}
+    # Writes with A's ids: NOT_FOUND. The same idempotency key is B's own.
+    for query, variables in (
+        ("mutation($t: ID!) { cancelTask(input: {id: $t}) { task { id } } }", {"t": task_id}),
+        ("mutation($t: ID!) { retryTask(input: {id: $t}) { task { id } } }", {"t": task_id}),
+        (enqueue, {"a": a.agents[0], "k": "other"}),
+        (session, {"a": a.agents[0]}),
+        (
+            "mutation($a: ID!) { clearAgentSession(input: {agentId: $a}) { agentId } }",
+            {"a": a.agents[0]},
+        ),
+    ):
+        body = assert_clean(await other_tenant.post(query, variables, role=Role.ADMIN))
+        assert error_codes(body) == ["NOT_FOUND"], (query, body)
+    own = await other_tenant.data(enqueue, {"a": b.agents[0], "k": "same-key"})
+    assert own["enqueueTask"]["task"]["id"] != task_id
+    # B's runtime: its claims hold only B's task; A's task is not found for its reports.
+    runtime = other_tenant.agent_token(pk_of(b.agents[0]))
+    claimed = await other_tenant.data(
+        "mutation { claimTasks(input: {max: 10}) { leases { leaseToken task { id } } } }",
+        token=runtime,
+    )
+    leases = claimed["claimTasks"]["leases"]
+    assert [lease["task"]["id"] for lease in leases] == [own["enqueueTask"]["task"]["id"]]
+    report = await other_tenant.gql(
+        "mutation($t: ID!, $l: String!) { completeTask(input: {id: $t, leaseToken: $l}) "
+        "{ task { id } } }",
+        {"t": task_id, "l": leases[0]["leaseToken"]},
+        token=runtime,
+    )
+    assert error_codes(report) == ["NOT_FOUND"]
+    assert await _redis_state(redis, tenant.id) == before

@@ -93,3 +93,19 @@ def agent_event_stream(tenant_id: UUID) -> str:
 def agent_session(tenant_id: UUID, agent_id: UUID) -> str:
     """An agent's working state: a JSON document with a version, expiring (app/agent_sessions)."""
     return f"{tenant_prefix(tenant_id)}agent:{agent_id}:session"
+
+
+def similar_generation(tenant_id: UUID) -> str:
+    """Bumped after every change to the tenant's campaign vectors (app/stores/vectors/cached)."""
+    return f"{tenant_prefix(tenant_id)}similar-generation"
+
+
+def similar_entry(tenant_id: UUID, campaign_id: UUID, limit: int) -> str:
+    """The start of a cached "more like this" answer's key; the generation ends it."""
+    return f"{tenant_prefix(tenant_id)}similar:{campaign_id}:{limit}:"
+
+
+def embedding(tenant_id: UUID, digest: str) -> str:
+    """A search text's vector (its model and text hashed), per tenant: no tenant can tell from
+    a fast answer what another one searched for."""
+    return f"{tenant_prefix(tenant_id)}embedding:{digest}"

@@ -32,10 +32,14 @@ HMGET_MANY_SHA = hashlib.sha1(HMGET_MANY.encode()).hexdigest()
 async def load_scripts(redis: Redis) -> None:
     """Load the scripts at start-up, so that requests call them by hash from the first one
     on; after a Redis restart the first call loads them again (see ``hmget_many``)."""
-    from app.queue.scripts import SCRIPTS as QUEUE_SCRIPTS
+    # Every module that defines scripts, so that each has registered itself by now.
+    import app.agent_sessions
+    import app.events.relay
+    import app.queue.scripts
+    import app.stores.vectors.cached  # noqa: F401
 
     await redis.script_load(HMGET_MANY)
-    for script in (*ENGAGEMENT_SCRIPTS, SUM_MANY, *QUEUE_SCRIPTS):
+    for script in REGISTERED:
         await redis.script_load(script.source)
 
 
@@ -52,15 +56,20 @@ async def hmget_many(
     return [list(values) for values in reply]
 
 
+REGISTERED: list[LuaScript] = []
+
+
 @dataclass(frozen=True)
 class LuaScript:
-    """A script called by hash, loaded again by the first call after a Redis restart."""
+    """A script called by hash, loaded again by the first call after a Redis restart. Each
+    one registers itself, so that start-up loads them all and no request pays the load."""
 
     source: str
     sha: str = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+        REGISTERED.append(self)
 
     async def __call__(
         self, redis: Redis, keys: Sequence[str], args: Sequence[str | int | bytes]
@@ -137,7 +146,6 @@ return 0
 """
 )
 
-ENGAGEMENT_SCRIPTS = (APPLY_ENGAGEMENT, MEASURE_ENGAGEMENT, REPAIR_ENGAGEMENT, RELEASE_FENCE)
 
 # The sum of the same fields over many hashes, inside Redis: a tenant's engagement totals
 # cost one command and five numbers back, not a reply per campaign. KEYS: the hashes;
