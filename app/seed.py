@@ -233,3 +233,18 @@ async def seed_tasks(
     ):
         task = NewTask(agent_ids[agent], campaign, kind, {"demo": True}, **options)
         await queue.enqueue(task, f"demo-{agent}-{kind}-queued")
+
+
+async def seed_running_tasks(redis: Redis, tenant_id: UUID, counts: dict[UUID, int]) -> None:
+    """Give each agent that many RUNNING tasks (an hour's lease), through the queue as a
+    runtime would: for benchmark datasets and tests that need busy agents."""
+    queue = TaskQueue(redis, tenant_id, timeout=30)
+    for agent_id, count in counts.items():
+        if not count:
+            continue
+        for i in range(count):
+            task = NewTask(agent_id, None, "seeded", None)
+            await queue.enqueue(task, f"seeded-{agent_id}-{i}")
+        claimed = await queue.claim(agent_id, count, 3600)
+        if len(claimed.leases) != count:
+            raise RuntimeError(f"agent {agent_id} holds {len(claimed.leases)} of {count} tasks")

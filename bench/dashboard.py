@@ -471,6 +471,11 @@ class Bench:
             CHIMERA_INDEXER="false",
             CHIMERA_RELAY="false",
             CHIMERA_MEDIA_SWEEP_SECONDS="0",
+            # The shared caches off: a run repeats one request, and a warm cache would measure
+            # Redis lookups in place of the vector search every first request pays
+            # (bench/search_cache.py measures the caches, cold and warm).
+            CHIMERA_SIMILAR_CACHE_SECONDS="0",
+            CHIMERA_EMBEDDING_CACHE_SECONDS="0",
             PYTHONPATH=str(self.code_root),
         )
         return Server(

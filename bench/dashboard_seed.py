@@ -29,6 +29,7 @@ from redis.asyncio import Redis
 
 from app import migrations
 from app.indexing.documents import digest
+from app.seed import seed_running_tasks
 from app.stores.objects.keys import media_key
 from app.stores.postgres.embedded import (
     EmbeddedPostgres,
@@ -601,16 +602,16 @@ async def _seed_postgres(conn: asyncpg.Connection, dataset: Dataset, data: Gener
 
 
 async def _seed_redis(redis: Redis, dataset: Dataset, data: Generated) -> None:
-    """Engagement hashes and agents' task counts under the app's own key helpers."""
+    """Engagement hashes under the app's own key helpers, and agents' running tasks through
+    the task queue."""
     tid = dataset.tenant_id
     async with redis.pipeline(transaction=False) as pipe:
         for campaign_id, counts in data.engagement.items():
             key = keys.campaign_engagement(tid, campaign_id)
             pipe.delete(key)
             pipe.hset(key, mapping={field: counts[field] for field in keys.ENGAGEMENT_FIELDS})
-        for agent_id, active in data.active_tasks.items():
-            pipe.hset(keys.agent_tasks(tid, agent_id), "active", active)
         await pipe.execute()
+    await seed_running_tasks(redis, tid, data.active_tasks)
 
 
 async def _seed_vectors(engines: Engines, dataset: Dataset, data: Generated) -> None:

@@ -42,6 +42,7 @@ from redis.asyncio import Redis
 from app import migrations
 from app.auth import Role, mint_token
 from app.main import create_app
+from app.seed import seed_running_tasks
 from app.settings import Settings
 from app.stores.postgres.engine import create_engine
 from app.stores.redis import keys
@@ -190,9 +191,8 @@ async def seed(dsn: str, redis_url: str, tenant_id: uuid.UUID, rng: random.Rando
                     keys.campaign_engagement(tenant_id, c[0]),
                     mapping={f: rng.randint(0, 10_000) for f in keys.ENGAGEMENT_FIELDS},
                 )
-            for a in agents:
-                pipe.hset(keys.agent_tasks(tenant_id, a[0]), "active", rng.randint(0, 9))
             await pipe.execute()
+        await seed_running_tasks(redis, tenant_id, {a[0]: rng.randint(0, 9) for a in agents})
     finally:
         await redis.aclose()
 

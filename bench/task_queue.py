@@ -66,6 +66,7 @@ async def flow(
     tasks: int,
     producers: int,
     poll: float,
+    rate: float,
     enqueue: Callable[[int], Awaitable[str]],
     claim: Callable[[], Awaitable[list[tuple[str, str]]]],
     complete: Callable[[str, str], Awaitable[None]],
@@ -80,6 +81,8 @@ async def flow(
             pending_keys[i] = time.perf_counter()
             task_id = await enqueue(i)
             sent[task_id] = pending_keys.pop(i)
+            if rate:  # paced: all producers together send ``rate`` a second
+                await asyncio.sleep(producers / rate)
 
     async def consume() -> None:
         while len(held) < tasks:
@@ -101,7 +104,9 @@ async def flow(
     return Result(name, tasks, seconds, p50, p99)
 
 
-async def core_flow(redis: Redis, tasks: int, producers: int, poll: float) -> Result:
+async def core_flow(
+    redis: Redis, tasks: int, producers: int, poll: float, rate: float = 0
+) -> Result:
     queue = TaskQueue(redis, uuid.uuid4(), timeout=30)
     agent = uuid.uuid4()
 
@@ -116,9 +121,8 @@ async def core_flow(redis: Redis, tasks: int, producers: int, poll: float) -> Re
     async def complete(task_id: str, token: str) -> None:
         await queue.complete(agent, uuid.UUID(task_id), token, None)
 
-    return await flow(
-        "Chimera queue core (Lua scripts)", tasks, producers, poll, enqueue, claim, complete
-    )
+    name = "Chimera queue core (Lua scripts)" + (f", paced at {rate:.0f}/s" if rate else "")
+    return await flow(name, tasks, producers, poll, rate, enqueue, claim, complete)
 
 
 async def graphql_flow(
@@ -171,6 +175,7 @@ async def graphql_flow(
             tasks,
             producers,
             poll,
+            0,
             enqueue,
             claim,
             complete,
@@ -187,7 +192,7 @@ def arq_python() -> str:
     return str(python)
 
 
-def arq_flow(redis_url: str, tasks: int, producers: int, poll: float) -> Result:
+def arq_flow(redis_url: str, tasks: int, producers: int, poll: float, rate: float = 0) -> Result:
     out = subprocess.run(
         [
             arq_python(),
@@ -196,6 +201,7 @@ def arq_flow(redis_url: str, tasks: int, producers: int, poll: float) -> Result:
             str(tasks),
             str(producers),
             str(poll),
+            str(rate),
         ],
         check=True,
         capture_output=True,
@@ -204,9 +210,10 @@ def arq_flow(redis_url: str, tasks: int, producers: int, poll: float) -> Result:
     )
     found = json.loads(out.stdout.strip().splitlines()[-1])
     p50, p99 = found["latencies"]
-    return Result(
-        f"arq {ARQ_VERSION} (Worker, poll_delay={poll})", tasks, found["seconds"], p50, p99
+    name = f"arq {ARQ_VERSION} (Worker, poll_delay={poll})" + (
+        f", paced at {rate:.0f}/s" if rate else ""
     )
+    return Result(name, tasks, found["seconds"], p50, p99)
 
 
 async def fairness(redis: Redis, backlog: int, claims: int) -> tuple[float, float]:
@@ -254,7 +261,11 @@ async def run(args: argparse.Namespace) -> list[str]:
                 args.database_url, args.redis_url, args.graphql_tasks, args.producers, args.poll
             )
         )
-    lines += [r.row() for r in results]
+    await redis.flushdb()
+    paced = [await core_flow(redis, args.paced_tasks, args.producers, args.poll, args.rate)]
+    await redis.flushdb()
+    paced.append(arq_flow(args.redis_url, args.paced_tasks, args.producers, args.poll, args.rate))
+    lines += [r.row() for r in results + paced]
     core, arq = results[0], results[1]
     lines.append("")
     lines.append(f"Core / arq throughput: {core.rate / arq.rate:.2f}x.")
@@ -278,6 +289,8 @@ def main() -> None:
     parser.add_argument("--producers", type=int, default=20)
     parser.add_argument("--poll", type=float, default=0.005)
     parser.add_argument("--backlog", type=int, default=100_000)
+    parser.add_argument("--paced-tasks", type=int, default=2_000)
+    parser.add_argument("--rate", type=float, default=200.0, help="tasks/s of the paced runs")
     args = parser.parse_args()
     for line in asyncio.run(run(args)):
         print(line)

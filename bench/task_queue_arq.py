@@ -1,7 +1,7 @@
 """arq's side of bench/task_queue.py, run by an interpreter that has arq (its redis pin clashes with
 ours, so bench/task_queue.py makes a virtualenv for it). Prints one JSON line of results.
 
-    python bench/task_queue_arq.py REDIS_URL TASKS PRODUCERS POLL_SECONDS
+    python bench/task_queue_arq.py REDIS_URL TASKS PRODUCERS POLL_SECONDS [RATE]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ async def noop(ctx: dict[str, Any]) -> None:
         finished.set()
 
 
-async def main(url: str, tasks: int, producers: int, poll: float) -> dict[str, Any]:
+async def main(url: str, tasks: int, producers: int, poll: float, rate: float) -> dict[str, Any]:
     global expected
     expected = tasks
     settings = RedisSettings.from_dsn(url)
@@ -51,6 +51,8 @@ async def main(url: str, tasks: int, producers: int, poll: float) -> dict[str, A
             enqueued_at[f"job-{i}"] = sent
             job = await pool.enqueue_job("noop", _job_id=f"job-{i}")
             assert job is not None
+            if rate:  # paced: all producers together send ``rate`` a second
+                await asyncio.sleep(producers / rate)
 
     await asyncio.gather(*(produce(p) for p in range(producers)))
     await asyncio.wait_for(finished.wait(), timeout=600)
@@ -70,5 +72,8 @@ async def main(url: str, tasks: int, producers: int, poll: float) -> dict[str, A
 
 
 if __name__ == "__main__":
-    result = asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])))
+    rate = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0
+    result = asyncio.run(
+        main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), rate)
+    )
     print(json.dumps(result))

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import Role, mint_token
 from app.metrics.consumer import apply_once
-from app.queue.core import NewTask, TaskQueue
+from app.seed import seed_running_tasks
 from app.stores.postgres import reads
 from app.stores.postgres.tables import outbox, tenant
 
@@ -211,9 +211,4 @@ async def settle_metrics(engine: AsyncEngine) -> None:
 
 async def start_tasks(redis: Redis, tenant_id: uuid.UUID, agent_id: uuid.UUID, count: int) -> None:
     """Give an agent ``count`` RUNNING tasks, through the queue as a runtime would."""
-    queue = TaskQueue(redis, tenant_id, timeout=10)
-    for _ in range(count):
-        await queue.enqueue(NewTask(agent_id, None, "seeded", {}), uuid.uuid4().hex)
-    if count:
-        claimed = await queue.claim(agent_id, count, 600)
-        assert len(claimed.leases) == count
+    await seed_running_tasks(redis, tenant_id, {agent_id: count})
