@@ -1,12 +1,13 @@
 """The task queue measured: its core against arq on the same Redis, the same flow through
 GraphQL, and one agent's claims beside another's 100,000-task backlog.
 
-Run: ``.venv/bin/python bench/task_queue.py`` (``--help``); ``make bench-queue`` does, and writes
-the table into docs/benchmarks.md. Every flow is one process: producers enqueue empty tasks
-while one consumer claims (up to 50 at a time) and completes them, polling every
-``--poll`` seconds when it finds nothing, as arq's worker does (its ``poll_delay``). Reported:
-tasks per second from the first enqueue to the last completion, and the time from sending an
-enqueue to the consumer holding the task (p50, p99).
+Run: ``.venv/bin/python bench/task_queue.py --database-url postgresql://...`` (``--help``;
+without a database URL the GraphQL flow is skipped); it prints the table that
+docs/benchmarks.md quotes. Every flow is one process: producers enqueue empty tasks while one
+consumer claims (up to 50 at a time) and completes them, polling every ``--poll`` seconds
+when it finds nothing, as arq's worker does (its ``poll_delay``). Reported: tasks per second
+from the first enqueue to the last completion, and the time from sending an enqueue to the
+consumer holding the task (p50, p99); paced runs send ``--rate`` tasks a second.
 
 arq pins redis-py below 6, which this project's client is not, so arq runs from a virtualenv
 of its own (made under bench/.arq-venv on first use, from PyPI) in a child process.
