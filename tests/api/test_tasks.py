@@ -130,13 +130,15 @@ async def test_higher_priority_is_claimed_first_then_oldest(tenant: TenantClient
 
 async def test_not_before_delays_a_task(tenant: TenantClient) -> None:
     agent, pk = await new_agent(tenant)
-    later = datetime.now(UTC) + timedelta(seconds=1.5)
+    later = datetime.now(UTC) + timedelta(seconds=3)
     task = await enqueue(tenant, agent, notBefore=later.isoformat())
     assert task["status"] == "QUEUED" and task["notBefore"] is not None
     runtime = tenant.agent_token(pk)
-    assert await claim(tenant, runtime) == []
+    early = await claim(tenant, runtime)
+    if datetime.now(UTC) < later:  # (a machine too busy to ask in 3 s proves nothing here)
+        assert early == []
     await asyncio.sleep(max(0.0, (later - datetime.now(UTC)).total_seconds()) + 0.1)
-    assert [x["task"]["id"] for x in await claim(tenant, runtime)] == [task["id"]]
+    assert [x["task"]["id"] for x in early or await claim(tenant, runtime)] == [task["id"]]
 
 
 async def test_an_expired_lease_is_fenced_and_the_task_goes_to_the_next_claim(
@@ -175,11 +177,11 @@ async def test_a_heartbeat_keeps_the_lease(tenant: TenantClient) -> None:
     agent, pk = await new_agent(tenant)
     task = await enqueue(tenant, agent)
     runtime = tenant.agent_token(pk)
-    (lease,) = await claim(tenant, runtime, lease=1)
-    for _ in range(3):
-        await asyncio.sleep(0.5)
+    (lease,) = await claim(tenant, runtime, lease=3)
+    for _ in range(3):  # 4.5 s in all: the first lease alone would have run out
+        await asyncio.sleep(1.5)
         await tenant.data(
-            HEARTBEAT, {"id": task["id"], "token": lease["leaseToken"], "lease": 1}, token=runtime
+            HEARTBEAT, {"id": task["id"], "token": lease["leaseToken"], "lease": 3}, token=runtime
         )
     assert await claim(tenant, runtime) == []
     await tenant.data(
@@ -202,15 +204,18 @@ async def test_failures_back_off_then_go_dead_and_an_admin_retries_them(
     )["failTask"]["task"]
     assert (failed["status"], failed["attempts"], failed["lastError"]) == ("QUEUED", 1, "boom")
     delay = datetime.fromisoformat(failed["notBefore"]) - before
-    # Attempt 1's backoff is 1 s with jitter between half and all of it.
+    # Attempt 1's backoff is 1 s with jitter between half and all of it (plus the time the
+    # failTask request took to reach Redis).
     assert timedelta(milliseconds=backoff_ms(1, 0.5) - 50) <= delay
-    assert delay <= timedelta(milliseconds=backoff_ms(1, 1.0) + 500)
-    assert await claim(tenant, runtime) == []
+    assert delay <= timedelta(milliseconds=backoff_ms(1, 1.0) + 5000)
+    early = await claim(tenant, runtime)
+    if datetime.now(UTC) < datetime.fromisoformat(failed["notBefore"]):
+        assert early == []
     await asyncio.sleep(
         max(0.0, (datetime.fromisoformat(failed["notBefore"]) - datetime.now(UTC)).total_seconds())
         + 0.1
     )
-    (lease,) = await claim(tenant, runtime)
+    (lease,) = early or await claim(tenant, runtime)
     dead = (
         await tenant.data(
             FAIL, {"id": task["id"], "token": lease["leaseToken"], "retryable": True}, token=runtime
@@ -398,7 +403,7 @@ async def test_a_runtime_killed_mid_task_loses_it_to_the_next_claim(
         "tests.api.task_runtime",
         f"http://{live_url}/graphql",
         runtime,
-        "2",
+        "5",
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
     )
@@ -411,8 +416,8 @@ async def test_a_runtime_killed_mid_task_loses_it_to_the_next_claim(
     finally:
         process.kill()  # SIGKILL: no goodbye, no heartbeat, no report
         await process.wait()
-    async with asyncio.timeout(15):
-        while True:  # the lease runs out 2 s after the claim; then the next claim has it
+    async with asyncio.timeout(30):
+        while True:  # the lease runs out 5 s after the claim; then the next claim has it
             leases = await claim(tenant, runtime)
             if leases:
                 break
