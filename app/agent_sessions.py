@@ -17,6 +17,7 @@ from uuid import UUID
 from redis.asyncio import Redis
 
 from app.errors import BadUserInput, VersionConflict
+from app.events.stream_ids import as_text
 from app.queue.core import json_text
 from app.stores.redis import keys
 from app.stores.redis.client import unavailable_as_error
@@ -58,15 +59,11 @@ class SessionState:
     expires_at: datetime
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def session_from(reply: Sequence[Any], now: datetime) -> SessionState | None:
     state, version, ttl_ms = reply
     if state is None or version is None or int(ttl_ms) < 0:
         return None
-    return SessionState(_text(state), int(version), now + timedelta(milliseconds=int(ttl_ms)))
+    return SessionState(as_text(state), int(version), now + timedelta(milliseconds=int(ttl_ms)))
 
 
 async def set_state(

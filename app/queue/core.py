@@ -30,6 +30,7 @@ from app.errors import (
     LeaseExpired,
     NotFound,
 )
+from app.events.stream_ids import as_text
 from app.queue import scripts
 from app.queue.records import TaskRecord
 from app.stores.redis import keys
@@ -120,7 +121,7 @@ def _record(flat: Any) -> TaskRecord:
 
 
 def _refusal(reply: Sequence[Any]) -> None:
-    verdict = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+    verdict = as_text(reply[0])
     if verdict in ("OK", "SETTLED", "CREATED", "EXISTING"):
         return
     if verdict == "NOT_FOUND":

@@ -8,11 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-STATUSES = ("QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "DEAD", "CANCELLED")
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+from app.events.stream_ids import as_text
 
 
 def _moment(value: str) -> datetime | None:
@@ -49,7 +45,7 @@ class TaskRecord:
         """From HGETALL's reply (field, value, field, value...); None for a missing task."""
         if not flat:
             return None
-        h = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
+        h = {as_text(flat[i]): as_text(flat[i + 1]) for i in range(0, len(flat), 2)}
         return cls(
             id=UUID(h["id"]),
             agent_id=UUID(h["agent"]),

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from redis.asyncio import Redis
 
+from app.events.stream_ids import as_text
 from app.stores.redis import keys
 
 
@@ -40,7 +41,7 @@ async def queue_report(redis: Redis, tenant_ids: list[UUID]) -> QueueReport:
         q, r, d, head = replies[4 * i : 4 * i + 4]
         queued, running, dead = queued + int(q), running + int(r), dead + int(d)
         if head:
-            task_id = UUID(head[0].decode() if isinstance(head[0], bytes) else head[0])
+            task_id = UUID(as_text(head[0]))
             oldest.append(keys.task(tenant_id, task_id))
     created: list[int] = []
     if oldest:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
+from app.events.stream_ids import as_text
 from app.stores.redis import keys
 from app.stores.redis.scripts import LuaScript
 from app.stores.vectors.port import (
@@ -113,7 +114,7 @@ class SimilarCache:
             reply = await READ_UNDER_GENERATION(
                 self.redis, [keys.similar_generation(tenant_id), *prefixes], []
             )
-            generation = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+            generation = as_text(reply[0])
             cached = list(reply[1])
         except Exception:
             log.warning("similar-campaigns cache unreadable; asking the index", exc_info=True)
