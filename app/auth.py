@@ -6,6 +6,7 @@ commands take it from here, never from arguments a client controls.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections import OrderedDict
@@ -46,6 +47,13 @@ class Principal:
     role: Role
     subject: str
     agent_id: UUID | None = None  # set for, and only for, the AGENT role
+    # Which client this is, for its own rate-limit bucket: a digest of its token, never
+    # the token itself (the bucket's key is visible to anyone who can list Redis keys).
+    client_id: str = ""
+
+    @property
+    def client(self) -> str:
+        return self.client_id or f"subject:{self.subject}"
 
 
 def auth_secret(settings: Settings) -> str:
@@ -133,12 +141,17 @@ def _verify(secret: str, token: str) -> tuple[Principal, float]:
             role=role,
             subject=str(claims["sub"]),
             agent_id=UUID(str(agent)) if agent is not None else None,
+            client_id=client_digest(token),
         )
         return principal, float(claims["exp"])
     except jwt.ExpiredSignatureError as exc:
         raise Unauthenticated("The bearer token has expired") from exc
     except (jwt.InvalidTokenError, ValueError) as exc:
         raise Unauthenticated("The bearer token is invalid") from exc
+
+
+def client_digest(credential: str) -> str:
+    return "t:" + hashlib.sha256(credential.encode()).hexdigest()[:24]
 
 
 def bearer_token(authorization: str | None) -> str | None:

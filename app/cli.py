@@ -28,12 +28,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import migrations
 from app.auth import Role, auth_secret, mint_token
-from app.commands.tenants import create_tenant, tenant_by_slug
+from app.commands.tenants import create_tenant, set_tenant_limits, tenant_by_slug
 from app.embedded import EmbeddedNotAllowed, embedded_engines
-from app.errors import ChimeraError
+from app.errors import BadUserInput, ChimeraError
 from app.ids import decode_id
 from app.lifespan import Stores, open_stores
 from app.logs import configure_logging, narrate
+from app.ratelimit.limits import default_limits, tenant_limits
 from app.settings import Settings, load_settings
 from app.stores.postgres import engine as pg
 from app.stores.postgres.tables import agent as agent_table
@@ -231,6 +232,61 @@ def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> int:
 
         row = _with_engine(ready, run)
     print(f"tenant {row.slug} created ({row.id})")
+    return 0
+
+
+LIMIT_OPTIONS = {
+    "max_cost": ("--max-cost", int, "points one operation may be priced at"),
+    "rate_capacity": ("--capacity", int, "points the tenant's bucket holds"),
+    "rate_per_second": ("--per-second", float, "points the tenant's bucket regains a second"),
+    "client_rate_capacity": ("--client-capacity", int, "points each client's bucket holds"),
+    "client_rate_per_second": (
+        "--client-per-second",
+        float,
+        "points each client's bucket regains a second",
+    ),
+}
+
+
+def cmd_tenant_limits(args: argparse.Namespace, settings: Settings) -> int:
+    """Show a tenant's limits, or change them: a number sets one, `default` clears it."""
+    changes: dict[str, float | int | None] = {}
+    for column, (_, kind, _) in LIMIT_OPTIONS.items():
+        value = getattr(args, column)
+        if value is None:
+            continue
+        if value == "default":
+            changes[column] = None
+            continue
+        try:
+            changes[column] = kind(value)
+        except ValueError as exc:
+            flag = LIMIT_OPTIONS[column][0]
+            raise CommandError(f"{flag} takes a number or 'default', not {value!r}") from exc
+    with embedded_engines(settings, redis=False) as ready:
+
+        async def run(engine: AsyncEngine) -> Any:
+            await migrations.upgrade(engine)
+            try:
+                return await set_tenant_limits(engine, args.slug, changes)
+            except BadUserInput as exc:
+                raise CommandError(exc.message) from exc
+
+        row = _with_engine(ready, run)
+    if row is None:
+        raise CommandError(f"no tenant {args.slug!r}; create it with `chimera tenant create`")
+    effective = tenant_limits(default_limits(settings), row._mapping)
+    print(f"tenant {row.slug} limits (applied by every instance within a minute):")
+    shown = {
+        "max_cost": effective.max_cost,
+        "rate_capacity": effective.tenant_capacity,
+        "rate_per_second": effective.tenant_per_second,
+        "client_rate_capacity": effective.client_capacity,
+        "client_rate_per_second": effective.client_per_second,
+    }
+    for column, (flag, _, meaning) in LIMIT_OPTIONS.items():
+        origin = "set" if row._mapping[column] is not None else "default"
+        print(f"  {flag[2:]:<18} {shown[column]:>12g}  ({origin}; {meaning})")
     return 0
 
 
@@ -547,6 +603,14 @@ def build_parser() -> argparse.ArgumentParser:
     tenant_create.add_argument("slug")
     tenant_create.add_argument("--name")
     tenant_create.set_defaults(func=cmd_tenant_create)
+    tenant_limits_parser = tenant_sub.add_parser(
+        "limits",
+        help="show or set a tenant's cost and rate limits ('default' clears one)",
+    )
+    tenant_limits_parser.add_argument("slug")
+    for column, (flag, _, meaning) in LIMIT_OPTIONS.items():
+        tenant_limits_parser.add_argument(flag, dest=column, metavar="N|default", help=meaning)
+    tenant_limits_parser.set_defaults(func=cmd_tenant_limits)
 
     token = sub.add_parser("token", help="print a bearer token for a tenant and role")
     token.add_argument("--tenant", required=True)

@@ -17,6 +17,7 @@ from loaders.registry import Loaders
 if TYPE_CHECKING:
     from app.events.hub import StreamHub
     from app.lifespan import Stores
+    from app.ratelimit.demand import Demand
 
 
 @dataclass
@@ -31,6 +32,8 @@ class Context:
     hub: StreamHub | None = None
     # Filled by Strawberry from a WebSocket's connection_init payload.
     connection_params: dict[str, object] | None = None
+    # The operation's price and charge (app/extensions/demand_control.py).
+    demand: Demand | None = None
 
     @property
     def loaders(self) -> Loaders:

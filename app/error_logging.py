@@ -29,6 +29,9 @@ CLIENT_CODES = frozenset(
         ErrorCode.IDEMPOTENCY_KEY_REUSED.value,
         ErrorCode.RATE_LIMITED.value,
         ErrorCode.OPERATION_LIMIT.value,
+        ErrorCode.COST_LIMIT.value,
+        ErrorCode.LEASE_EXPIRED.value,
+        ErrorCode.VERSION_CONFLICT.value,
     }
 )
 

@@ -22,6 +22,7 @@ class ErrorCode(StrEnum):
     VERSION_CONFLICT = "VERSION_CONFLICT"
     RATE_LIMITED = "RATE_LIMITED"
     OPERATION_LIMIT = "OPERATION_LIMIT"
+    COST_LIMIT = "COST_LIMIT"
     STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
@@ -78,6 +79,19 @@ class VersionConflict(ChimeraError):
     """A compare-and-set whose expected version is no longer the current one."""
 
     code = ErrorCode.VERSION_CONFLICT
+
+
+class CostLimit(ChimeraError):
+    """An operation priced above what one operation may cost; nothing was executed."""
+
+    code = ErrorCode.COST_LIMIT
+
+
+class RateLimited(ChimeraError):
+    """A tenant's or a client's bucket too low for an operation's price; nothing was
+    executed. ``retryAfter`` (seconds) says when it would be served."""
+
+    code = ErrorCode.RATE_LIMITED
 
 
 class StoreUnavailable(ChimeraError):

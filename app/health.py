@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse
 
 from app.errors import StoreUnavailable
 from app.events.relay import RELAY_LAG_ALARM_SECONDS, oldest_unpublished_age
+from app.extensions.demand_control import Unmetered
 from app.stores.postgres import engine as pg
 from app.stores.redis import client as rd
 
@@ -51,17 +52,21 @@ async def readyz(request: Request) -> JSONResponse:
     # lock, or none: see `chimera worker`). Failing readiness for it would take every instance
     # out of the load balancer at once, although each still serves queries and mutations, and
     # taking them out publishes nothing. Lag is for an operator, or an alert, to act on.
-    if not _may_see_details(request):
-        checks = {name: "ok" if v.startswith("ok") else "unavailable" for name, v in checks.items()}
-        relay = {"ok": relay["ok"]}
-    return JSONResponse(
-        {
-            "status": "ready" if ready else "unavailable",
-            "stores": checks,
-            "events": {"relay": relay},
-        },
-        status_code=200 if ready else 503,
-    )
+    body: dict[str, Any] = {
+        "status": "ready" if ready else "unavailable",
+        "stores": checks,
+        "events": {"relay": relay},
+    }
+    if _may_see_details(request):
+        # Operations this instance served without a charge, or refused, because the rate
+        # limit buckets could not be reached (CHIMERA_RATE_LIMIT_WHEN_REDIS_DOWN).
+        body["rateLimits"] = {"unmetered": Unmetered.served, "refused": Unmetered.refused}
+    else:
+        body["stores"] = {
+            n: "ok" if v.startswith("ok") else "unavailable" for n, v in checks.items()
+        }
+        body["events"] = {"relay": {"ok": relay["ok"]}}
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 def _may_see_details(request: Request) -> bool:

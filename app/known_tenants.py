@@ -5,6 +5,9 @@ check such a token read empty pages (every query filters on its tenant) and fail
 inside mutations on a foreign key. A tenant seen to exist is remembered for a minute, so
 the check costs a statement per tenant per minute, not one per request; deleting a tenant
 takes up to that long to lock its tokens out everywhere.
+
+The same statement reads the tenant's demand-control limits (app/ratelimit/limits.py), so
+`chimera tenant limits` reaches every instance within that minute too, at no extra cost.
 """
 
 from __future__ import annotations
@@ -17,17 +20,33 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import Principal
 from app.errors import StoreUnavailable, Unauthenticated
+from app.ratelimit.limits import Limits, tenant_limits
 from app.stores.failures import is_store_failure
 from app.stores.postgres import reads
 
 REMEMBERED_SECONDS = 60.0
 REMEMBERED_AT_MOST = 10_000
+LIMITS_SQL = (
+    "SELECT max_cost, rate_capacity, rate_per_second, client_rate_capacity,"
+    " client_rate_per_second FROM tenant WHERE id = $1"
+)
 
 
 class KnownTenants:
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, defaults: Limits) -> None:
         self.timeout = timeout
+        self.defaults = defaults
         self._seen: dict[UUID, float] = {}
+        self._limits: dict[UUID, Limits] = {}
+
+    def forget(self, tenant_id: UUID) -> None:
+        """Read the tenant (and its limits) again on its next request."""
+        self._seen.pop(tenant_id, None)
+        self._limits.pop(tenant_id, None)
+
+    def limits(self, tenant_id: UUID) -> Limits:
+        """The tenant's limits as last read (the defaults until it has been checked)."""
+        return self._limits.get(tenant_id, self.defaults)
 
     async def check(self, engine: AsyncEngine, principal: Principal) -> Principal:
         """The principal, if its tenant exists; UNAUTHENTICATED if it does not."""
@@ -37,9 +56,7 @@ class KnownTenants:
             return principal
         try:
             async with asyncio.timeout(self.timeout):
-                rows = await reads.fetch(
-                    engine, "SELECT 1 FROM tenant WHERE id = $1", principal.tenant_id
-                )
+                rows = await reads.fetch(engine, LIMITS_SQL, principal.tenant_id)
         except TimeoutError as exc:
             raise StoreUnavailable("PostgreSQL", "timed out") from exc
         except Exception as exc:
@@ -51,5 +68,7 @@ class KnownTenants:
             raise Unauthenticated("The bearer token's tenant does not exist")
         if len(self._seen) >= REMEMBERED_AT_MOST:
             self._seen.clear()
+            self._limits.clear()
         self._seen[principal.tenant_id] = now
+        self._limits[principal.tenant_id] = tenant_limits(self.defaults, dict(rows[0]))
         return principal

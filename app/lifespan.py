@@ -20,6 +20,7 @@ from app.events.relay import run_forever as relay_forever
 from app.indexing.indexer import run_forever
 from app.metrics.consumer import run_forever as metrics_forever
 from app.queue.sweeper import run_forever as sweep_forever
+from app.ratelimit.buckets import Buckets
 from app.settings import Settings
 from app.stores.embeddings.port import Embedder
 from app.stores.objects.factory import open_object_store
@@ -46,6 +47,8 @@ class Stores:
     embedder: Embedder | None
     embedder_error: str | None = None
     embedding_cache_seconds: int = 0
+    # The tenants' and clients' rate-limit buckets, on the same Redis.
+    buckets: Buckets | None = None
 
 
 @asynccontextmanager
@@ -83,6 +86,7 @@ async def open_stores(settings: Settings, auth_secret: str) -> AsyncIterator[Sto
             embedder=embedder,
             embedder_error=embedder_error,
             embedding_cache_seconds=settings.embedding_cache_seconds,
+            buckets=Buckets(redis, timeout),
         )
 
 
@@ -140,6 +144,13 @@ def background_sweeper(stores: Stores, interval: float) -> AbstractAsyncContextM
                 log.exception("media sweep failed")
 
     return running(loop() if interval > 0 else None, "media-sweeper")
+
+
+def background_refunds(stores: Stores) -> AbstractAsyncContextManager[None]:
+    """Give back, every second, what charged requests did not spend and no later request
+    of this instance has carried back yet (app/ratelimit/buckets.py)."""
+    job = stores.buckets.flush_forever() if stores.buckets is not None else None
+    return running(job, "rate-limit-refunds")
 
 
 @asynccontextmanager

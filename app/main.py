@@ -17,8 +17,15 @@ from app.graphiql import graphiql_routes
 from app.graphql_view import ChimeraGraphQL
 from app.health import healthz, readyz
 from app.known_tenants import KnownTenants
-from app.lifespan import background_indexer, background_sweeper, event_fanout, open_stores
+from app.lifespan import (
+    background_indexer,
+    background_refunds,
+    background_sweeper,
+    event_fanout,
+    open_stores,
+)
 from app.media_routes import serve_media
+from app.ratelimit.limits import default_limits
 from app.schema import build_schema
 from app.settings import Settings, load_settings
 
@@ -32,6 +39,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             open_stores(settings, app.state.auth_secret) as stores,
             background_sweeper(stores, settings.media_sweep_seconds),
             background_indexer(stores, settings),
+            background_refunds(stores),
             event_fanout(stores, settings) as hub,
         ):
             app.state.stores = stores
@@ -77,7 +85,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.tenants = KnownTenants(settings.store_timeout_seconds)
+    app.state.tenants = KnownTenants(settings.store_timeout_seconds, default_limits(settings))
     # Read once: fails at start-up, not on the first request, when it is missing.
     app.state.auth_secret = auth_secret(settings)
     return app

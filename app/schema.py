@@ -28,6 +28,7 @@ from app.error_logging import log_errors
 from app.execution import execution_context_class
 from app.extensions.agent_scope import AgentScope
 from app.extensions.authentication import RequireAuthentication
+from app.extensions.demand_control import DemandControl
 from app.extensions.error_codes import ErrorCodes, MaskInternalErrors
 from app.extensions.websocket_subscriptions import SubscriptionsOverWebSocket
 from app.scalars import SCALAR_OVERRIDES
@@ -40,6 +41,7 @@ from resolvers.campaigns.queries import CampaignQueries
 from resolvers.engagement.mutations import EngagementMutations
 from resolvers.events.subscriptions import EventSubscriptions
 from resolvers.ledger.mutations import LedgerMutations
+from resolvers.limits.queries import LimitQueries
 from resolvers.media.mutations import MediaMutations
 from resolvers.memories.mutations import MemoryMutations
 from resolvers.nodes import NodeQueries
@@ -60,6 +62,7 @@ Query = merge_types(
         SearchQueries,
         AuditQueries,
         TaskQueries,
+        LimitQueries,
     ),
 )
 Mutation = merge_types(
@@ -98,6 +101,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         _limit_rules(settings),
         RequireAuthentication,
         AgentScope,
+        DemandControl,
         SubscriptionsOverWebSocket,
     ]
     return ChimeraSchema(

@@ -33,6 +33,7 @@ class ObjectStoreKind(StrEnum):
 
 AddressingStyle = Literal["path", "virtual"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+RateLimitFallback = Literal["open", "closed", "open-reads"]
 
 # Values people paste from examples, among them docker-compose.yml's old fallback. Refused in
 # production whatever their length: they are public, so anyone could mint tokens with them.
@@ -203,6 +204,53 @@ class Settings(BaseSettings):
     )
     store_timeout_seconds: float = Field(
         default=5.0, gt=0, validation_alias="CHIMERA_STORE_TIMEOUT_SECONDS"
+    )
+    # Demand control (docs/operations.md, "Choosing limits"): what one operation may cost,
+    # and what a tenant and each of its clients may spend over time. A tenant's row may
+    # override each (`chimera tenant limits`).
+    max_cost: int = Field(
+        default=10_000,
+        ge=1,
+        validation_alias="CHIMERA_MAX_COST",
+        description="Points one operation may be priced at before it runs; over it the "
+        "operation is refused with COST_LIMIT and nothing is executed.",
+    )
+    tenant_rate_capacity: int = Field(
+        default=200_000,
+        ge=1,
+        validation_alias="CHIMERA_TENANT_RATE_CAPACITY",
+        description="Points a tenant's bucket holds: the most its clients may spend at once.",
+    )
+    tenant_rate_per_second: float = Field(
+        default=20_000,
+        gt=0,
+        validation_alias="CHIMERA_TENANT_RATE_PER_SECOND",
+        description="Points a tenant's bucket regains per second: its sustained spend.",
+    )
+    client_rate_capacity: int = Field(
+        default=50_000,
+        ge=1,
+        validation_alias="CHIMERA_CLIENT_RATE_CAPACITY",
+        description="Points one client's bucket holds (a token, or an API key).",
+    )
+    client_rate_per_second: float = Field(
+        default=5_000,
+        gt=0,
+        validation_alias="CHIMERA_CLIENT_RATE_PER_SECOND",
+        description="Points one client's bucket regains per second.",
+    )
+    rate_limits: bool = Field(
+        default=True,
+        validation_alias="CHIMERA_RATE_LIMITS",
+        description="Charge operations to the tenant's and the client's buckets in Redis; "
+        "false prices them (COST_LIMIT still holds) but never throttles.",
+    )
+    rate_limit_when_redis_down: RateLimitFallback = Field(
+        default="open-reads",
+        validation_alias="CHIMERA_RATE_LIMIT_WHEN_REDIS_DOWN",
+        description="When the buckets cannot be reached: open (serve everything, unmetered), "
+        "closed (refuse everything with STORE_UNAVAILABLE) or open-reads (serve queries and "
+        "subscriptions, refuse mutations). Each time: a log line and a counter.",
     )
     db_pool_size: int = Field(
         default=20,

@@ -5,6 +5,8 @@
   lets a graphql-ws client notice a dead server too, and keeps idle proxies from cutting it.
 - A refused subscription over the per-connection cap carries a code (RATE_LIMITED), like
   every other error clients branch on.
+- An event its subscriber's rate limit refuses ends the subscription with a RATE_LIMITED
+  ``error`` (app/extensions/demand_control.py); the client resumes with ``after``.
 - A client that leaves while an event is being sent is normal life, not an error worth a
   traceback in the log.
 - A refused operation (a syntax error, a validation error, an operation limit, a bad
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from graphql import GraphQLError
@@ -36,6 +39,7 @@ from strawberry.types.execution import PreExecutionError
 from uvicorn.protocols.utils import ClientDisconnected
 
 from app.errors import ErrorCode
+from app.extensions.demand_control import ENDS_SUBSCRIPTION
 from app.extensions.error_codes import add_codes, strip_suggestions
 
 log = logging.getLogger(__name__)
@@ -85,9 +89,11 @@ class ChimeraTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
         self, operation: Operation[Any, None], result_source: Any
     ) -> None:
         try:
-            await super()._send_result_stream(operation, result_source)
+            await super()._send_result_stream(operation, _until_refused(result_source))
         except GraphQLError as error:  # raised before execution (the parser cache's syntax error)
             await self._send_errors(operation, [error])
+        except _Refused as refused:
+            await self._send_errors(operation, list(refused.errors))
 
     async def _handle_pre_execution_error(
         self, operation: Operation[Any, None], result: PreExecutionError
@@ -111,6 +117,22 @@ class ChimeraTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
             log.debug("client left while an operation was sending: %s", error)
             return
         await super().handle_task_exception(error)
+
+
+class _Refused(Exception):
+    def __init__(self, errors: list[GraphQLError]) -> None:
+        super().__init__("event refused")
+        self.errors = errors
+
+
+async def _until_refused(results: Any) -> AsyncGenerator[Any, None]:
+    """The results of an operation, until one its rate limit refused (app/extensions/
+    demand_control.py): that one ends the operation as an `error` message, which
+    graphql-transport-ws defines as final, instead of going out as a `next`."""
+    async for result in results:
+        if getattr(result, ENDS_SUBSCRIPTION, False):
+            raise _Refused(list(result.errors or []))
+        yield result
 
 
 def _client_left(error: BaseException) -> bool:

@@ -12,7 +12,7 @@ status straight from the stored text into its GraphQL name.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import strawberry
@@ -29,8 +29,10 @@ def column(
     convert: Callable[[Any], Any] | None = None,
     *,
     description: str | None = None,
+    directives: Sequence[object] = (),
 ) -> Any:
-    """A field whose value is ``convert(self.row[name])`` (or the column's value as is)."""
+    """A field whose value is ``convert(self.row[name])`` (or the column's value as is);
+    ``directives`` are its schema directives (app/cost/directives.py), as on any field."""
     if convert is None:
 
         def resolve(root: Any) -> Any:
@@ -43,7 +45,10 @@ def column(
             return conversion(root.row[name])
 
     return strawberry.field(
-        resolver=resolve, description=description, metadata={COLUMN: (name, convert)}
+        resolver=resolve,
+        description=description,
+        directives=directives,
+        metadata={COLUMN: (name, convert)},
     )
 
 

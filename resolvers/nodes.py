@@ -9,6 +9,7 @@ from uuid import UUID
 
 import strawberry
 
+from app.cost.directives import ListSize
 from app.errors import BadUserInput
 from app.ids import decode_any
 from loaders.registry import Loaders
@@ -51,7 +52,16 @@ class NodeQueries:
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         return await resolve_node(info.context.loaders, id)
 
-    @strawberry.field(description="Objects by id, in the order asked; null where not found.")
+    @strawberry.field(
+        description="Objects by id, in the order asked; null where not found.",
+        directives=[
+            ListSize(
+                assumed_size=MAX_NODES,
+                slicing_arguments=["ids"],
+                require_one_slicing_argument=False,
+            )
+        ],
+    )
     async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
         if len(ids) > MAX_NODES:
             raise BadUserInput(f"At most {MAX_NODES} ids per call", argument="ids")

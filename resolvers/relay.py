@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 import strawberry
 from aiodataloader import DataLoader
 
+from app.cost.directives import Cost
 from app.pagination import Page
 from resolvers.batching import batched, one, settle
 
@@ -122,6 +123,7 @@ class Connection(Generic[T]):
 
     @strawberry.field(
         description="All items matching, across pages; costs one batched count.",
+        directives=[Cost(weight=1)],
         metadata=batched(total_count_many),
     )
     async def total_count(self, info: strawberry.Info) -> int:

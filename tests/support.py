@@ -158,6 +158,10 @@ def count_statements(engine: AsyncEngine) -> Iterator[StatementLog]:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
+# Every metered request makes one Redis call of its own before it runs: the rate-limit
+# charge (app/ratelimit/buckets.py). Counts of a request's round trips include it.
+CHARGE = 1
+
 HANDSHAKE = re.compile(r"^\[?b'\*\d+\\r\\n\$\d+\\r\\n(HELLO|PING|CLIENT|AUTH|SELECT)\\r")
 
 

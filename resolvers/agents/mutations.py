@@ -7,6 +7,7 @@ from typing import Any
 import strawberry
 
 from app.commands import agents as commands
+from app.cost.directives import POSTGRES
 from app.ids import decode_id
 from app.validation import clean_name, clean_text
 from resolvers.agents.types import Agent, AgentStatus
@@ -49,7 +50,7 @@ def _fresh(info: Info, row: Any) -> Agent:
 
 @strawberry.type
 class AgentMutations:
-    @strawberry.mutation(permission_classes=[IsEditor])
+    @strawberry.mutation(permission_classes=[IsEditor], directives=[POSTGRES])
     async def create_agent(self, info: Info, input: CreateAgentInput) -> CreateAgentPayload | None:
         ctx = info.context
         row = await commands.create_agent(
@@ -61,7 +62,7 @@ class AgentMutations:
         )
         return CreateAgentPayload(agent=_fresh(info, row))
 
-    @strawberry.mutation(permission_classes=[IsEditor])
+    @strawberry.mutation(permission_classes=[IsEditor], directives=[POSTGRES])
     async def update_agent(self, info: Info, input: UpdateAgentInput) -> UpdateAgentPayload | None:
         ctx = info.context
         changes = commands.AgentChanges(

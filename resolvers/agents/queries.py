@@ -6,6 +6,7 @@ from functools import partial
 
 import strawberry
 
+from app.cost.directives import connection
 from app.ids import decode_id
 from resolvers.agents.types import Agent, AgentFilter, AgentOrder
 from resolvers.info import Info
@@ -23,7 +24,10 @@ class AgentQueries:
         row = await info.context.loaders.agent_by_id.load(pk)
         return Agent.from_row(row) if row is not None else None
 
-    @strawberry.field(description="The caller's agents; `first` defaults to 20, at most 100.")
+    @strawberry.field(
+        description="The caller's agents; `first` defaults to 20, at most 100.",
+        directives=connection(),
+    )
     async def agents(
         self,
         info: Info,

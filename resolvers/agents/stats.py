@@ -9,6 +9,7 @@ from uuid import UUID
 
 import strawberry
 
+from app.cost.directives import ListSize
 from resolvers.batching import batched, one, settle
 from resolvers.campaigns.stats import StatusCount
 from resolvers.campaigns.types import CampaignStatus
@@ -41,6 +42,7 @@ class AgentStats:
 
     @strawberry.field(
         description="The campaigns this agent is assigned to, counted by status.",
+        directives=[ListSize(assumed_size=len(CampaignStatus))],
         metadata=batched(by_status_many),
     )
     async def campaigns_by_status(self, info: Info) -> list[StatusCount]:
@@ -49,6 +51,7 @@ class AgentStats:
 
     @strawberry.field(
         description="What this agent's transactions moved, per currency.",
+        directives=[ListSize(assumed_size=10)],
         metadata=batched(spent_many),
     )
     async def spent(self, info: Info) -> list[Money]:

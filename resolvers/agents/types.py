@@ -10,6 +10,17 @@ from uuid import UUID
 
 import strawberry
 
+from app.cost.directives import (
+    EMBEDDED_TEXT,
+    POSTGRES,
+    REDIS,
+    Cost,
+    CostStore,
+    ListSize,
+    Store,
+    connection,
+    vector_search,
+)
 from app.ids import encode_id
 from app.pagination import PageArgs
 from app.stores.vectors.port import VectorKind
@@ -20,6 +31,7 @@ from resolvers.columns import Row, column, row_of
 from resolvers.info import Info
 from resolvers.listing import edge_args, edge_cursor
 from resolvers.relay import Connection, Node, OrderDirection, build_connection
+from resolvers.search.limits import MAX_LIMIT
 
 if TYPE_CHECKING:
     from resolvers.agents.stats import AgentStats
@@ -135,7 +147,10 @@ def agent_id(pk: UUID) -> str:
     return encode_id("Agent", pk)
 
 
-@strawberry.type(description="An AI agent that carries out campaign work for a tenant.")
+@strawberry.type(
+    description="An AI agent that carries out campaign work for a tenant.",
+    directives=[Store(name=CostStore.POSTGRES)],
+)
 class Agent(Node):
     __slots__ = ("row",)
     row: strawberry.Private[Row]
@@ -158,6 +173,7 @@ class Agent(Node):
     @strawberry.field(
         description="Tasks RUNNING under a lease now, from Redis; null (with an error) while "
         "Redis is unavailable.",
+        directives=[Cost(weight=1), REDIS],
         metadata=batched(active_tasks_many),
     )
     async def active_tasks(self, info: Info) -> int | None:
@@ -167,6 +183,7 @@ class Agent(Node):
     @strawberry.field(
         description="Tasks QUEUED now (ready, or waiting for their time), from Redis; null "
         "(with an error) while Redis is unavailable.",
+        directives=[Cost(weight=1), REDIS],
         metadata=batched(queued_tasks_many),
     )
     async def queued_tasks(self, info: Info) -> int | None:
@@ -175,13 +192,17 @@ class Agent(Node):
 
     @strawberry.field(
         description="The agent's working state (Redis), or null if none or expired.",
+        directives=[REDIS],
         metadata=batched(sessions_many),
     )
     async def session(self, info: Info) -> AgentSessionRef | None:
         found: AgentSessionRef | None = await one(sessions_many, self, info)
         return found
 
-    @strawberry.field(description="This agent's tasks, newest first, of one status or all.")
+    @strawberry.field(
+        description="This agent's tasks, newest first, of one status or all.",
+        directives=connection(store=CostStore.REDIS),
+    )
     def tasks(
         self,
         info: Info,
@@ -196,6 +217,7 @@ class Agent(Node):
     @strawberry.field(
         description="What this agent's transactions moved, one amount per currency (an agent "
         "may work on campaigns in several), by currency code.",
+        directives=[ListSize(assumed_size=10)],
         metadata=batched(spent_many),
     )
     async def spent(self, info: Info) -> list[MoneyRef]:
@@ -205,21 +227,33 @@ class Agent(Node):
     @strawberry.field(
         description="With a query: the memories closest to it, best first. Without: the "
         "latest memories, newest first (score null).",
+        directives=vector_search(call=10, limit=MAX_LIMIT),
         metadata=batched(memories_many),
     )
     async def memories(
-        self, info: Info, query: str | None = None, limit: int | None = 10
+        self,
+        info: Info,
+        query: Annotated[
+            str | None,
+            strawberry.argument(directives=EMBEDDED_TEXT),
+        ] = None,
+        limit: int | None = 10,
     ) -> list[MemoryHitRef]:
         hits: list[MemoryHitRef] = await one(memories_many, self, info, query=query, limit=limit)
         return hits
 
-    @strawberry.field(description="Workload, spend and memory, for dashboards.")
+    @strawberry.field(
+        description="Workload, spend and memory, for dashboards.",
+        directives=[Cost(weight=5), POSTGRES],
+    )
     def stats(self) -> AgentStatsRef:
         from resolvers.agents.stats import AgentStats
 
         return AgentStats(agent_pk=self.pk)
 
-    @strawberry.field(description="Audited changes of this agent, newest first.")
+    @strawberry.field(
+        description="Audited changes of this agent, newest first.", directives=connection()
+    )
     def history(
         self, info: Info, first: int | None = 20, after: str | None = None
     ) -> Connection[AuditEntryRef]:
@@ -227,7 +261,10 @@ class Agent(Node):
 
         return history(info, "agent", self.pk, first, after)
 
-    @strawberry.field(description="Campaigns this agent is assigned to, in assignment order.")
+    @strawberry.field(
+        description="Campaigns this agent is assigned to, in assignment order.",
+        directives=connection(),
+    )
     def campaigns(
         self, info: Info, first: int | None = 20, after: str | None = None
     ) -> Connection[CampaignRef]:

@@ -7,6 +7,7 @@ from uuid import UUID
 import strawberry
 
 from app.auth import Role
+from app.cost.directives import connection
 from app.errors import Forbidden
 from resolvers.audit.types import (
     AuditEntry,
@@ -23,7 +24,8 @@ from resolvers.relay import Connection, build_connection
 class AuditQueries:
     @strawberry.field(
         description="Every audited change of the tenant, newest first (admins). Append-only: "
-        "entries are never edited or removed by the API."
+        "entries are never edited or removed by the API.",
+        directives=connection(),
     )
     def audit_log(
         self,

@@ -15,6 +15,7 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
+from app.cost.directives import Cost, CostStore, ListSize, Store
 from app.errors import BadUserInput
 from app.ids import decode_any, encode_id
 from app.pagination import check_first
@@ -84,14 +85,21 @@ def global_entity_id(row: Any) -> str:
     return encode_id(type_name, row["entity_id"]) if type_name else str(row["entity_id"])
 
 
-@strawberry.type(description="A field an audited change set, with its value before and after.")
+@strawberry.type(
+    description="A field an audited change set, with its value before and after.",
+    # Read out of its entry's row, already loaded: no store work of its own.
+    directives=[Cost(weight=0)],
+)
 class FieldChange:
     field: str
     before: JSON | None
     after: JSON | None
 
 
-@strawberry.type(description="One audited change: who did what to which entity, and when.")
+@strawberry.type(
+    description="One audited change: who did what to which entity, and when.",
+    directives=[Store(name=CostStore.POSTGRES)],
+)
 class AuditEntry:
     __slots__ = ("row",)
     row: strawberry.Private[Row]
@@ -113,7 +121,10 @@ class AuditEntry:
     def entity_id(self) -> strawberry.ID:
         return strawberry.ID(global_entity_id(self.row))
 
-    @strawberry.field(description="The fields that changed; every field of a creation.")
+    @strawberry.field(
+        description="The fields that changed; every field of a creation.",
+        directives=[ListSize(assumed_size=50)],
+    )
     def changes(self) -> list[FieldChange]:
         return changes_of(self.row["before"], self.row["after"])
 

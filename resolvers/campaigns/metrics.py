@@ -9,7 +9,7 @@ zeros. The database only ever sees UTC instants.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -111,6 +111,72 @@ def _window(
             raise BadUserInput(f"At most {MAX_POINTS} points per campaign", argument="to")
     # In UTC: the loader's key compares instants, and so do the points' intervals.
     return Window(tuple(b.astimezone(UTC) for b in boundaries))
+
+
+def metric_points(arguments: Mapping[str, Any]) -> int | None:
+    """How many points Campaign.metrics returns for its arguments as the client sent them
+    (``from`` and ``to`` ISO 8601 strings, ``bucket`` an enum name, ``timeZone`` an IANA
+    name): its @listSize, priced before the field runs. The count ``window`` comes to,
+    without walking the buckets: 0 for a window the field refuses as empty, None when an
+    argument cannot be read (the field will refuse it; its assumedSize prices it)."""
+    start, end = _moment(arguments.get("from")), _moment(arguments.get("to"))
+    bucket = arguments.get("bucket")
+    name = bucket.name if isinstance(bucket, MetricBucket) else bucket
+    time_zone = arguments.get("timeZone", "UTC")
+    if start is None or end is None or not isinstance(name, str):
+        return None
+    if name not in MetricBucket.__members__ or not isinstance(time_zone, str | None):
+        return None
+    if end <= start:
+        return 0
+    try:
+        tz = zone("UTC" if time_zone is None else time_zone)
+    except BadUserInput:
+        return None
+    try:
+        return _buckets(start, end, MetricBucket[name], tz)
+    except (OverflowError, ValueError):  # a bucket edge outside the supported dates
+        return None
+
+
+def _moment(value: object) -> datetime | None:
+    """An instant as the client sent it; None unless it is ISO 8601 with an offset."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)  # Python 3.11 reads a trailing Z
+        except ValueError:
+            return None
+    else:
+        return None
+    return moment if storable_moment(moment) else None
+
+
+def _buckets(start: datetime, end: datetime, bucket: MetricBucket, tz: ZoneInfo) -> int:
+    """``window(start, end, bucket, tz).buckets``, counted in constant time."""
+    local, end = start.astimezone(tz), end.astimezone(UTC)  # compared as instants
+    if bucket is MetricBucket.DAY:
+        # The buckets end at the zone's midnights after the start's date: as many as it
+        # takes for one to reach `end`. Guessed from `end`'s own date in the zone, then
+        # moved to the first day that does (a DST change or a skipped day moves it by one).
+        first = local.date()
+
+        def midnight(days: int) -> datetime:
+            return datetime.combine(first + timedelta(days=days), time(0), tzinfo=tz)
+
+        days = max((end.astimezone(tz).date() - first).days, 1)
+        while days > 1 and midnight(days - 1) >= end:
+            days -= 1
+        while midnight(days) < end:
+            days += 1
+        return days
+    step = STEP[bucket.value]
+    edge = local.replace(second=0, microsecond=0)
+    if bucket is MetricBucket.HOUR:
+        edge = edge.replace(minute=0)
+    # Absolute steps from the first edge until one reaches `end`: a ceiling division.
+    return -((edge.astimezone(UTC) - end) // step)
 
 
 def points(

@@ -9,6 +9,7 @@ from typing import Any
 import strawberry
 
 from app.commands import campaigns as commands
+from app.cost.directives import POSTGRES
 from app.ids import decode_id
 from app.money import DEFAULT_CURRENCY, clean_amount, clean_currency
 from app.validation import check_dates, clean_budget, clean_name, clean_text
@@ -104,7 +105,7 @@ def _given(value: Any) -> bool:
 
 @strawberry.type
 class CampaignMutations:
-    @strawberry.mutation(permission_classes=[IsEditor])
+    @strawberry.mutation(permission_classes=[IsEditor], directives=[POSTGRES])
     async def create_campaign(
         self, info: Info, input: CreateCampaignInput
     ) -> CreateCampaignPayload | None:
@@ -123,7 +124,7 @@ class CampaignMutations:
         )
         return CreateCampaignPayload(campaign=_fresh(info, row))
 
-    @strawberry.mutation(permission_classes=[IsEditor])
+    @strawberry.mutation(permission_classes=[IsEditor], directives=[POSTGRES])
     async def update_campaign(
         self, info: Info, input: UpdateCampaignInput
     ) -> UpdateCampaignPayload | None:
@@ -144,7 +145,7 @@ class CampaignMutations:
         )
         return UpdateCampaignPayload(campaign=_fresh(info, row))
 
-    @strawberry.mutation(permission_classes=[IsEditor])
+    @strawberry.mutation(permission_classes=[IsEditor], directives=[POSTGRES])
     async def set_campaign_status(
         self, info: Info, input: SetCampaignStatusInput
     ) -> SetCampaignStatusPayload | None:
@@ -157,7 +158,7 @@ class CampaignMutations:
         )
         return SetCampaignStatusPayload(campaign=_fresh(info, row))
 
-    @strawberry.mutation(permission_classes=[IsEditor])
+    @strawberry.mutation(permission_classes=[IsEditor], directives=[POSTGRES])
     async def assign_agents(
         self, info: Info, input: AssignAgentsInput
     ) -> AssignAgentsPayload | None:
@@ -170,7 +171,7 @@ class CampaignMutations:
         )
         return AssignAgentsPayload(campaign=_fresh(info, row))
 
-    @strawberry.mutation(permission_classes=[IsEditor])
+    @strawberry.mutation(permission_classes=[IsEditor], directives=[POSTGRES])
     async def unassign_agent(
         self, info: Info, input: UnassignAgentInput
     ) -> UnassignAgentPayload | None:

@@ -6,6 +6,7 @@ from functools import partial
 
 import strawberry
 
+from app.cost.directives import POSTGRES, Cost, connection
 from app.ids import decode_id
 from app.validation import clean_search
 from loaders.postgres.pages import ListFilter
@@ -23,7 +24,10 @@ class CampaignQueries:
         row = await info.context.loaders.campaign_by_id.load(decode_id(id, "Campaign"))
         return Campaign.from_row(row) if row is not None else None
 
-    @strawberry.field(description="The caller's campaigns; `first` defaults to 20, at most 100.")
+    @strawberry.field(
+        description="The caller's campaigns; `first` defaults to 20, at most 100.",
+        directives=connection(),
+    )
     async def campaigns(
         self,
         info: Info,
@@ -48,7 +52,8 @@ class CampaignQueries:
 
     @strawberry.field(
         description="Counts by status, money per currency and engagement over the campaigns "
-        "the filter matches (all of the tenant's without one)."
+        "the filter matches (all of the tenant's without one).",
+        directives=[Cost(weight=5), POSTGRES],
     )
     async def campaign_stats(
         self, info: Info, filter: CampaignFilter | None = None

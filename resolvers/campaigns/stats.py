@@ -11,12 +11,17 @@ from uuid import UUID
 
 import strawberry
 
+from app.cost.directives import REDIS, ListSize
 from loaders.postgres.pages import ListFilter
 from resolvers.batching import batched, one, settle
 from resolvers.campaigns.types import CampaignStatus
 from resolvers.engagement.types import Engagement
 from resolvers.info import Info
 from resolvers.ledger.types import Money, shown
+
+# One count per status, one amount per currency: a tenant's campaigns use a few currencies.
+STATUS_COUNTS = [ListSize(assumed_size=len(CampaignStatus))]
+CURRENCIES = [ListSize(assumed_size=10)]
 
 
 @strawberry.type(description="How many campaigns have a status.")
@@ -41,10 +46,10 @@ async def engagement_many(stats: Sequence[CampaignStats], info: Info) -> list[An
 )
 class CampaignStats:
     total: int
-    by_status: list[StatusCount]
-    total_budget: list[Money]
-    total_spent: list[Money]
-    remaining_budget: list[Money]
+    by_status: list[StatusCount] = strawberry.field(directives=STATUS_COUNTS)
+    total_budget: list[Money] = strawberry.field(directives=CURRENCIES)
+    total_spent: list[Money] = strawberry.field(directives=CURRENCIES)
+    remaining_budget: list[Money] = strawberry.field(directives=CURRENCIES)
     campaign_ids: strawberry.Private[tuple[UUID, ...]]
 
     @classmethod
@@ -70,6 +75,7 @@ class CampaignStats:
     @strawberry.field(
         description="Engagement summed over these campaigns inside Redis (one command); null "
         "(with an error) while Redis is unavailable.",
+        directives=[REDIS],
         metadata=batched(engagement_many),
     )
     async def engagement(self, info: Info) -> Engagement | None:

@@ -11,16 +11,24 @@ from uuid import UUID
 
 import strawberry
 
+from app.cost.directives import CostStore, ListSize, Store, connection, size_from, vector_search
 from app.ids import encode_id
 from app.pagination import encode_cursor
 from loaders.postgres.media import MEDIA_ORDER
 from resolvers.batching import batched, one, settle
-from resolvers.campaigns.metrics import MetricBucket, MetricPoint, metrics_many
+from resolvers.campaigns.metrics import (
+    MAX_POINTS,
+    MetricBucket,
+    MetricPoint,
+    metric_points,
+    metrics_many,
+)
 from resolvers.columns import Row, column, row_of
 from resolvers.engagement.types import Engagement, EngagementKind
 from resolvers.info import Info
 from resolvers.listing import edge_args, edge_cursor, time_args
 from resolvers.relay import Connection, Node, OrderDirection, build_connection
+from resolvers.search.limits import MAX_LIMIT
 
 if TYPE_CHECKING:
     from resolvers.agents.types import Agent
@@ -102,7 +110,10 @@ def campaign_id(pk: UUID) -> str:
     return encode_id("Campaign", pk)
 
 
-@strawberry.type(description="A marketing campaign run by a tenant's agents.")
+@strawberry.type(
+    description="A marketing campaign run by a tenant's agents.",
+    directives=[Store(name=CostStore.POSTGRES)],
+)
 class Campaign(Node):
     __slots__ = ("row",)
     row: strawberry.Private[Row]
@@ -134,6 +145,7 @@ class Campaign(Node):
 
     @strawberry.field(
         description="Live counters from Redis; null (with an error) while Redis is unavailable.",
+        directives=[Store(name=CostStore.REDIS)],
         metadata=batched(engagement_many),
     )
     async def engagement(self, info: Info) -> Engagement | None:
@@ -142,6 +154,7 @@ class Campaign(Node):
 
     @strawberry.field(
         description="Campaigns of this tenant closest in meaning to this one, best first.",
+        directives=vector_search(call=10, limit=MAX_LIMIT),
         metadata=batched(similar_many),
     )
     async def similar(self, info: Info, limit: int | None = 5) -> list[SimilarCampaign]:
@@ -152,7 +165,8 @@ class Campaign(Node):
         description="Engagement and spend over [from, to) in buckets of the time zone (an "
         "IANA name, default UTC), empty buckets as zeros; at most 1,000 points. `kinds` "
         "chooses what each point's `engagement` adds up (default: every kind).",
-        metadata=batched(metrics_many),
+        directives=[ListSize(assumed_size=MAX_POINTS), Store(name=CostStore.POSTGRES, call=2)],
+        metadata={**batched(metrics_many), **size_from(metric_points)},
     )
     async def metrics(
         self,
@@ -180,7 +194,7 @@ class Campaign(Node):
         remaining: Decimal = self.row["budget"] - self.row["spent"]
         return remaining
 
-    @strawberry.field(description="The campaign's ledger, newest first.")
+    @strawberry.field(description="The campaign's ledger, newest first.", directives=connection())
     def transactions(
         self,
         info: Info,
@@ -204,7 +218,8 @@ class Campaign(Node):
         )
 
     @strawberry.field(
-        description="Tasks queued for this campaign, newest first, of one status or all."
+        description="Tasks queued for this campaign, newest first, of one status or all.",
+        directives=connection(store=CostStore.REDIS),
     )
     def tasks(
         self,
@@ -219,7 +234,8 @@ class Campaign(Node):
 
     @strawberry.field(
         description="Audited changes of this campaign and of what belongs to it (membership, "
-        "media, transactions), newest first."
+        "media, transactions), newest first.",
+        directives=connection(),
     )
     def history(
         self, info: Info, first: int | None = 20, after: str | None = None
@@ -228,7 +244,9 @@ class Campaign(Node):
 
         return history(info, "campaign", self.pk, first, after)
 
-    @strawberry.field(description="Images and videos of this campaign, oldest first.")
+    @strawberry.field(
+        description="Images and videos of this campaign, oldest first.", directives=connection()
+    )
     def media(
         self, info: Info, first: int | None = 20, after: str | None = None
     ) -> Connection[MediaRef]:
@@ -245,7 +263,10 @@ class Campaign(Node):
             self.pk,
         )
 
-    @strawberry.field(description="Agents assigned to this campaign, in assignment order.")
+    @strawberry.field(
+        description="Agents assigned to this campaign, in assignment order.",
+        directives=connection(),
+    )
     def agents(
         self, info: Info, first: int | None = 20, after: str | None = None
     ) -> Connection[AgentRef]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from app.commands.engagement import record_engagement
+from app.cost.directives import POSTGRES
 from app.ids import decode_id
 from resolvers.engagement.types import Engagement, EngagementKind
 from resolvers.info import Info
@@ -30,7 +31,7 @@ class RecordEngagementPayload:
 
 @strawberry.type
 class EngagementMutations:
-    @strawberry.mutation(permission_classes=[IsEditor])
+    @strawberry.mutation(permission_classes=[IsEditor], directives=[POSTGRES])
     async def record_engagement(
         self, info: Info, input: RecordEngagementInput
     ) -> RecordEngagementPayload | None:

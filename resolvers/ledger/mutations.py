@@ -8,6 +8,7 @@ import strawberry
 
 from app.auth import Role
 from app.commands.ledger import TransactionInput, record_transaction
+from app.cost.directives import POSTGRES
 from app.errors import Forbidden
 from app.ids import decode_id
 from app.validation import clean_text
@@ -44,6 +45,7 @@ class RecordTransactionPayload:
 class LedgerMutations:
     @strawberry.mutation(
         permission_classes=[IsEditor],
+        directives=[POSTGRES],
         description="Editors record SPEND and REFUND; ADJUSTMENT needs an admin. Spending past "
         "the budget, or refunding more than was spent, is BUDGET_EXCEEDED.",
     )

@@ -11,6 +11,7 @@ from uuid import UUID
 
 import strawberry
 
+from app.cost.directives import CostStore, Store
 from app.ids import encode_id
 from app.money import STORED_DECIMALS
 from app.pagination import encode_cursor
@@ -99,7 +100,10 @@ def transaction_cursor(row: Any) -> str:
     return encode_cursor(TRANSACTION_ORDER, row["created_at"], row["id"])
 
 
-@strawberry.type(description="One entry of a campaign's ledger. Transactions are never changed.")
+@strawberry.type(
+    description="One entry of a campaign's ledger. Transactions are never changed.",
+    directives=[Store(name=CostStore.POSTGRES)],
+)
 class Transaction(Node):
     __slots__ = ("row",)
     row: strawberry.Private[Row]

@@ -7,6 +7,7 @@ from datetime import datetime
 import strawberry
 
 from app.commands import media as commands
+from app.cost.directives import OBJECT_STORAGE, POSTGRES, Cost, CostStore, ListSize, Store
 from app.ids import decode_id
 from resolvers.columns import row_of
 from resolvers.info import Info
@@ -41,9 +42,14 @@ class HttpHeader:
 @strawberry.type
 class RequestMediaUploadPayload:
     asset: MediaAsset
-    upload_url: str = strawberry.field(description="Send the file here, straight to storage.")
+    upload_url: str = strawberry.field(
+        description="Send the file here, straight to storage.",
+        directives=[Cost(weight=1), OBJECT_STORAGE],
+    )
     upload_method: str
-    upload_headers: list[HttpHeader]
+    upload_headers: list[HttpHeader] = strawberry.field(
+        directives=[ListSize(assumed_size=10), Store(name=CostStore.COMPUTE)]
+    )
     expires_at: datetime | None
 
 
@@ -59,7 +65,7 @@ class DeleteMediaAssetPayload:
 
 @strawberry.type
 class MediaMutations:
-    @strawberry.mutation(permission_classes=[IsEditor])
+    @strawberry.mutation(permission_classes=[IsEditor], directives=[POSTGRES])
     async def request_media_upload(
         self, info: Info, input: RequestMediaUploadInput
     ) -> RequestMediaUploadPayload | None:
@@ -85,7 +91,7 @@ class MediaMutations:
             expires_at=ticket.upload.expires_at,
         )
 
-    @strawberry.mutation(permission_classes=[IsEditor])
+    @strawberry.mutation(permission_classes=[IsEditor], directives=[POSTGRES])
     async def complete_media_upload(
         self, info: Info, input: CompleteMediaUploadInput
     ) -> CompleteMediaUploadPayload | None:
@@ -99,7 +105,7 @@ class MediaMutations:
         ctx.loaders.media_by_id.clear(row.id).prime(row.id, row_of(row))
         return CompleteMediaUploadPayload(asset=MediaAsset.from_row(row))
 
-    @strawberry.mutation(permission_classes=[IsEditor])
+    @strawberry.mutation(permission_classes=[IsEditor], directives=[POSTGRES])
     async def delete_media_asset(
         self, info: Info, input: DeleteMediaAssetInput
     ) -> DeleteMediaAssetPayload | None:

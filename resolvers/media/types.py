@@ -10,6 +10,7 @@ from uuid import UUID
 
 import strawberry
 
+from app.cost.directives import OBJECT_STORAGE, Cost, CostStore, Store
 from app.errors import BadUserInput
 from app.ids import encode_id
 from resolvers.batching import batched, built, one, settle
@@ -46,7 +47,10 @@ def media_asset_id(pk: UUID) -> str:
     return encode_id("MediaAsset", pk)
 
 
-@strawberry.type(description="An image or video of a campaign, stored in object storage.")
+@strawberry.type(
+    description="An image or video of a campaign, stored in object storage.",
+    directives=[Store(name=CostStore.POSTGRES)],
+)
 class MediaAsset(Node):
     __slots__ = ("row",)
     row: strawberry.Private[Row]
@@ -81,7 +85,8 @@ class MediaAsset(Node):
 
     @strawberry.field(
         description="A presigned download URL, signed in memory; null while the upload is "
-        "PENDING. `expiresIn` is in seconds, bounded by the server's maximum."
+        "PENDING. `expiresIn` is in seconds, bounded by the server's maximum.",
+        directives=[Cost(weight=1), OBJECT_STORAGE],
     )
     def url(self, info: Info, expires_in: int | None = None) -> str | None:
         if self.row["status"] != MediaStatus.READY.value:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from app.commands.memories import add_memory
+from app.cost.directives import POSTGRES
 from app.errors import BadUserInput
 from app.ids import decode_id
 from app.validation import clean_text
@@ -29,6 +30,7 @@ class AddAgentMemoryPayload:
 class MemoryMutations:
     @strawberry.mutation(
         permission_classes=[IsEditor],
+        directives=[POSTGRES],
         description="Remember something for an agent; searchable once indexed (moments later).",
     )
     async def add_agent_memory(

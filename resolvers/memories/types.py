@@ -9,6 +9,7 @@ from uuid import UUID
 
 import strawberry
 
+from app.cost.directives import CostStore, Store
 from app.ids import encode_id
 from resolvers.batching import batched, built, one, settle
 from resolvers.columns import Row, column, row_of
@@ -32,7 +33,10 @@ def agent_memory_id(pk: UUID) -> str:
     return encode_id("AgentMemory", pk)
 
 
-@strawberry.type(description="Something an agent remembers; searchable by meaning.")
+@strawberry.type(
+    description="Something an agent remembers; searchable by meaning.",
+    directives=[Store(name=CostStore.POSTGRES)],
+)
 class AgentMemory(Node):
     __slots__ = ("row",)
     row: strawberry.Private[Row]

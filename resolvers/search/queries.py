@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 
+from app.cost.directives import EMBEDDED_TEXT, vector_search
 from app.errors import BadUserInput
 from app.stores.vectors.port import DIMENSIONS, VectorHit, VectorKind
 from app.validation import clean_search_text
@@ -19,9 +20,8 @@ from resolvers.campaigns.types import Campaign
 from resolvers.info import Info
 from resolvers.media.types import MediaAsset
 from resolvers.memories.types import AgentMemory
+from resolvers.search.limits import MAX_LIMIT
 from resolvers.search.types import SearchHit, SearchResult, SearchType
-
-MAX_LIMIT = 50
 
 Builder = tuple[Callable[[Loaders, Any], Awaitable[Any]], Callable[[Any], SearchResult]]
 
@@ -106,12 +106,16 @@ async def hydrate_many(
 class SearchQueries:
     @strawberry.field(
         description="Objects closest in meaning to a text or a vector, best first. "
-        f"`limit` defaults to 10, at most {MAX_LIMIT}."
+        f"`limit` defaults to 10, at most {MAX_LIMIT}.",
+        directives=vector_search(call=20, limit=MAX_LIMIT),
     )
     async def semantic_search(
         self,
         info: Info,
-        query: str | None = None,
+        query: Annotated[
+            str | None,
+            strawberry.argument(directives=EMBEDDED_TEXT),
+        ] = None,
         vector: list[float] | None = None,
         types: list[SearchType] | None = None,
         limit: int | None = 10,

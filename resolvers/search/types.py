@@ -7,6 +7,7 @@ from typing import Annotated
 
 import strawberry
 
+from app.cost.directives import CostStore, Store
 from app.stores.vectors.port import VectorKind
 from resolvers.agents.types import Agent
 from resolvers.campaigns.types import Campaign
@@ -23,7 +24,8 @@ class SearchType(Enum):
 
 
 SearchResult = Annotated[
-    Campaign | Agent | MediaAsset | AgentMemory, strawberry.union("SearchResult")
+    Campaign | Agent | MediaAsset | AgentMemory,
+    strawberry.union("SearchResult", directives=[Store(name=CostStore.POSTGRES)]),
 ]
 
 

@@ -9,6 +9,7 @@ from strawberry.scalars import JSON
 
 from app.agent_sessions import DEFAULT_TTL_SECONDS, clear_state, set_state
 from app.auth import Role
+from app.cost.directives import REDIS
 from app.errors import Forbidden, NotFound
 from app.ids import decode_id
 from resolvers.info import Info
@@ -61,7 +62,8 @@ async def _writable(info: Info, global_id: str) -> UUID:
 @strawberry.type
 class SessionMutations:
     @strawberry.mutation(
-        description="Replace an agent's session state if it is still at the expected version."
+        directives=[REDIS],
+        description="Replace an agent's session state if it is still at the expected version.",
     )
     async def set_agent_session_state(
         self, info: Info, input: SetAgentSessionStateInput
@@ -80,7 +82,10 @@ class SessionMutations:
         ctx.loaders.session_by_agent.clear(pk).prime(pk, found)
         return AgentSessionPayload(session=AgentSession.of(found))
 
-    @strawberry.mutation(description="Delete an agent's session state (nothing if there is none).")
+    @strawberry.mutation(
+        directives=[REDIS],
+        description="Delete an agent's session state (nothing if there is none).",
+    )
     async def clear_agent_session(
         self, info: Info, input: ClearAgentSessionInput
     ) -> ClearAgentSessionPayload | None:

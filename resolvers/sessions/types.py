@@ -11,6 +11,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.agent_sessions import SessionState
+from app.cost.directives import CostStore, Store
 from resolvers.batching import settle
 from resolvers.info import Info
 
@@ -18,7 +19,10 @@ if TYPE_CHECKING:
     from resolvers.agents.types import Agent
 
 
-@strawberry.type(description="An agent's working state, kept in Redis until it expires.")
+@strawberry.type(
+    description="An agent's working state, kept in Redis until it expires.",
+    directives=[Store(name=CostStore.REDIS)],
+)
 class AgentSession:
     state: JSON | None
     version: int = strawberry.field(

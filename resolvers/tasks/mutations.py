@@ -8,6 +8,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.commands.tasks import audit_task_change
+from app.cost.directives import REDIS
 from app.errors import Conflict, NotFound
 from app.ids import decode_id
 from app.queue.core import DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY, NewTask, TaskQueue
@@ -67,6 +68,7 @@ async def _intervene(info: Info, global_id: str, action: str) -> TaskPayload:
 class TaskMutations:
     @strawberry.mutation(
         permission_classes=[IsEditor],
+        directives=[REDIS],
         description="Queue work for an agent (editors and admins). A RETIRED agent takes none.",
     )
     async def enqueue_task(self, info: Info, input: EnqueueTaskInput) -> TaskPayload | None:
@@ -95,6 +97,7 @@ class TaskMutations:
 
     @strawberry.mutation(
         permission_classes=[IsEditor],
+        directives=[REDIS],
         description="Stop a QUEUED or RUNNING task (a runtime's lease on it becomes void), or "
         "dismiss a DEAD one. A finished task is CONFLICT.",
     )
@@ -103,6 +106,7 @@ class TaskMutations:
 
     @strawberry.mutation(
         permission_classes=[IsAdmin],
+        directives=[REDIS],
         description="Queue a DEAD task again with fresh attempts (admins). Any other is CONFLICT.",
     )
     async def retry_task(self, info: Info, input: TaskIdInput) -> TaskPayload | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
+from app.cost.directives import CostStore, connection
 from app.ids import decode_id
 from loaders.redis.tasks import TaskIndex
 from resolvers.info import Info
@@ -28,6 +29,7 @@ class TaskQueries:
         permission_classes=[IsAdmin],
         description="Tasks that ran out of attempts, newest first: the dead letters, kept until "
         "retried (retryTask) or dismissed (cancelTask).",
+        directives=connection(store=CostStore.REDIS),
     )
     def dead_tasks(
         self, info: Info, first: int | None = 20, after: str | None = None

@@ -16,10 +16,11 @@ from uuid import UUID
 import strawberry
 from strawberry.scalars import JSON
 
+from app.cost.directives import REDIS, ListSize
 from app.errors import BadUserInput, Forbidden
 from app.events.hub import TooManySubscriptions
 from app.ids import decode_id
-from app.queue.core import DEFAULT_LEASE_SECONDS, Claimed, TaskQueue
+from app.queue.core import CLAIM_MAX, DEFAULT_LEASE_SECONDS, Claimed, TaskQueue
 from resolvers.info import Info
 from resolvers.permissions import IsAgentRuntime
 from resolvers.tasks.mutations import TaskPayload, queue_of
@@ -54,7 +55,7 @@ class TaskLease:
 
 @strawberry.type
 class ClaimTasksPayload:
-    leases: list[TaskLease]
+    leases: list[TaskLease] = strawberry.field(directives=[ListSize(assumed_size=CLAIM_MAX)])
 
 
 @strawberry.input
@@ -137,6 +138,15 @@ async def claim_when_ready(
 class RuntimeMutations:
     @strawberry.mutation(
         permission_classes=[IsAgentRuntime],
+        directives=[
+            REDIS,
+            ListSize(
+                slicing_arguments=["input.max"],
+                sized_fields=["leases"],
+                assumed_size=CLAIM_MAX,
+                require_one_slicing_argument=False,
+            ),
+        ],
         description="Up to `max` of the token's agent's tasks, best priority first, each under "
         "a lease. Expired leases are taken back first. Empty when nothing is ready.",
     )
@@ -164,7 +174,9 @@ class RuntimeMutations:
         )
 
     @strawberry.mutation(
-        permission_classes=[IsAgentRuntime], description="Extend the lease of a task being worked."
+        permission_classes=[IsAgentRuntime],
+        directives=[REDIS],
+        description="Extend the lease of a task being worked.",
     )
     async def heartbeat_task(self, info: Info, input: HeartbeatTaskInput) -> TaskPayload | None:
         agent = runtime_agent(info)
@@ -175,6 +187,7 @@ class RuntimeMutations:
 
     @strawberry.mutation(
         permission_classes=[IsAgentRuntime],
+        directives=[REDIS],
         description="Report success. Repeating it with the same token returns the task again.",
     )
     async def complete_task(self, info: Info, input: CompleteTaskInput) -> TaskPayload | None:
@@ -184,7 +197,9 @@ class RuntimeMutations:
         )
         return TaskPayload(task=Task.of(record))
 
-    @strawberry.mutation(permission_classes=[IsAgentRuntime], description="Report a failure.")
+    @strawberry.mutation(
+        permission_classes=[IsAgentRuntime], directives=[REDIS], description="Report a failure."
+    )
     async def fail_task(self, info: Info, input: FailTaskInput) -> TaskPayload | None:
         agent = runtime_agent(info)
         record = await queue_of(info).fail(

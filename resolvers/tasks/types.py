@@ -13,6 +13,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.auth import Role
+from app.cost.directives import CostStore, Store
 from app.errors import BadUserInput, Forbidden
 from app.ids import encode_id
 from app.pagination import PageArgs, check_first, decode_cursor, encode_cursor
@@ -73,7 +74,10 @@ def _json(text: str | None) -> JSON | None:
     return None if text is None else json.loads(text)
 
 
-@strawberry.type(description="Work handed to an agent runtime, kept in Redis.")
+@strawberry.type(
+    description="Work handed to an agent runtime, kept in Redis.",
+    directives=[Store(name=CostStore.REDIS)],
+)
 class Task(Node):
     __slots__ = ("row",)
     row: strawberry.Private[TaskRecord]

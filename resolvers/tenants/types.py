@@ -9,6 +9,7 @@ from uuid import UUID
 
 import strawberry
 
+from app.cost.directives import CostStore, Store
 from app.ids import encode_id
 from resolvers.columns import Row, column, row_of
 from resolvers.relay import Node
@@ -26,7 +27,10 @@ def tenant_id(pk: UUID) -> str:
     return encode_id("Tenant", pk)
 
 
-@strawberry.type(description="A customer of Chimera; every other object belongs to one.")
+@strawberry.type(
+    description="A customer of Chimera; every other object belongs to one.",
+    directives=[Store(name=CostStore.POSTGRES)],
+)
 class Tenant(Node):
     __slots__ = ("row",)
     row: strawberry.Private[Row]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 from collections.abc import AsyncIterator
@@ -242,3 +243,28 @@ async def test_audit_prune_deletes_old_entries_and_audits_itself(
                 await conn.execute(text("DELETE FROM audit_log"))
     finally:
         await engine.dispose()
+
+
+async def test_tenant_limits_are_shown_set_and_cleared_from_the_command_line(
+    fresh_db: str, redis_url: str
+) -> None:
+    env = chimera_env(DATABASE_URL=fresh_db, REDIS_URL=redis_url, CHIMERA_AUTH_SECRET=SECRET)
+    assert run_chimera("tenant", "create", "acme-co", env=env).returncode == 0
+    shown = run_chimera("tenant", "limits", "acme-co", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"max-cost\s+10000\s+\(default;", shown.stdout), shown.stdout
+    changed = run_chimera(
+        "tenant", "limits", "acme-co", "--capacity", "500", "--per-second", "2.5", env=env
+    )
+    assert changed.returncode == 0, changed.stderr
+    assert re.search(r"capacity\s+500\s+\(set;", changed.stdout), changed.stdout
+    assert re.search(r"per-second\s+2.5\s+\(set;", changed.stdout), changed.stdout
+    cleared = run_chimera("tenant", "limits", "acme-co", "--capacity", "default", env=env)
+    assert re.search(r"capacity\s+200000\s+\(default;", cleared.stdout), cleared.stdout
+    assert re.search(r"per-second\s+2.5\s+\(set;", cleared.stdout), cleared.stdout
+    for bad, says in (("-3", "greater than 0"), ("lots", "a number or 'default'")):
+        refused = run_chimera("tenant", "limits", "acme-co", "--max-cost", bad, env=env)
+        assert refused.returncode == 1 and says in refused.stderr, refused.stderr
+        assert refused.stderr.strip().count("\n") == 0
+    missing = run_chimera("tenant", "limits", "nobody", env=env)
+    assert missing.returncode == 1 and "no tenant 'nobody'" in missing.stderr

@@ -253,12 +253,14 @@ async def test_nested_connections_never_reach_another_tenants_rows(
     a = await _create(tenant, "Alpha")
     b = await _create(other_tenant, "Bravo")
     data = await other_tenant.data(
+        # Pages larger than the few rows each tenant has; no larger, or the price of
+        # three nested levels would pass what one operation may cost.
         """{
-          campaigns(first: 100) { edges { node { id
-            agents(first: 100) { totalCount edges { node { id
-              campaigns(first: 100) { totalCount edges { node { id } } } } } } } } }
-          agents(first: 100) { edges { node { id
-            campaigns(first: 100) { totalCount edges { node { id } } } } } }
+          campaigns(first: 10) { edges { node { id
+            agents(first: 10) { totalCount edges { node { id
+              campaigns(first: 10) { totalCount edges { node { id } } } } } } } } }
+          agents(first: 10) { edges { node { id
+            campaigns(first: 10) { totalCount edges { node { id } } } } } }
         }"""
     )
     reached: set[str] = set()

@@ -35,6 +35,7 @@ from app.stores.postgres.tables import (
 from tests.api.media_flow import DELETE, PNG, complete, new_campaign, request_upload, upload
 from tests.moto import MotoServer
 from tests.support import (
+    CHARGE,
     SECRET,
     TenantClient,
     count_redis_round_trips,
@@ -220,7 +221,7 @@ async def test_dashboard_store_calls_do_not_grow_with_the_page_and_urls_cost_no_
     assert counts[5] == counts[50]
     assert counts[50][2] == 0, "presigning must not call S3"
     # campaigns, agents per campaign, media per campaign; engagement and active tasks.
-    assert counts[50][:2] == (3, 2)
+    assert counts[50][:2] == (3, 2 + CHARGE)
 
 
 async def test_object_store_outage_keeps_pending_uploads_and_sweeps_deletes_later(

@@ -14,6 +14,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Identity,
@@ -57,6 +58,14 @@ def _timestamps() -> list[Column[object]]:
     ]
 
 
+LIMIT_COLUMNS = (
+    "max_cost",
+    "rate_capacity",
+    "rate_per_second",
+    "client_rate_capacity",
+    "client_rate_per_second",
+)
+
 tenant = Table(
     "tenant",
     metadata,
@@ -64,7 +73,17 @@ tenant = Table(
     Column("slug", String(63), nullable=False, unique=True),
     Column("name", String(200), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Demand-control overrides (app/ratelimit/limits.py); null means the settings' default.
+    Column("max_cost", Integer, nullable=True),
+    Column("rate_capacity", Integer, nullable=True),
+    Column("rate_per_second", Float, nullable=True),
+    Column("client_rate_capacity", Integer, nullable=True),
+    Column("client_rate_per_second", Float, nullable=True),
     CheckConstraint("slug ~ '^[a-z0-9][a-z0-9-]{1,62}$'", name="slug_format"),
+    *(
+        CheckConstraint(f"{name} IS NULL OR {name} > 0", name=f"{name}_positive")
+        for name in LIMIT_COLUMNS
+    ),
 )
 
 agent = Table(

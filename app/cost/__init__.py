@@ -1,0 +1,1 @@
+"""What an operation costs, by the store it spends in, before and after it runs."""

@@ -1,0 +1,1 @@
+"""Per-tenant and per-client buckets in Redis, charged with what operations cost."""

@@ -1,0 +1,230 @@
+"""The tenant's and the client's buckets: one Redis call per request, shared by every instance.
+
+Each bucket is GCRA (the generic cell rate algorithm, a token bucket kept as one number): the
+key holds the moment the bucket will be full again, its "theoretical arrival time". Spending
+c points moves that moment c / rate seconds later; a charge that would put it further ahead
+than the bucket's capacity allows is refused, and how far it overshoots is the wait. One
+value per bucket, no refill loop, and Redis's own clock, so instances never disagree.
+
+A request is priced before it runs (the requested cost, an upper bound) and charged that,
+both buckets at once, or neither. What it really cost is known only afterwards; the
+difference is a refund, kept here and carried by this instance's next charge to the same
+bucket, or by the flush a second later, so that the request path makes one Redis call, not
+two. Both keys are the tenant's (under its prefix), so the script never spans tenants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from uuid import UUID
+
+from redis.asyncio import Redis
+
+from app.ratelimit.limits import Limits
+from app.stores.redis import keys
+from app.stores.redis.scripts import LuaScript
+
+log = logging.getLogger("chimera.ratelimit")
+
+# KEYS: one to many buckets. ARGV[1]: the points to charge every bucket; then, per bucket,
+# its capacity, its points regained per second and the points to give back first.
+# Replies: allowed (1/0), the wait in microseconds before the charge would pass, then per
+# bucket the points left and the microseconds until it is full again.
+CHARGE = LuaScript(
+    """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local cost = tonumber(ARGV[1])
+local allowed = 1
+local wait = 0
+local state = {}
+for i = 1, #KEYS do
+  local capacity = tonumber(ARGV[3 * i - 1])
+  local interval = 1000000 / tonumber(ARGV[3 * i])
+  local refund = tonumber(ARGV[3 * i + 1])
+  local tat = tonumber(redis.call('GET', KEYS[i]) or now)
+  tat = math.max(tat, now) - refund * interval
+  tat = math.max(tat, now)
+  local after = tat + cost * interval
+  local allow_at = after - capacity * interval
+  if allow_at > now then
+    allowed = 0
+    wait = math.max(wait, allow_at - now)
+  end
+  state[i] = {tat, after, interval, capacity}
+end
+local out = {allowed, math.ceil(wait)}
+for i = 1, #KEYS do
+  local tat = state[i][1]
+  if allowed == 1 then tat = state[i][2] end
+  if tat > now then
+    redis.call('SET', KEYS[i], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+  else
+    redis.call('DEL', KEYS[i])
+  end
+  local left = state[i][4] - (tat - now) / state[i][3]
+  out[#out + 1] = math.max(0, math.floor(left))
+  out[#out + 1] = math.ceil(tat - now)
+end
+return out
+"""
+)
+
+
+class Scope(StrEnum):
+    TENANT = "TENANT"
+    CLIENT = "CLIENT"
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """One bucket's state after a charge."""
+
+    scope: Scope
+    limit: int
+    per_second: float
+    remaining: int
+    full_in: float  # seconds until it holds its whole capacity again
+    at: float  # when this was read (time.time())
+
+    @property
+    def window(self) -> float:
+        """Seconds an empty bucket takes to fill: the policy's window."""
+        return self.limit / self.per_second
+
+    def refunded(self, points: int) -> Bucket:
+        """This bucket as it will be once ``points`` are given back."""
+        remaining = min(self.limit, self.remaining + points)
+        full_in = max(0.0, self.full_in - points / self.per_second)
+        return Bucket(self.scope, self.limit, self.per_second, remaining, full_in, self.at)
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    allowed: bool
+    retry_after: float  # seconds; 0 when allowed
+    buckets: tuple[Bucket, ...]  # empty when unmetered (Redis down and failing open)
+
+    @property
+    def binding(self) -> Bucket | None:
+        """The bucket with the fewest points left: the one a client runs into first."""
+        return min(self.buckets, key=lambda b: b.remaining) if self.buckets else None
+
+
+def tenant_bucket(tenant_id: UUID) -> str:
+    return f"{keys.tenant_prefix(tenant_id)}ratelimit:tenant"
+
+
+def client_bucket(tenant_id: UUID, client_id: str) -> str:
+    return f"{keys.tenant_prefix(tenant_id)}ratelimit:client:{client_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Owed:
+    points: int
+    capacity: int
+    per_second: float
+
+
+class Buckets:
+    """Charges and refunds against the buckets of one Redis."""
+
+    def __init__(self, redis: Redis, timeout: float) -> None:
+        self.redis = redis
+        self.timeout = timeout
+        self._owed: dict[str, _Owed] = {}
+
+    async def charge(self, tenant_id: UUID, client_id: str, limits: Limits, cost: int) -> Charge:
+        """Take ``cost`` points from the tenant's and the client's buckets, or from neither."""
+        names = (tenant_bucket(tenant_id), client_bucket(tenant_id, client_id))
+        shapes = (
+            (Scope.TENANT, limits.tenant_capacity, limits.tenant_per_second),
+            (Scope.CLIENT, limits.client_capacity, limits.client_per_second),
+        )
+        refunds = [self._take_owed(name) for name in names]
+        args: list[str | int] = [cost]
+        for (_, capacity, per_second), refund in zip(shapes, refunds, strict=True):
+            args += [capacity, repr(per_second), refund]
+        try:
+            async with asyncio.timeout(self.timeout):
+                reply = await CHARGE(self.redis, names, args)
+        except BaseException:
+            for (_, capacity, per_second), name, refund in zip(shapes, names, refunds, strict=True):
+                self.refund(name, refund, capacity, per_second)  # owed still
+            raise
+        now = time.time()
+        buckets = tuple(
+            Bucket(scope, capacity, per_second, int(reply[2 + 2 * i]), reply[3 + 2 * i] / 1e6, now)
+            for i, (scope, capacity, per_second) in enumerate(shapes)
+        )
+        allowed = bool(reply[0])
+        return Charge(allowed, 0.0 if allowed else reply[1] / 1e6, buckets)
+
+    def refund_charge(self, tenant_id: UUID, client_id: str, limits: Limits, points: int) -> None:
+        """Give back what a charged request did not spend, with this instance's next call."""
+        if points <= 0:
+            return
+        self.refund(
+            tenant_bucket(tenant_id), points, limits.tenant_capacity, limits.tenant_per_second
+        )
+        self.refund(
+            client_bucket(tenant_id, client_id),
+            points,
+            limits.client_capacity,
+            limits.client_per_second,
+        )
+
+    def refund(self, name: str, points: int, capacity: int, per_second: float) -> None:
+        if points <= 0:
+            return
+        owed = self._owed.get(name)
+        total = points + (owed.points if owed is not None else 0)
+        self._owed[name] = _Owed(total, capacity, per_second)
+
+    def _take_owed(self, name: str) -> int:
+        owed = self._owed.pop(name, None)
+        return owed.points if owed is not None else 0
+
+    async def flush(self) -> int:
+        """Pay every refund still owed (one call per bucket, pipelined); how many buckets."""
+        owed, self._owed = self._owed, {}
+        if not owed:
+            return 0
+        try:
+            async with asyncio.timeout(self.timeout):
+                await _pay(self.redis, owed)
+        except BaseException:
+            for name, debt in owed.items():
+                self.refund(name, debt.points, debt.capacity, debt.per_second)
+            raise
+        return len(owed)
+
+    async def flush_forever(self, every: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis away: kept for the next round
+                log.debug("rate-limit refunds not paid yet: %r", exc)
+
+
+async def _pay(redis: Redis, owed: dict[str, _Owed]) -> None:
+    names: Sequence[str] = list(owed)
+    async with redis.pipeline(transaction=False) as pipe:
+        for name in names:
+            debt = owed[name]
+            pipe.evalsha(CHARGE.sha, 1, name, 0, debt.capacity, repr(debt.per_second), debt.points)
+        try:
+            await pipe.execute()
+        except Exception:
+            # A Redis that lost its scripts: pay one by one, each loading it if need be.
+            for name in names:
+                debt = owed[name]
+                await CHARGE(redis, [name], [0, debt.capacity, repr(debt.per_second), debt.points])
