@@ -28,7 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import migrations
 from app.auth import Role, auth_secret, mint_token
+from app.commands.documents import add_documents
 from app.commands.tenants import create_tenant, set_tenant_limits, tenant_by_slug
+from app.documents.manifest import Document, ManifestError, read_documents
 from app.embedded import EmbeddedNotAllowed, embedded_engines
 from app.errors import BadUserInput, ChimeraError
 from app.ids import decode_id
@@ -287,6 +289,26 @@ def cmd_tenant_limits(args: argparse.Namespace, settings: Settings) -> int:
     for column, (flag, _, meaning) in LIMIT_OPTIONS.items():
         origin = "set" if row._mapping[column] is not None else "default"
         print(f"  {flag[2:]:<18} {shown[column]:>12g}  ({origin}; {meaning})")
+    return 0
+
+
+def cmd_documents_add(args: argparse.Namespace, settings: Settings) -> int:
+    """Register a client build's documents as trusted (docs/operations.md)."""
+    documents: list[Document] = []
+    for name in args.files:
+        try:
+            documents += read_documents(Path(name))
+        except ManifestError as exc:
+            raise CommandError(str(exc)) from exc
+    with embedded_engines(settings, redis=False) as ready:
+
+        async def run(engine: AsyncEngine) -> Any:
+            await migrations.upgrade(engine)
+            return await add_documents(engine, documents)
+
+        added = _with_engine(ready, run)
+    kept = len({d.id for d in documents})
+    print(f"{added} documents registered, {kept - added} already were ({kept} in all)")
     return 0
 
 
@@ -611,6 +633,16 @@ def build_parser() -> argparse.ArgumentParser:
     for column, (flag, _, meaning) in LIMIT_OPTIONS.items():
         tenant_limits_parser.add_argument(flag, dest=column, metavar="N|default", help=meaning)
     tenant_limits_parser.set_defaults(func=cmd_tenant_limits)
+
+    documents_parser = sub.add_parser("documents", help="manage trusted documents")
+    documents_sub = documents_parser.add_subparsers(dest="documents_command", required=True)
+    documents_add = documents_sub.add_parser(
+        "add",
+        help="register documents from a client's build output: Apollo's persisted query "
+        "manifest, a Relay-style {hash: document} JSON map, or .graphql files",
+    )
+    documents_add.add_argument("files", nargs="+", metavar="FILE")
+    documents_add.set_defaults(func=cmd_documents_add)
 
     token = sub.add_parser("token", help="print a bearer token for a tenant and role")
     token.add_argument("--tenant", required=True)

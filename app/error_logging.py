@@ -30,6 +30,8 @@ CLIENT_CODES = frozenset(
         ErrorCode.RATE_LIMITED.value,
         ErrorCode.OPERATION_LIMIT.value,
         ErrorCode.COST_LIMIT.value,
+        ErrorCode.PERSISTED_QUERY_NOT_FOUND.value,
+        ErrorCode.PERSISTED_QUERY_NOT_SUPPORTED.value,
         ErrorCode.LEASE_EXPIRED.value,
         ErrorCode.VERSION_CONFLICT.value,
     }

@@ -23,6 +23,8 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "RATE_LIMITED"
     OPERATION_LIMIT = "OPERATION_LIMIT"
     COST_LIMIT = "COST_LIMIT"
+    PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
+    PERSISTED_QUERY_NOT_SUPPORTED = "PERSISTED_QUERY_NOT_SUPPORTED"
     STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
@@ -92,6 +94,18 @@ class RateLimited(ChimeraError):
     executed. ``retryAfter`` (seconds) says when it would be served."""
 
     code = ErrorCode.RATE_LIMITED
+
+
+class PersistedQueryNotFound(ChimeraError):
+    """A document hash this server does not know (yet): send the document with it."""
+
+    code = ErrorCode.PERSISTED_QUERY_NOT_FOUND
+
+
+class PersistedQueryNotSupported(ChimeraError):
+    """A bare document hash, with automatic persisted queries turned off."""
+
+    code = ErrorCode.PERSISTED_QUERY_NOT_SUPPORTED
 
 
 class StoreUnavailable(ChimeraError):

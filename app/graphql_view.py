@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from typing import Any, cast
 
 import orjson
 from cross_web import HTTPException
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from app.auth import Principal, bearer_token, decode_token
 from app.context import Context, build_context
+from app.documents.store import persisted_hash
 from app.errors import ChimeraError, ErrorCode, Unauthenticated
 from app.extensions.error_codes import add_codes
 from app.graphiql import graphiql_response
@@ -41,6 +43,8 @@ class ChimeraGraphQL(GraphQL[Context, None]):
         except HTTPException as exc:
             # Strawberry answers malformed requests in plain text; clients expect GraphQL's shape.
             response = error_response(exc.status_code, exc.reason, ErrorCode.BAD_USER_INPUT)
+            if exc.status_code == 405:
+                response.headers["Allow"] = "GET, POST"
         await response(scope, receive, send)
 
     def decode_json(self, data: str | bytes) -> object:
@@ -82,15 +86,32 @@ class ChimeraGraphQL(GraphQL[Context, None]):
     ) -> Any:
         """Refuse an unauthenticated request before its document is parsed or validated: the
         answers to invalid documents (unknown fields, suggestions) would describe the
-        schema to anyone, introspection or not."""
+        schema to anyone, introspection or not. Then find the document a request names by
+        hash (app/documents/store.py); GET carries only such documents (a URL a CDN may
+        cache), and only queries: Strawberry refuses a mutation over GET with 405."""
         if context.principal is None:
             error = context.auth_error or Unauthenticated("Authentication required")
-            return ExecutionResult(
-                data=None,
-                errors=[
-                    GraphQLError(error.message, extensions=error.extensions, original_error=error)
-                ],
-            )
+            return refusal(error)
+        if isinstance(request_data, GraphQLRequestData):
+            persisted = persisted_hash_or_error(request_data.extensions)
+            if request_adapter.method == "GET" and persisted is None:
+                raise HTTPException(
+                    400,
+                    "A query over GET must name a persisted document "
+                    "(extensions.persistedQuery); send other operations by POST",
+                )
+            documents = context.stores.documents
+            try:
+                if documents is not None:
+                    request_data.query = await documents.resolve(
+                        context.principal.tenant_id, request_data.query, request_data.extensions
+                    )
+            except ChimeraError as error:
+                return refusal(error)
+            if request_adapter.method == "GET" and not only_queries(
+                request_data.query, request_data.operation_name
+            ):
+                raise HTTPException(405, "Only queries may be sent over GET; use POST")
         return await super().execute_operation(
             request=request,
             request_adapter=request_adapter,
@@ -173,6 +194,46 @@ def has_lone_surrogate(raw: str | bytes, value: object) -> bool:
     except UnicodeEncodeError:
         return True
     return False
+
+
+def refusal(error: ChimeraError) -> ExecutionResult:
+    """A whole operation refused before it ran, with the error's code."""
+    return ExecutionResult(
+        data=None,
+        errors=[GraphQLError(error.message, extensions=error.extensions, original_error=error)],
+    )
+
+
+@lru_cache(maxsize=256)
+def only_queries(query: str | None, operation_name: str | None) -> bool:
+    """Whether the operation a GET would run is a query (as far as a document that does
+    not parse, or names no such operation, can say: execution reports those)."""
+    if query is None:
+        return True
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return True
+    for definition in document.definitions:
+        if (
+            isinstance(definition, OperationDefinitionNode)
+            and definition.operation is not OperationType.QUERY
+            and (
+                operation_name is None
+                or (definition.name is not None and definition.name.value == operation_name)
+            )
+        ):
+            return False
+    return True
+
+
+def persisted_hash_or_error(extensions: object) -> str | None:
+    """The persisted document a request names; a malformed extension is left to the
+    resolution to refuse, as a GraphQL error rather than an HTTP one."""
+    try:
+        return persisted_hash(extensions)
+    except ChimeraError:
+        return "malformed"
 
 
 def error_response(status: int, message: str, code: ErrorCode) -> Response:

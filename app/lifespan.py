@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.commands.engagement import prune_engagement_keys
 from app.commands.media import sweep_tombstones
+from app.documents.store import PersistedDocuments
 from app.errors import StoreUnavailable
 from app.events.hub import StreamHub
 from app.events.relay import run_forever as relay_forever
@@ -49,6 +50,8 @@ class Stores:
     embedding_cache_seconds: int = 0
     # The tenants' and clients' rate-limit buckets, on the same Redis.
     buckets: Buckets | None = None
+    # Documents requests may name by hash (APQ in Redis, trusted ones in PostgreSQL).
+    documents: PersistedDocuments | None = None
 
 
 @asynccontextmanager
@@ -87,6 +90,14 @@ async def open_stores(settings: Settings, auth_secret: str) -> AsyncIterator[Sto
             embedder_error=embedder_error,
             embedding_cache_seconds=settings.embedding_cache_seconds,
             buckets=Buckets(redis, timeout),
+            documents=PersistedDocuments(
+                engine,
+                redis,
+                mode=settings.trusted_documents,
+                automatic=settings.automatic_persisted_queries,
+                ttl_seconds=settings.apq_ttl_seconds,
+                timeout=timeout,
+            ),
         )
 
 

@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     graphql = ChimeraGraphQL(
         build_schema(settings),
         graphql_ide=None if settings.is_production else "graphiql",
-        allow_queries_via_get=False,
+        allow_queries_via_get=True,  # persisted documents only (ChimeraGraphQL)
         keep_alive=True,
         keep_alive_interval=settings.ws_keepalive_seconds,
         subscription_protocols=protocols,

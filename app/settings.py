@@ -34,6 +34,7 @@ class ObjectStoreKind(StrEnum):
 AddressingStyle = Literal["path", "virtual"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 RateLimitFallback = Literal["open", "closed", "open-reads"]
+TrustedDocuments = Literal["off", "allow", "only"]
 
 # Values people paste from examples, among them docker-compose.yml's old fallback. Refused in
 # production whatever their length: they are public, so anyone could mint tokens with them.
@@ -201,6 +202,26 @@ class Settings(BaseSettings):
         validation_alias="CHIMERA_EMBED_TOKENS_PER_TENANT_PER_MINUTE",
         description="Per app instance: tokens of search text one tenant may embed per minute "
         "(a bucket refilled continuously); over it searches fail with OPERATION_LIMIT.",
+    )
+    # Persisted documents (app/documents/store.py).
+    automatic_persisted_queries: bool = Field(
+        default=True,
+        validation_alias="CHIMERA_APQ",
+        description="Apollo's automatic persisted queries: a client may send a document's "
+        "hash alone once it has sent the document with it (kept in Redis per tenant).",
+    )
+    apq_ttl_seconds: int = Field(
+        default=86_400,
+        ge=60,
+        validation_alias="CHIMERA_APQ_TTL_SECONDS",
+        description="How long an automatically persisted document is kept since last sent in full.",
+    )
+    trusted_documents: TrustedDocuments = Field(
+        default="off",
+        validation_alias="CHIMERA_TRUSTED_DOCUMENTS",
+        description="Documents registered with `chimera documents add`: off (not consulted), "
+        "allow (runnable by hash, besides any other document), only (nothing else runs: "
+        "production's safelist).",
     )
     store_timeout_seconds: float = Field(
         default=5.0, gt=0, validation_alias="CHIMERA_STORE_TIMEOUT_SECONDS"

@@ -38,7 +38,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 from strawberry.types.execution import PreExecutionError
 from uvicorn.protocols.utils import ClientDisconnected
 
-from app.errors import ErrorCode
+from app.errors import ChimeraError, ErrorCode
 from app.extensions.demand_control import ENDS_SUBSCRIPTION
 from app.extensions.error_codes import add_codes, strip_suggestions
 
@@ -83,7 +83,33 @@ class ChimeraTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
                 ErrorMessage(id=message["id"], type="error", payload=[error.formatted])
             )
             return
+        refused = await self._resolve_document(message)
+        if refused is not None:
+            await self.send_message(
+                ErrorMessage(id=message["id"], type="error", payload=[refused.formatted])
+            )
+            return
         await super().handle_subscribe(message)
+
+    async def _resolve_document(self, message: SubscribeMessage) -> GraphQLError | None:
+        """The document a subscribe message names by hash, put in its place; or why not
+        (with trusted documents only, a document that is not registered is refused here as
+        over HTTP, WebSockets being no way around the safelist)."""
+        context = self.context
+        principal = getattr(context, "principal", None)
+        documents = getattr(getattr(context, "stores", None), "documents", None)
+        if not self.connection_acknowledged or principal is None or documents is None:
+            return None
+        payload: Any = message.get("payload") or {}
+        try:
+            query = await documents.resolve(
+                principal.tenant_id, payload.get("query"), payload.get("extensions")
+            )
+        except ChimeraError as error:
+            return GraphQLError(error.message, extensions=error.extensions)
+        if query is not None:
+            payload["query"] = query
+        return None
 
     async def _send_result_stream(
         self, operation: Operation[Any, None], result_source: Any

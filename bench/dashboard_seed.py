@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg
 import numpy as np
 from redis.asyncio import Redis
+from unthrottled import BUCKET
 
 from app import migrations
 from app.indexing.documents import digest
@@ -264,6 +265,14 @@ async def seed(engines: Engines, dataset: Dataset) -> SeedReport:
         if not pg_done:
             log.info("seeding %s (%d campaigns)", dataset.database, dataset.campaigns)
             await _seed_postgres(conn, dataset, data)
+        # Buckets that never refuse (bench/unthrottled.py), set on every run, seeded or reused.
+        await conn.execute(
+            "UPDATE tenant SET rate_capacity = $2, rate_per_second = $3,"
+            " client_rate_capacity = $2, client_rate_per_second = $3 WHERE id = $1",
+            dataset.tenant_id,
+            BUCKET,
+            float(BUCKET),
+        )
         if not redis_done or not pg_done:
             await _seed_redis(redis, dataset, data)
             await redis.set(redis_key, dataset.marker)

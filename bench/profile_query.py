@@ -46,6 +46,7 @@ from app.seed import seed_running_tasks
 from app.settings import Settings
 from app.stores.postgres.engine import create_engine
 from app.stores.redis import keys
+from bench.unthrottled import BUCKET
 
 SECRET = "profile-secret-that-is-long-enough-for-hs256"
 
@@ -93,10 +94,13 @@ async def seed(dsn: str, redis_url: str, tenant_id: uuid.UUID, rng: random.Rando
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(
-            "INSERT INTO tenant (id, slug, name) VALUES ($1, $2, $3)",
+            "INSERT INTO tenant (id, slug, name, rate_capacity, rate_per_second,"
+            " client_rate_capacity, client_rate_per_second) VALUES ($1, $2, $3, $4, $5, $4, $5)",
             tenant_id,
             f"bench-{tenant_id.hex[:8]}",
             "Bench",
+            BUCKET,
+            float(BUCKET),
         )
         base = datetime(2026, 1, 1, tzinfo=UTC)
         agents = [

@@ -22,6 +22,7 @@ from app.main import create_app
 from app.settings import Settings
 from app.stores.postgres.engine import create_engine
 from app.stores.postgres.tables import tenant
+from bench.unthrottled import UNLIMITED
 from tests.engines import create_database, drop_database, embedded_postgres_server, has_extension
 
 SECRET = "bench-secret-that-is-long-enough-for-hs256"
@@ -75,7 +76,9 @@ async def scratch_app(
             tenant_id = uuid.uuid4()
             slug = f"bench-{tenant_id.hex[:8]}"
             async with engine.begin() as conn:
-                await conn.execute(tenant.insert().values(id=tenant_id, slug=slug, name=slug))
+                await conn.execute(
+                    tenant.insert().values(id=tenant_id, slug=slug, name=slug, **UNLIMITED)
+                )
             await engine.dispose()
             config = Settings(
                 database_url=url,

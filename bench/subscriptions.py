@@ -85,11 +85,12 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Subprotocol
 
 from app.auth import Role, mint_token
-from app.commands.tenants import create_tenant
+from app.commands.tenants import create_tenant, set_tenant_limits
 from app.events.relay import CAMPAIGN_EVENT_TYPES
 from app.stores.postgres.embedded import ensure_database, start_embedded_postgres
 from app.stores.postgres.engine import create_engine
 from app.stores.redis import keys
+from bench.unthrottled import UNLIMITED
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBSCRIPTION = """
@@ -893,6 +894,7 @@ async def create_tenants(db_url: str, secret: str, count: int) -> list[Tenant]:
     try:
         for i in range(count):
             row = await create_tenant(engine, f"bench-{i:03d}", f"Bench tenant {i}")
+            await set_tenant_limits(engine, row.slug, dict(UNLIMITED))
 
             def token(role: Role, row: Any = row) -> str:
                 return mint_token(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import socket
 import subprocess
@@ -268,3 +270,42 @@ async def test_tenant_limits_are_shown_set_and_cleared_from_the_command_line(
         assert refused.stderr.strip().count("\n") == 0
     missing = run_chimera("tenant", "limits", "nobody", env=env)
     assert missing.returncode == 1 and "no tenant 'nobody'" in missing.stderr
+
+
+async def test_documents_add_registers_a_client_builds_manifests_once(
+    fresh_db: str, redis_url: str, tmp_path: Path
+) -> None:
+    env = chimera_env(DATABASE_URL=fresh_db, REDIS_URL=redis_url, CHIMERA_AUTH_SECRET=SECRET)
+    one = "query One { viewer { role } }"
+    two = "query Two { campaigns { totalCount } }"
+    apollo = tmp_path / "persisted-query-manifest.json"
+    apollo.write_text(
+        json.dumps(
+            {
+                "format": "apollo-persisted-query-manifest",
+                "version": 1,
+                "operations": [{"id": _sha(one), "name": "One", "type": "query", "body": one}],
+            }
+        )
+    )
+    relay = tmp_path / "persisted_queries.json"
+    relay.write_text(json.dumps({_sha(one): one, _sha(two): two}))
+    loose = tmp_path / "Three.graphql"
+    loose.write_text("query Three { agents { totalCount } }")
+    added = run_chimera("documents", "add", str(apollo), str(relay), str(loose), env=env)
+    assert added.returncode == 0, added.stderr
+    assert "3 documents registered, 0 already were (3 in all)" in added.stdout
+    again = run_chimera("documents", "add", str(relay), env=env)
+    assert "0 documents registered, 2 already were" in again.stdout
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps({"0" * 64: one}))
+    refused = run_chimera("documents", "add", str(forged), env=env)
+    assert refused.returncode == 1 and "is not the SHA-256 of its document" in refused.stderr
+    broken = tmp_path / "broken.graphql"
+    broken.write_text("query {")
+    refused = run_chimera("documents", "add", str(broken), env=env)
+    assert refused.returncode == 1 and "does not parse" in refused.stderr
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -230,6 +230,18 @@ audit_log = Table(
     Index(None, "tenant_id", "id"),
 )
 
+# Documents a client's build registered (`chimera documents add`): the safelist of
+# CHIMERA_TRUSTED_DOCUMENTS=only. Not per tenant: one application's queries serve them all.
+trusted_document = Table(
+    "trusted_document",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the SHA-256 of the body, hex
+    Column("body", Text, nullable=False),
+    Column("name", String(200), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("id ~ '^[0-9a-f]{64}$'", name="id_sha256"),
+)
+
 outbox = Table(
     "outbox",
     metadata,

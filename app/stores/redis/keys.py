@@ -105,6 +105,12 @@ def similar_entry(tenant_id: UUID, campaign_id: UUID, limit: int) -> str:
     return f"{tenant_prefix(tenant_id)}similar:{campaign_id}:{limit}:"
 
 
+def persisted_query(tenant_id: UUID, digest: str) -> str:
+    """A document a client registered by the automatic persisted queries protocol, per
+    tenant: no tenant learns from a hit which documents another one runs."""
+    return f"{tenant_prefix(tenant_id)}apq:{digest}"
+
+
 def embedding(tenant_id: UUID, digest: str) -> str:
     """A search text's vector (its model and text hashed), per tenant: no tenant can tell from
     a fast answer what another one searched for."""

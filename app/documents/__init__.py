@@ -1,0 +1,1 @@
+"""Persisted documents: Apollo's automatic persisted queries, and trusted documents."""
