@@ -13,7 +13,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from uuid import UUID
+from typing import Any
+from uuid import UUID, uuid4
 
 import jwt
 
@@ -50,6 +51,8 @@ class Principal:
     # Which client this is, for its own rate-limit bucket: a digest of its token, never
     # the token itself (the bucket's key is visible to anyone who can list Redis keys).
     client_id: str = ""
+    # A JWT's `jti`, by which it can be revoked (app/revocations.py); None for API keys.
+    token_id: str | None = None
 
     @property
     def client(self) -> str:
@@ -95,6 +98,7 @@ def mint_token(
         "role": role.value,
         "iat": now,
         "exp": now + ttl_seconds,
+        "jti": uuid4().hex,
     }
     if agent_id is not None:
         claims["agent"] = str(agent_id)
@@ -135,19 +139,29 @@ def _verify(secret: str, token: str) -> tuple[Principal, float]:
         agent = claims.get("agent")
         if (role is Role.AGENT) != (agent is not None):
             raise jwt.InvalidTokenError("an agent token must name its agent, others must not")
-        principal = Principal(
-            tenant_id=UUID(str(claims["tid"])),
-            tenant_slug=str(claims["tenant"]),
-            role=role,
-            subject=str(claims["sub"]),
-            agent_id=UUID(str(agent)) if agent is not None else None,
-            client_id=client_digest(token),
+        principal = principal_of(
+            token, claims, role, agent_id=UUID(str(agent)) if agent is not None else None
         )
         return principal, float(claims["exp"])
     except jwt.ExpiredSignatureError as exc:
         raise Unauthenticated("The bearer token has expired") from exc
     except (jwt.InvalidTokenError, ValueError) as exc:
         raise Unauthenticated("The bearer token is invalid") from exc
+
+
+def principal_of(
+    token: str, claims: dict[str, Any], role: Role, *, agent_id: UUID | None = None
+) -> Principal:
+    """The Principal of a verified token's claims (ours or an identity provider's)."""
+    return Principal(
+        tenant_id=UUID(str(claims["tid"])),
+        tenant_slug=str(claims["tenant"]),
+        role=role,
+        subject=str(claims["sub"]),
+        agent_id=agent_id,
+        client_id=client_digest(token),
+        token_id=str(claims["jti"]) if claims.get("jti") is not None else None,
+    )
 
 
 def client_digest(credential: str) -> str:

@@ -21,13 +21,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
+import jwt
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import migrations
-from app.auth import Role, auth_secret, mint_token
+from app.api_keys import create_api_key
+from app.auth import ALGORITHM, Role, auth_secret, mint_token
 from app.commands.documents import add_documents
 from app.commands.tenants import create_tenant, set_tenant_limits, tenant_by_slug
 from app.documents.manifest import Document, ManifestError, read_documents
@@ -292,6 +294,35 @@ def cmd_tenant_limits(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_apikey_create(args: argparse.Namespace, settings: Settings) -> int:
+    """Create a tenant API key and print it: the only time it is ever shown."""
+    role = Role(args.role)
+    with embedded_engines(settings, redis=False) as ready:
+
+        async def run(engine: AsyncEngine) -> Any:
+            await migrations.upgrade(engine)
+            row = await tenant_by_slug(engine, args.tenant)
+            if row is None:
+                raise CommandError(
+                    f"no tenant {args.tenant!r}; create it with `chimera tenant create`"
+                )
+            try:
+                return await create_api_key(
+                    engine, row.id, name=args.name, role=role, created_by="operator:chimera-cli"
+                )
+            except BadUserInput as exc:
+                raise CommandError(exc.message) from exc
+
+        created = _with_engine(ready, run)
+    print(created.key)
+    print(
+        f"API key {created.prefix} ({role.value}) created for {args.tenant}; this is the only "
+        "time it is shown. Send it as `Authorization: Bearer <key>`.",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_documents_add(args: argparse.Namespace, settings: Settings) -> int:
     """Register a client build's documents as trusted (docs/operations.md)."""
     documents: list[Document] = []
@@ -328,7 +359,55 @@ def _agent_arg(value: str | None, role: Role) -> UUID | None:
             raise CommandError(f"--agent {value!r} is not an agent id") from exc
 
 
+def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    """Revoke a token: its id goes on its tenant's list in Redis until it would expire."""
+    from app.revocations import revoke_token
+
+    credential = sys.stdin.read().strip() if args.value in (None, "-") else args.value.strip()
+    with embedded_engines(settings) as ready:
+        secret = auth_secret(ready)
+        try:
+            claims = jwt.decode(
+                credential,
+                secret,
+                algorithms=[ALGORITHM],
+                options={"verify_exp": False, "require": ["exp", "tid", "jti"]},
+            )
+        except jwt.MissingRequiredClaimError as exc:
+            raise CommandError(
+                "this token has no id (jti) and cannot be revoked; rotate "
+                "CHIMERA_AUTH_SECRET to void every token minted before token ids"
+            ) from exc
+        except jwt.InvalidTokenError as exc:
+            raise CommandError(f"not a token of this deployment: {exc}") from exc
+
+        async def run(engine: AsyncEngine) -> bool:
+            redis = rd.create_redis(ready.redis_url or "", timeout=ready.store_timeout_seconds)
+            try:
+                await rd.ping(redis, ready.redis_url or "", timeout=ready.store_timeout_seconds)
+                return await revoke_token(
+                    redis, UUID(str(claims["tid"])), str(claims["jti"]), float(claims["exp"])
+                )
+            finally:
+                await redis.aclose()
+
+        revoked = _with_engine(ready, run)
+    who = f"{claims.get('sub')} of {claims.get('tenant')}"
+    print(
+        f"token {claims['jti']} ({who}) revoked; every instance refuses it within seconds"
+        if revoked
+        else f"token {claims['jti']} ({who}) has expired already; nothing to revoke"
+    )
+    return 0
+
+
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "revoke":
+        return cmd_token_revoke(args, settings)
+    if args.value is not None:
+        raise CommandError(f"unexpected argument {args.value!r}")
+    if args.tenant is None:
+        raise CommandError("--tenant is required to mint a token")
     role = Role(args.role)
     agent_id = _agent_arg(args.agent, role)
     with embedded_engines(settings, redis=False) as ready:
@@ -634,6 +713,16 @@ def build_parser() -> argparse.ArgumentParser:
         tenant_limits_parser.add_argument(flag, dest=column, metavar="N|default", help=meaning)
     tenant_limits_parser.set_defaults(func=cmd_tenant_limits)
 
+    apikey = sub.add_parser("apikey", help="manage tenant API keys")
+    apikey_sub = apikey.add_subparsers(dest="apikey_command", required=True)
+    apikey_create = apikey_sub.add_parser(
+        "create", help="create an API key and print it once (revoke it with revokeApiKey)"
+    )
+    apikey_create.add_argument("--tenant", required=True)
+    apikey_create.add_argument("--role", required=True, choices=["viewer", "editor", "admin"])
+    apikey_create.add_argument("--name", required=True, help="what the key is for")
+    apikey_create.set_defaults(func=cmd_apikey_create)
+
     documents_parser = sub.add_parser("documents", help="manage trusted documents")
     documents_sub = documents_parser.add_subparsers(dest="documents_command", required=True)
     documents_add = documents_sub.add_parser(
@@ -644,8 +733,13 @@ def build_parser() -> argparse.ArgumentParser:
     documents_add.add_argument("files", nargs="+", metavar="FILE")
     documents_add.set_defaults(func=cmd_documents_add)
 
-    token = sub.add_parser("token", help="print a bearer token for a tenant and role")
-    token.add_argument("--tenant", required=True)
+    token = sub.add_parser(
+        "token",
+        help="print a bearer token for a tenant and role; `token revoke TOKEN` revokes one",
+    )
+    token.add_argument("action", nargs="?", choices=["revoke"], help="revoke a token")
+    token.add_argument("value", nargs="?", metavar="TOKEN", help="the token to revoke (- : stdin)")
+    token.add_argument("--tenant")
     token.add_argument("--role", choices=[r.value for r in Role], default=Role.VIEWER.value)
     token.add_argument("--subject", default="cli")
     token.add_argument(

@@ -20,12 +20,14 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
+from app.api_keys import looks_like_key
 from app.auth import Principal, bearer_token, decode_token
 from app.context import Context, build_context
 from app.documents.store import persisted_hash
 from app.errors import ChimeraError, ErrorCode, Unauthenticated
 from app.extensions.error_codes import add_codes
 from app.graphiql import graphiql_response
+from app.jwks import signed_by_provider
 from app.ws_protocol import ChimeraTransportWSHandler
 
 
@@ -148,9 +150,7 @@ class ChimeraGraphQL(GraphQL[Context, None]):
         try:
             token = bearer_token(request.headers.get("authorization"))
             if token is not None:
-                principal = await state.tenants.check(
-                    state.stores.engine, decode_token(state.auth_secret, token)
-                )
+                principal = await authenticate(state, token, charged_later=True)
         except ChimeraError as exc:
             auth_error = exc
         return build_context(
@@ -167,10 +167,7 @@ class ChimeraGraphQL(GraphQL[Context, None]):
                 token = bearer_token(value) if " " in value else value or None
                 if token is None:
                     raise Unauthenticated("connection_init must carry a bearer token")
-                state = context.request.app.state
-                context.principal = await state.tenants.check(
-                    state.stores.engine, decode_token(state.auth_secret, token)
-                )
+                context.principal = await authenticate(context.request.app.state, token)
             except ChimeraError as exc:
                 raise ConnectionRejectionError(
                     {"message": exc.message, "code": exc.code.value}
@@ -194,6 +191,27 @@ def has_lone_surrogate(raw: str | bytes, value: object) -> bool:
     except UnicodeEncodeError:
         return True
     return False
+
+
+async def authenticate(state: Any, credential: str, *, charged_later: bool = False) -> Principal:
+    """The Principal a bearer credential stands for: an API key (`chk_...`), or a JWT (ours,
+    HS256, or an identity provider's, RS256/ES256 against its JWKS) not revoked, of a tenant
+    that still exists."""
+    stores = state.stores
+    if looks_like_key(credential) and stores.api_keys is not None:
+        principal = await stores.api_keys.principal(credential)
+    else:
+        provider = getattr(state, "provider_tokens", None)
+        if provider is not None and signed_by_provider(credential):
+            principal = await provider.principal(credential)
+        else:
+            principal = decode_token(state.auth_secret, credential)
+        # A metered request's charge checks the token's revocation in the same Redis call
+        # (app/extensions/demand_control.py); anything else checks it here.
+        if stores.revocations is not None and not (charged_later and state.settings.rate_limits):
+            principal = await stores.revocations.ensure_valid(principal)
+    checked: Principal = await state.tenants.check(state.stores.engine, principal)
+    return checked
 
 
 def refusal(error: ChimeraError) -> ExecutionResult:

@@ -12,6 +12,7 @@ from typing import Any
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.api_keys import ApiKeys
 from app.commands.engagement import prune_engagement_keys
 from app.commands.media import sweep_tombstones
 from app.documents.store import PersistedDocuments
@@ -22,6 +23,7 @@ from app.indexing.indexer import run_forever
 from app.metrics.consumer import run_forever as metrics_forever
 from app.queue.sweeper import run_forever as sweep_forever
 from app.ratelimit.buckets import Buckets
+from app.revocations import Revocations
 from app.settings import Settings
 from app.stores.embeddings.port import Embedder
 from app.stores.objects.factory import open_object_store
@@ -52,6 +54,10 @@ class Stores:
     buckets: Buckets | None = None
     # Documents requests may name by hash (APQ in Redis, trusted ones in PostgreSQL).
     documents: PersistedDocuments | None = None
+    # Tenant API keys, verified against their rows (remembered a few seconds).
+    api_keys: ApiKeys | None = None
+    # Revoked JWTs, by id, in Redis (checked once per token every few seconds).
+    revocations: Revocations | None = None
 
 
 @asynccontextmanager
@@ -90,6 +96,8 @@ async def open_stores(settings: Settings, auth_secret: str) -> AsyncIterator[Sto
             embedder_error=embedder_error,
             embedding_cache_seconds=settings.embedding_cache_seconds,
             buckets=Buckets(redis, timeout),
+            api_keys=ApiKeys(engine, timeout),
+            revocations=Revocations(redis, timeout),
             documents=PersistedDocuments(
                 engine,
                 redis,
@@ -155,6 +163,12 @@ def background_sweeper(stores: Stores, interval: float) -> AbstractAsyncContextM
                 log.exception("media sweep failed")
 
     return running(loop() if interval > 0 else None, "media-sweeper")
+
+
+def background_key_use(stores: Stores) -> AbstractAsyncContextManager[None]:
+    """Write, once a minute, when each API key used since was last used."""
+    job = stores.api_keys.record_use_forever() if stores.api_keys is not None else None
+    return running(job, "api-key-use")
 
 
 def background_refunds(stores: Stores) -> AbstractAsyncContextManager[None]:

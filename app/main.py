@@ -16,9 +16,11 @@ from app.body_limit import BodyLimitMiddleware
 from app.graphiql import graphiql_routes
 from app.graphql_view import ChimeraGraphQL
 from app.health import healthz, readyz
+from app.jwks import ProviderTokens
 from app.known_tenants import KnownTenants
 from app.lifespan import (
     background_indexer,
+    background_key_use,
     background_refunds,
     background_sweeper,
     event_fanout,
@@ -40,6 +42,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             background_sweeper(stores, settings.media_sweep_seconds),
             background_indexer(stores, settings),
             background_refunds(stores),
+            background_key_use(stores),
             event_fanout(stores, settings) as hub,
         ):
             app.state.stores = stores
@@ -85,6 +88,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.provider_tokens = (
+        ProviderTokens(
+            settings.jwks_url,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            timeout=settings.store_timeout_seconds,
+        )
+        if settings.jwks_url
+        else None
+    )
     app.state.tenants = KnownTenants(settings.store_timeout_seconds, default_limits(settings))
     # Read once: fails at start-up, not on the first request, when it is missing.
     app.state.auth_secret = auth_secret(settings)

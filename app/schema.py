@@ -35,6 +35,8 @@ from app.scalars import SCALAR_OVERRIDES
 from app.settings import Settings
 from resolvers.agents.mutations import AgentMutations
 from resolvers.agents.queries import AgentQueries
+from resolvers.apikeys.mutations import ApiKeyMutations
+from resolvers.apikeys.queries import ApiKeyQueries
 from resolvers.audit.queries import AuditQueries
 from resolvers.campaigns.mutations import CampaignMutations
 from resolvers.campaigns.queries import CampaignQueries
@@ -63,6 +65,7 @@ Query = merge_types(
         AuditQueries,
         TaskQueries,
         LimitQueries,
+        ApiKeyQueries,
     ),
 )
 Mutation = merge_types(
@@ -77,6 +80,7 @@ Mutation = merge_types(
         TaskMutations,
         RuntimeMutations,
         SessionMutations,
+        ApiKeyMutations,
     ),
 )
 

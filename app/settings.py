@@ -125,6 +125,22 @@ class Settings(BaseSettings):
     )
 
     auth_secret: SecretStr | None = Field(default=None, validation_alias="CHIMERA_AUTH_SECRET")
+    jwks_url: str | None = Field(
+        default=None,
+        validation_alias="CHIMERA_JWKS_URL",
+        description="An identity provider's JWKS: its RS256 and ES256 tokens are accepted "
+        "beside the HS256 ones (app/jwks.py).",
+    )
+    jwt_issuer: str | None = Field(
+        default=None,
+        validation_alias="CHIMERA_JWT_ISSUER",
+        description="The `iss` a provider's tokens must carry (checked when set).",
+    )
+    jwt_audience: str | None = Field(
+        default=None,
+        validation_alias="CHIMERA_JWT_AUDIENCE",
+        description="The `aud` a provider's tokens must carry (checked when set).",
+    )
     health_token: SecretStr | None = Field(
         default=None,
         validation_alias="CHIMERA_HEALTH_TOKEN",

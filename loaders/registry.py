@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from app.auth import Principal
 from loaders.base import LoaderContext
+from loaders.postgres.api_keys import ApiKeyCountLoader, ApiKeysLoader
 from loaders.postgres.audit import (
     AuditLogCountLoader,
     AuditLogLoader,
@@ -199,6 +200,14 @@ class Loaders:
     @cached_property
     def spent_by_agent(self) -> SpentByAgentLoader:
         return SpentByAgentLoader(self.ctx)
+
+    @cached_property
+    def api_keys(self) -> ApiKeysLoader:
+        return ApiKeysLoader(self.ctx)
+
+    @cached_property
+    def api_key_count(self) -> ApiKeyCountLoader:
+        return ApiKeyCountLoader(self.ctx)
 
     @cached_property
     def audit_log(self) -> AuditLogLoader:

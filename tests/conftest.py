@@ -64,6 +64,9 @@ async def database_url(pg_server_url: str) -> AsyncIterator[str]:
     await drop_database(url)
 
 
+UNTHROTTLED = 1_000_000_000
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str, redis_url: str, pgvector_url: str, engines_dir: Path) -> Settings:
     return Settings(
@@ -81,6 +84,13 @@ def settings(database_url: str, redis_url: str, pgvector_url: str, engines_dir: 
         data_dir=engines_dir / "data",
         public_url="http://test",  # media URLs then route to the in-process app
         ws_keepalive_seconds=1.0,  # a silent peer is found in seconds
+        # Buckets no test fills by accident: a test client reuses its token, as real ones
+        # do, and a suite sends far more than a dashboard. Every request is still charged;
+        # the rate-limit tests set small limits on their own tenants (their rows).
+        tenant_rate_capacity=UNTHROTTLED,
+        tenant_rate_per_second=UNTHROTTLED,
+        client_rate_capacity=UNTHROTTLED,
+        client_rate_per_second=UNTHROTTLED,
     )
 
 

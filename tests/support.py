@@ -33,16 +33,21 @@ class TenantClient:
     http: AsyncClient
     id: uuid.UUID
     slug: str
+    _tokens: dict[Role, str] = field(default_factory=dict, repr=False)
 
     def token(self, role: Role = Role.EDITOR) -> str:
-        return mint_token(
-            SECRET,
-            tenant_id=self.id,
-            tenant_slug=self.slug,
-            role=role,
-            subject=f"test-{role.value}",
-            ttl_seconds=600,
-        )
+        """The client's token for a role: one per role, reused as a real client reuses its
+        token (each token is a client of its own, with its own rate-limit bucket)."""
+        if role not in self._tokens:
+            self._tokens[role] = mint_token(
+                SECRET,
+                tenant_id=self.id,
+                tenant_slug=self.slug,
+                role=role,
+                subject=f"test-{role.value}",
+                ttl_seconds=600,
+            )
+        return self._tokens[role]
 
     def agent_token(self, agent_id: uuid.UUID) -> str:
         """A runtime's token, bound to one agent."""

@@ -27,8 +27,9 @@ from strawberry.types.execution import ExecutionResult as StrawberryExecutionRes
 from strawberry.types.graphql import OperationType
 
 from app.cost.model import OperationCost, operation_cost
-from app.errors import ChimeraError, CostLimit, RateLimited, StoreUnavailable
+from app.errors import ChimeraError, CostLimit, RateLimited, StoreUnavailable, Unauthenticated
 from app.ratelimit.demand import Demand
+from app.revocations import revoked_key
 from app.stores.failures import is_store_failure
 
 log = logging.getLogger("chimera.ratelimit")
@@ -137,9 +138,14 @@ class DemandControl(SchemaExtension):
         buckets = context.stores.buckets
         if not settings.rate_limits or buckets is None:
             return None
+        marker = (
+            revoked_key(principal.tenant_id, principal.token_id)
+            if principal.token_id is not None
+            else None
+        )
         try:
             demand.charge = await buckets.charge(
-                principal.tenant_id, principal.client, demand.limits, price
+                principal.tenant_id, principal.client, demand.limits, price, marker
             )
         except Exception as exc:
             if not is_store_failure(exc):
@@ -152,6 +158,8 @@ class DemandControl(SchemaExtension):
             if refuse:
                 return StoreUnavailable("Redis", "rate limits cannot be checked")
             return None
+        if demand.charge.revoked:
+            return Unauthenticated("The bearer token has been revoked")
         if not demand.charge.allowed:
             retry_after = round(demand.charge.retry_after, 3)
             bucket = demand.charge.binding

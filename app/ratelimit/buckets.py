@@ -31,22 +31,29 @@ from app.stores.redis.scripts import LuaScript
 
 log = logging.getLogger("chimera.ratelimit")
 
-# KEYS: one to many buckets. ARGV[1]: the points to charge every bucket; then, per bucket,
-# its capacity, its points regained per second and the points to give back first.
-# Replies: allowed (1/0), the wait in microseconds before the charge would pass, then per
-# bucket the points left and the microseconds until it is full again.
+# KEYS: the buckets, then optionally the caller's token's revocation marker
+# (app/revocations.py), checked in the same call so that it costs no round trip of its own.
+# ARGV[1]: the points to charge every bucket; ARGV[2]: how many buckets; then, per bucket, its
+# capacity, its points regained per second and the points to give back first.
+# Replies: {-1} for a revoked token (nothing charged); otherwise allowed (1/0), the wait in
+# microseconds before the charge would pass, then per bucket the points left and the
+# microseconds until it is full again.
 CHARGE = LuaScript(
     """
+local n = tonumber(ARGV[2])
+if #KEYS > n and redis.call('EXISTS', KEYS[n + 1]) == 1 then
+  return {-1}
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local cost = tonumber(ARGV[1])
 local allowed = 1
 local wait = 0
 local state = {}
-for i = 1, #KEYS do
-  local capacity = tonumber(ARGV[3 * i - 1])
-  local interval = 1000000 / tonumber(ARGV[3 * i])
-  local refund = tonumber(ARGV[3 * i + 1])
+for i = 1, n do
+  local capacity = tonumber(ARGV[3 * i])
+  local interval = 1000000 / tonumber(ARGV[3 * i + 1])
+  local refund = tonumber(ARGV[3 * i + 2])
   local tat = tonumber(redis.call('GET', KEYS[i]) or now)
   tat = math.max(tat, now) - refund * interval
   tat = math.max(tat, now)
@@ -59,7 +66,7 @@ for i = 1, #KEYS do
   state[i] = {tat, after, interval, capacity}
 end
 local out = {allowed, math.ceil(wait)}
-for i = 1, #KEYS do
+for i = 1, n do
   local tat = state[i][1]
   if allowed == 1 then tat = state[i][2] end
   if tat > now then
@@ -109,6 +116,7 @@ class Charge:
     allowed: bool
     retry_after: float  # seconds; 0 when allowed
     buckets: tuple[Bucket, ...]  # empty when unmetered (Redis down and failing open)
+    revoked: bool = False  # the caller's token is revoked: nothing was charged
 
     @property
     def binding(self) -> Bucket | None:
@@ -129,6 +137,7 @@ class _Owed:
     points: int
     capacity: int
     per_second: float
+    since: float  # time.monotonic() when first owed
 
 
 class Buckets:
@@ -139,24 +148,37 @@ class Buckets:
         self.timeout = timeout
         self._owed: dict[str, _Owed] = {}
 
-    async def charge(self, tenant_id: UUID, client_id: str, limits: Limits, cost: int) -> Charge:
-        """Take ``cost`` points from the tenant's and the client's buckets, or from neither."""
+    async def charge(
+        self,
+        tenant_id: UUID,
+        client_id: str,
+        limits: Limits,
+        cost: int,
+        revoked_marker: str | None = None,
+    ) -> Charge:
+        """Take ``cost`` points from the tenant's and the client's buckets, or from neither
+        (nor when ``revoked_marker``, the caller's token's revocation key, exists)."""
         names = (tenant_bucket(tenant_id), client_bucket(tenant_id, client_id))
         shapes = (
             (Scope.TENANT, limits.tenant_capacity, limits.tenant_per_second),
             (Scope.CLIENT, limits.client_capacity, limits.client_per_second),
         )
         refunds = [self._take_owed(name) for name in names]
-        args: list[str | int] = [cost]
+        args: list[str | int] = [cost, len(names)]
         for (_, capacity, per_second), refund in zip(shapes, refunds, strict=True):
             args += [capacity, repr(per_second), refund]
+        script_keys = [*names, revoked_marker] if revoked_marker is not None else list(names)
         try:
             async with asyncio.timeout(self.timeout):
-                reply = await CHARGE(self.redis, names, args)
+                reply = await CHARGE(self.redis, script_keys, args)
         except BaseException:
             for (_, capacity, per_second), name, refund in zip(shapes, names, refunds, strict=True):
                 self.refund(name, refund, capacity, per_second)  # owed still
             raise
+        if reply[0] == -1:
+            for (_, capacity, per_second), name, refund in zip(shapes, names, refunds, strict=True):
+                self.refund(name, refund, capacity, per_second)  # owed still
+            return Charge(False, 0.0, (), revoked=True)
         now = time.time()
         buckets = tuple(
             Bucket(scope, capacity, per_second, int(reply[2 + 2 * i]), reply[3 + 2 * i] / 1e6, now)
@@ -183,18 +205,25 @@ class Buckets:
         if points <= 0:
             return
         owed = self._owed.get(name)
-        total = points + (owed.points if owed is not None else 0)
-        self._owed[name] = _Owed(total, capacity, per_second)
+        if owed is None:
+            self._owed[name] = _Owed(points, capacity, per_second, time.monotonic())
+        else:
+            self._owed[name] = _Owed(owed.points + points, capacity, per_second, owed.since)
 
     def _take_owed(self, name: str) -> int:
         owed = self._owed.pop(name, None)
         return owed.points if owed is not None else 0
 
-    async def flush(self) -> int:
-        """Pay every refund still owed (one call per bucket, pipelined); how many buckets."""
-        owed, self._owed = self._owed, {}
+    async def flush(self, older_than: float = 0.0) -> int:
+        """Pay the refunds owed for longer than ``older_than`` seconds, which no charge
+        carried since (one call per bucket, pipelined); how many buckets. Under steady
+        traffic the next charge to a bucket carries its refund and this finds nothing."""
+        cutoff = time.monotonic() - older_than
+        owed = {name: debt for name, debt in self._owed.items() if debt.since <= cutoff}
         if not owed:
             return 0
+        for name in owed:
+            del self._owed[name]
         try:
             async with asyncio.timeout(self.timeout):
                 await _pay(self.redis, owed)
@@ -208,7 +237,7 @@ class Buckets:
         while True:
             await asyncio.sleep(every)
             try:
-                await self.flush()
+                await self.flush(older_than=every)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis away: kept for the next round
@@ -220,11 +249,15 @@ async def _pay(redis: Redis, owed: dict[str, _Owed]) -> None:
     async with redis.pipeline(transaction=False) as pipe:
         for name in names:
             debt = owed[name]
-            pipe.evalsha(CHARGE.sha, 1, name, 0, debt.capacity, repr(debt.per_second), debt.points)
+            pipe.evalsha(
+                CHARGE.sha, 1, name, 0, 1, debt.capacity, repr(debt.per_second), debt.points
+            )
         try:
             await pipe.execute()
         except Exception:
             # A Redis that lost its scripts: pay one by one, each loading it if need be.
             for name in names:
                 debt = owed[name]
-                await CHARGE(redis, [name], [0, debt.capacity, repr(debt.per_second), debt.points])
+                await CHARGE(
+                    redis, [name], [0, 1, debt.capacity, repr(debt.per_second), debt.points]
+                )

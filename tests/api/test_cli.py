@@ -7,6 +7,7 @@ import json
 import re
 import socket
 import subprocess
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -309,3 +310,39 @@ async def test_documents_add_registers_a_client_builds_manifests_once(
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+async def test_apikey_create_prints_the_key_once_and_token_revoke_voids_a_token(
+    fresh_db: str, redis_url: str
+) -> None:
+    env = chimera_env(DATABASE_URL=fresh_db, REDIS_URL=redis_url, CHIMERA_AUTH_SECRET=SECRET)
+    assert run_chimera("tenant", "create", "acme-co", env=env).returncode == 0
+    created = run_chimera(
+        "apikey", "create", "--tenant", "acme-co", "--role", "editor", "--name", "etl", env=env
+    )
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert re.fullmatch(r"chk_[A-Za-z0-9]{12}_[A-Za-z0-9_-]{43}", key), key
+    assert "only time it is shown" in created.stderr and key not in created.stderr
+    missing = run_chimera(
+        "apikey", "create", "--tenant", "nobody", "--role", "viewer", "--name", "x", env=env
+    )
+    assert missing.returncode == 1 and "no tenant 'nobody'" in missing.stderr
+
+    token = run_chimera("token", "--tenant", "acme-co", "--role", "admin", env=env).stdout.strip()
+    revoked = run_chimera("token", "revoke", token, env=env)
+    assert revoked.returncode == 0, revoked.stderr
+    assert "revoked" in revoked.stdout
+    claims = jwt.decode(token, SECRET, algorithms=[ALGORITHM])
+    from redis.asyncio import Redis
+
+    from app.revocations import revoked_key
+
+    redis = Redis.from_url(redis_url)
+    try:
+        assert await redis.exists(revoked_key(uuid.UUID(claims["tid"]), claims["jti"]))
+    finally:
+        await redis.aclose()
+    old = jwt.encode({k: v for k, v in claims.items() if k != "jti"}, SECRET, algorithm=ALGORITHM)
+    refused = run_chimera("token", "revoke", old, env=env)
+    assert refused.returncode == 1 and "cannot be revoked" in refused.stderr

@@ -181,7 +181,11 @@ async def test_one_tenant_exhausting_its_budget_leaves_another_untouched(
     response = await other_tenant.post(PAGE, {"n": 50})
     assert response.status_code == 200
     buckets = response.json()["extensions"]["cost"]["buckets"]
-    assert {b["scope"]: b["limit"] for b in buckets} == {"TENANT": 200_000, "CLIENT": 50_000}
+    limits = app.state.settings
+    assert {b["scope"]: b["limit"] for b in buckets} == {
+        "TENANT": limits.tenant_rate_capacity,
+        "CLIENT": limits.client_rate_capacity,
+    }
 
 
 async def test_rate_limit_field_shows_the_callers_buckets_without_a_store_call(
@@ -198,7 +202,10 @@ async def test_rate_limit_field_shows_the_callers_buckets_without_a_store_call(
     assert limit["maximumCost"] == 500
     assert limit["limit"] == 5000 and limit["remaining"] == 5000 - 2
     assert limit["restoreRate"] == 50.0
-    assert {b["scope"]: b["limit"] for b in limit["buckets"]} == {"TENANT": 5000, "CLIENT": 50_000}
+    assert {b["scope"]: b["limit"] for b in limit["buckets"]} == {
+        "TENANT": 5000,
+        "CLIENT": app.state.settings.client_rate_capacity,
+    }
 
 
 async def test_a_tenants_lower_maximum_cost_refuses_what_the_default_would_serve(

@@ -230,6 +230,26 @@ audit_log = Table(
     Index(None, "tenant_id", "id"),
 )
 
+# Tenant API keys (app/api_keys.py): the key's SHA-256, never the key; `prefix` names it.
+api_key = Table(
+    "api_key",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column(
+        "tenant_id", UUID(as_uuid=True), ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("name", String(200), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("prefix", String(32), nullable=False, unique=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("role IN ('viewer', 'editor', 'admin')", name="role"),
+    Index(None, "tenant_id", "created_at", "id"),
+)
+
 # Documents a client's build registered (`chimera documents add`): the safelist of
 # CHIMERA_TRUSTED_DOCUMENTS=only. Not per tenant: one application's queries serve them all.
 trusted_document = Table(

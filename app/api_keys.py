@@ -1,0 +1,207 @@
+"""Tenant API keys: long-lived credentials for server-to-server clients.
+
+A key reads `chk_<prefix>_<secret>`. Only its SHA-256 is stored; the prefix, unique, finds
+the row and names the key wherever it is shown (listings, the audit trail), so that a key can
+be told apart without being known. A key is sent like a token (`Authorization: Bearer chk_...`)
+and becomes a Principal of its tenant with the key's role; its rate-limit bucket is the key's.
+
+Verifying a key needs its row: a verified key is remembered by this process for a few
+seconds, so a busy client costs a statement per key every few seconds, not per request, and
+a revocation is in force everywhere within that time (at once on the instance that revoked
+it). When a key was last used is recorded the same way: kept here, written once a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.auth import Principal, Role
+from app.errors import BadUserInput, NotFound, StoreUnavailable, Unauthenticated
+from app.stores.failures import is_store_failure
+from app.stores.postgres.tables import api_key, audit_log, tenant
+
+log = logging.getLogger("chimera.api_keys")
+
+KEY = re.compile(r"^chk_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{32,64})$")
+REMEMBERED_SECONDS = 10.0
+REMEMBERED_AT_MOST = 10_000
+ROLES = (Role.VIEWER, Role.EDITOR, Role.ADMIN)
+
+
+def looks_like_key(credential: str) -> bool:
+    return credential.startswith("chk_")
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    id: uuid.UUID
+    prefix: str
+    key: str  # shown once, never stored
+
+
+def new_key() -> tuple[str, str]:
+    """A fresh (prefix, key)."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    prefix = "".join(secrets.choice(alphabet) for _ in range(12))
+    return prefix, f"chk_{prefix}_{secrets.token_urlsafe(32)}"
+
+
+async def create_api_key(
+    engine: AsyncEngine, tenant_id: uuid.UUID, *, name: str, role: Role, created_by: str
+) -> NewKey:
+    if role not in ROLES:
+        raise BadUserInput("an API key's role is viewer, editor or admin", field="role")
+    cleaned = name.strip()
+    if not cleaned or len(cleaned) > 200:
+        raise BadUserInput("an API key's name is 1 to 200 characters", field="name")
+    prefix, key = new_key()
+    key_id = uuid.uuid4()
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(api_key).values(
+                id=key_id,
+                tenant_id=tenant_id,
+                name=cleaned,
+                role=role.value,
+                prefix=prefix,
+                secret_hash=digest(key),
+                created_by=created_by,
+            )
+        )
+    return NewKey(key_id, f"chk_{prefix}", key)
+
+
+async def revoke_api_key(engine: AsyncEngine, principal: Principal, key_id: uuid.UUID) -> Any:
+    """Mark the caller's tenant's key revoked (once), with its audit entry; NOT_FOUND for
+    a key of no such id in that tenant. The row, without its hash."""
+    shown = [c for c in api_key.c if c.name != "secret_hash"]
+    mine = (api_key.c.id == key_id) & (api_key.c.tenant_id == principal.tenant_id)
+    async with engine.begin() as conn:
+        before = (await conn.execute(select(*shown).where(mine).with_for_update())).first()
+        if before is None:
+            raise NotFound("No such API key")
+        if before.revoked_at is not None:
+            return before
+        after = (
+            await conn.execute(
+                update(api_key).where(mine).values(revoked_at=func.now()).returning(*shown)
+            )
+        ).one()
+        await conn.execute(
+            insert(audit_log).values(
+                tenant_id=principal.tenant_id,
+                actor=principal.subject,
+                action="api_key.revoke",
+                entity_type="api_key",
+                entity_id=key_id,
+                aggregate_type="api_key",
+                aggregate_id=key_id,
+                before={"revokedAt": None},
+                after={"revokedAt": after.revoked_at.isoformat()},
+            )
+        )
+    return after
+
+
+class ApiKeys:
+    """Verifies keys against their rows, remembering recent answers; records last use."""
+
+    def __init__(self, engine: AsyncEngine, timeout: float) -> None:
+        self.engine = engine
+        self.timeout = timeout
+        self._known: dict[str, tuple[Principal | None, str, float]] = {}
+        self._used: dict[uuid.UUID, datetime] = {}
+
+    async def principal(self, key: str) -> Principal:
+        """The Principal a key stands for, or UNAUTHENTICATED."""
+        match = KEY.fullmatch(key)
+        if match is None:
+            raise Unauthenticated("The API key is invalid")
+        prefix = match.group(1)
+        now = time.monotonic()
+        known = self._known.get(prefix)
+        if known is None or now - known[2] >= REMEMBERED_SECONDS:
+            known = (*await self._load(prefix), now)
+            if len(self._known) >= REMEMBERED_AT_MOST:
+                self._known.clear()
+            self._known[prefix] = known
+        principal, stored_hash, _ = known
+        if principal is None or not hmac.compare_digest(stored_hash, digest(key)):
+            raise Unauthenticated("The API key is invalid or has been revoked")
+        self._used[uuid.UUID(principal.client_id[2:])] = datetime.now(UTC)
+        return principal
+
+    def forget(self, prefix: str) -> None:
+        """Verify this key against its row on its next use (after a revocation here)."""
+        self._known.pop(prefix.removeprefix("chk_"), None)
+
+    async def _load(self, prefix: str) -> tuple[Principal | None, str]:
+        statement = (
+            select(api_key, tenant.c.slug)
+            .join(tenant, tenant.c.id == api_key.c.tenant_id)
+            .where(api_key.c.prefix == prefix)
+        )
+        try:
+            async with asyncio.timeout(self.timeout), self.engine.connect() as conn:
+                row = (await conn.execute(statement)).first()
+        except Exception as exc:
+            if isinstance(exc, TimeoutError) or is_store_failure(exc):
+                raise StoreUnavailable("PostgreSQL", "API keys") from exc
+            raise
+        if row is None or row.revoked_at is not None:
+            return None, ""
+        principal = Principal(
+            tenant_id=row.tenant_id,
+            tenant_slug=row.slug,
+            role=Role(row.role),
+            subject=f"apikey:{row.name}",
+            client_id=f"k:{row.id}",
+        )
+        return principal, str(row.secret_hash)
+
+    async def record_use(self) -> int:
+        """Write when each key used since the last call was last used; how many keys."""
+        used, self._used = self._used, {}
+        if not used:
+            return 0
+        statement = (
+            update(api_key)
+            .where(api_key.c.id == bindparam("key_id"))
+            .values(last_used_at=func.greatest(api_key.c.last_used_at, bindparam("at")))
+        )
+        rows: list[dict[str, Any]] = [{"key_id": k, "at": at} for k, at in used.items()]
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(statement, rows)
+        except BaseException:
+            for key_id, at in used.items():  # kept for the next round
+                self._used[key_id] = max(at, self._used.get(key_id, at))
+            raise
+        return len(rows)
+
+    async def record_use_forever(self, every: float = 60.0) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.record_use()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the next round writes what this one could not
+                log.warning("API key last use not recorded: %r", exc)
