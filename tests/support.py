@@ -5,20 +5,23 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from httpx import AsyncClient, Response
 from redis.asyncio import Redis
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
 
 from app.auth import Role, mint_token
 from app.metrics.consumer import apply_once
 from app.seed import seed_running_tasks
+from app.settings import Settings
 from app.stores.postgres import reads
 from app.stores.postgres.tables import outbox, tenant
 
@@ -221,3 +224,29 @@ async def settle_metrics(engine: AsyncEngine) -> None:
 async def start_tasks(redis: Redis, tenant_id: uuid.UUID, agent_id: uuid.UUID, count: int) -> None:
     """Give an agent ``count`` RUNNING tasks, through the queue as a runtime would."""
     await seed_running_tasks(redis, tenant_id, {agent_id: count})
+
+
+@asynccontextmanager
+async def another_app(
+    settings: Settings, data_dir: Path, **changes: Any
+) -> AsyncIterator[Starlette]:
+    """An app of its own beside the session's, on the same stores, with ``changes`` to its
+    settings, running for the block. Its background work is off (the session app's relay and
+    sweepers serve these stores already), and it is given time to start and stop on a busy
+    machine: asgi-lifespan's 5 s default failed a shutdown under CI's load."""
+    from asgi_lifespan import LifespanManager
+
+    from app.main import create_app
+
+    configured = settings.model_copy(
+        update={
+            "data_dir": data_dir,
+            "relay_enabled": False,
+            "indexer_enabled": False,
+            "media_sweep_seconds": 0,
+            **changes,
+        }
+    )
+    application = create_app(configured)
+    async with LifespanManager(application, startup_timeout=60, shutdown_timeout=60):
+        yield application

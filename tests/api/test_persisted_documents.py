@@ -11,21 +11,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_asyncio
-from asgi_lifespan import LifespanManager
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.applications import Starlette
 
 from app.commands.documents import add_documents
 from app.documents.manifest import Document
-from app.main import create_app
 from app.settings import Settings
 from app.stores.postgres.tables import tenant as tenant_table
 from app.stores.postgres.tables import trusted_document
 from tests.api import raw_ws
 from tests.serving import served
-from tests.support import SECRET, TenantClient, error_codes, new_tenant
+from tests.support import SECRET, TenantClient, another_app, error_codes, new_tenant
 
 QUERY = "query Names { campaigns(first: 3) { edges { node { name } } } }"
 HASH = hashlib.sha256(QUERY.encode()).hexdigest()
@@ -127,10 +124,8 @@ async def trusted_only(
 ) -> AsyncIterator[tuple[AsyncClient, TenantClient]]:
     """An app that runs registered documents only, with QUERY registered."""
     await add_documents(engine, [Document(HASH, QUERY, "Names")])
-    only = settings.model_copy(update={"trusted_documents": "only", "data_dir": tmp_path})
-    application: Starlette = create_app(only)
     try:
-        async with LifespanManager(application):
+        async with another_app(settings, tmp_path, trusted_documents="only") as application:
             transport = ASGITransport(app=application)
             async with AsyncClient(transport=transport, base_url="http://test") as http:
                 # Created without new_tenant's first query: that is not a registered one.
@@ -169,9 +164,7 @@ async def test_in_trusted_mode_only_registered_documents_run(
 async def test_with_automatic_persisted_queries_off_a_bare_hash_is_not_supported(
     settings: Settings, engine: AsyncEngine, tmp_path: Path
 ) -> None:
-    off = settings.model_copy(update={"automatic_persisted_queries": False, "data_dir": tmp_path})
-    application: Starlette = create_app(off)
-    async with LifespanManager(application):
+    async with another_app(settings, tmp_path, automatic_persisted_queries=False) as application:
         transport = ASGITransport(app=application)
         async with AsyncClient(transport=transport, base_url="http://test") as http:
             tenant = await new_tenant(engine, http)
@@ -183,9 +176,10 @@ async def test_with_automatic_persisted_queries_off_a_bare_hash_is_not_supported
 async def test_in_trusted_mode_a_websocket_cannot_run_an_unregistered_subscription(
     settings: Settings, engine: AsyncEngine, tmp_path: Path
 ) -> None:
-    only = settings.model_copy(update={"trusted_documents": "only", "data_dir": tmp_path})
-    application: Starlette = create_app(only)
-    async with LifespanManager(application), served(application) as host:
+    async with (
+        another_app(settings, tmp_path, trusted_documents="only") as application,
+        served(application) as host,
+    ):
         http = AsyncClient(base_url=f"http://{host}")
         async with http:
             pk = uuid.uuid4()

@@ -16,17 +16,15 @@ from typing import Any
 import jwt
 import pytest
 import pytest_asyncio
-from asgi_lifespan import LifespanManager
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from httpx import ASGITransport, AsyncClient
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.main import create_app
 from app.settings import Settings
 from app.stores.postgres.tables import tenant as tenant_table
-from tests.support import TenantClient, error_codes
+from tests.support import TenantClient, another_app, error_codes
 
 ISSUER = "https://idp.example.test/"
 
@@ -103,15 +101,13 @@ async def client(
 ) -> AsyncIterator[tuple[AsyncClient, TenantClient]]:
     provider.add_rsa("rsa-1")
     provider.add_ec("ec-1")
-    configured = settings.model_copy(
-        update={"jwks_url": provider.url, "jwt_issuer": ISSUER, "data_dir": tmp_path}
-    )
-    application = create_app(configured)
-    # An unknown key id makes PyJWKClient fetch the set again at most once per 30 s after its
-    # last fetch (a flood of forged key ids cannot make it hammer the provider). Here a
-    # rotation follows the first fetch at once; in life that cooldown is long past.
-    application.state.provider_tokens.client.cooldown_duration = 0
-    async with LifespanManager(application):
+    async with another_app(
+        settings, tmp_path, jwks_url=provider.url, jwt_issuer=ISSUER
+    ) as application:
+        # An unknown key id makes PyJWKClient fetch the set again at most once per 30 s after
+        # its last fetch (a flood of forged key ids cannot make it hammer the provider). Here
+        # a rotation follows the first fetch at once; in life that cooldown is long past.
+        application.state.provider_tokens.client.cooldown_duration = 0
         transport = ASGITransport(app=application)
         async with AsyncClient(transport=transport, base_url="http://test") as http:
             pk = uuid.uuid4()
