@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -43,6 +45,7 @@ from app.settings import Settings, load_settings
 from app.stores.postgres import engine as pg
 from app.stores.postgres.tables import agent as agent_table
 from app.stores.redis import client as rd
+from app.telemetry.environment import TelemetryConfigurationError, trace_export
 
 T = TypeVar("T")
 log = logging.getLogger("chimera")
@@ -120,7 +123,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
             token = _with_engine(ready, prepare)
             config = server_config(create_app(ready), ready, host=args.host, port=args.port)
-            configure_logging(ready.log_level)  # uvicorn's Config installed its own handlers
+            # uvicorn's Config installed its own handlers.
+            configure_logging(
+                ready.log_level, json_lines=ready.json_logs, uvicorn_access=not ready.access_log
+            )
             print_banner(ready, f"http://{args.host}:{args.port}/graphql", token)
             uvicorn.Server(config).run(sockets=[listener])
     finally:
@@ -130,7 +136,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def check_serving_configuration(settings: Settings) -> None:
     """What `serve` needs beyond valid settings: in production, both store URLs and a secret
-    (its strength is checked with the settings)."""
+    (its strength is checked with the settings); and OTEL_* values it can honour."""
+    try:
+        trace_export(os.environ)
+    except TelemetryConfigurationError as exc:
+        raise ConfigurationError(str(exc)) from exc
     if settings.is_production:
         missing = [
             name
@@ -443,6 +453,31 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
+    """Run a query as the tenant's admin and print its store plan (docs/operations.md)."""
+    from app.commands.explain import ExplainError, explain, render
+
+    try:
+        document = Path(args.file).read_text()
+    except OSError as exc:
+        raise CommandError(f"cannot read {args.file}: {exc.strerror}") from exc
+    try:
+        variables = json.loads(args.variables) if args.variables else None
+    except json.JSONDecodeError as exc:
+        raise CommandError(f"--variables is not JSON: {exc}") from exc
+    if variables is not None and not isinstance(variables, dict):
+        raise CommandError("--variables must be a JSON object")
+    with embedded_engines(settings) as ready:
+        try:
+            explained = asyncio.run(
+                explain(ready, document, args.tenant, variables, args.operation)
+            )
+        except ExplainError as exc:
+            raise CommandError(str(exc)) from exc
+    print(json.dumps(explained.plan, indent=2) if args.json else render(explained))
+    return 0
+
+
 def cmd_export_schema(args: argparse.Namespace, settings: Settings) -> int:
     from app.schema import schema_sdl
 
@@ -752,6 +787,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--output", "-o", help="write to this file instead of stdout")
     export.set_defaults(func=cmd_export_schema)
 
+    explain_parser = sub.add_parser(
+        "explain", help="run a query as a tenant's admin and print the store calls it made"
+    )
+    explain_parser.add_argument("file", metavar="FILE.graphql")
+    explain_parser.add_argument("--tenant", required=True, metavar="SLUG")
+    explain_parser.add_argument("--variables", metavar="JSON", help="the query's variables")
+    explain_parser.add_argument("--operation", metavar="NAME", help="which operation to run")
+    explain_parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    explain_parser.set_defaults(func=cmd_explain)
+
     doctor = sub.add_parser("doctor", help="check every store; exit 1 when one is down")
     doctor.set_defaults(func=cmd_doctor)
 
@@ -801,7 +846,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, json_lines=settings.json_logs)
         status: int = args.func(args, settings)
     except ValidationError as exc:
         print(f"chimera: error: invalid configuration: {describe(exc)}", file=sys.stderr)

@@ -12,6 +12,7 @@ from starlette.websockets import WebSocket
 from app.auth import Principal
 from app.errors import ChimeraError, Unauthenticated
 from app.settings import Settings
+from loaders.plan import PlanRecorder
 from loaders.registry import Loaders
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ class Context:
     connection_params: dict[str, object] | None = None
     # The operation's price and charge (app/extensions/demand_control.py).
     demand: Demand | None = None
+    # The request's plan, when it asked for one (loaders/plan.py).
+    plan: PlanRecorder | None = None
 
     @property
     def loaders(self) -> Loaders:
@@ -66,6 +69,11 @@ def build_context(
     principal: Principal | None,
     auth_error: ChimeraError | None,
     hub: StreamHub | None = None,
+    plan: PlanRecorder | None = None,
 ) -> Context:
-    loaders = Loaders(principal, stores, settings.store_timeout_seconds) if principal else None
-    return Context(request, response, settings, stores, principal, auth_error, loaders, hub)
+    loaders = (
+        Loaders(principal, stores, settings.store_timeout_seconds, plan) if principal else None
+    )
+    return Context(
+        request, response, settings, stores, principal, auth_error, loaders, hub, plan=plan
+    )

@@ -61,6 +61,8 @@ function ChimeraGraphiQL() {
     inputValueDeprecation: true,
     isHeadersEditorEnabled: true,
     shouldPersistHeaders: true,
+    // Every response then carries extensions.plan: the store calls the query made.
+    defaultHeaders: JSON.stringify({ "X-Chimera-Plan": "1" }, null, 2),
   });
 }
 ReactDOM.createRoot(document.getElementById("graphiql")).render(

@@ -21,14 +21,17 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from app.api_keys import looks_like_key
-from app.auth import Principal, bearer_token, decode_token
+from app.auth import Principal, Role, bearer_token, decode_token
 from app.context import Context, build_context
 from app.documents.store import persisted_hash
 from app.errors import ChimeraError, ErrorCode, Unauthenticated
 from app.extensions.error_codes import add_codes
 from app.graphiql import graphiql_response
 from app.jwks import signed_by_provider
+from app.log_context import note_tenant
+from app.settings import Settings
 from app.ws_protocol import ChimeraTransportWSHandler
+from loaders.plan import PlanRecorder
 
 
 class ChimeraGraphQL(GraphQL[Context, None]):
@@ -153,8 +156,9 @@ class ChimeraGraphQL(GraphQL[Context, None]):
                 principal = await authenticate(state, token, charged_later=True)
         except ChimeraError as exc:
             auth_error = exc
+        plan = PlanRecorder() if _plan_wanted(request, state.settings, principal) else None
         return build_context(
-            request, response, state.settings, state.stores, principal, auth_error, state.hub
+            request, response, state.settings, state.stores, principal, auth_error, state.hub, plan
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
@@ -174,6 +178,22 @@ class ChimeraGraphQL(GraphQL[Context, None]):
                 ) from exc
             context._loaders = context.fresh_loaders()
         return cast(UnsetType, UNSET)
+
+
+PLAN_HEADER = "x-chimera-plan"
+
+
+def _plan_wanted(
+    request: Request | WebSocket, settings: Settings, principal: Principal | None
+) -> bool:
+    """A request's plan is recorded when it asks (``X-Chimera-Plan: 1``), in development for
+    anyone, in production for admins only: it names the loaders and the store calls."""
+    if isinstance(request, WebSocket):
+        return False  # a connection's operations share one context, and it lives for hours
+    asked = request.headers.get(PLAN_HEADER, "").strip().lower() in ("1", "true", "yes")
+    if not asked or principal is None:
+        return False
+    return not settings.is_production or principal.role is Role.ADMIN
 
 
 # A JSON escape of a UTF-16 surrogate, the only way one gets into decoded JSON text.
@@ -211,6 +231,7 @@ async def authenticate(state: Any, credential: str, *, charged_later: bool = Fal
         if stores.revocations is not None and not (charged_later and state.settings.rate_limits):
             principal = await stores.revocations.ensure_valid(principal)
     checked: Principal = await state.tenants.check(state.stores.engine, principal)
+    note_tenant(checked.tenant_slug)
     return checked
 
 

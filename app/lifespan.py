@@ -9,6 +9,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry.trace import Tracer
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -34,6 +35,7 @@ from app.stores.redis.scripts import load_scripts
 from app.stores.vectors.cached import SimilarCache
 from app.stores.vectors.factory import open_vector_index
 from app.stores.vectors.port import VectorIndex
+from app.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,10 @@ class Stores:
     api_keys: ApiKeys | None = None
     # Revoked JWTs, by id, in Redis (checked once per token every few seconds).
     revocations: Revocations | None = None
+    # Loader batches' spans go here when tracing is on (app/telemetry/).
+    tracer: Tracer | None = None
+    # The app's metrics (app/telemetry/metrics.py); None outside a served app.
+    metrics: Metrics | None = None
 
 
 @asynccontextmanager
@@ -192,7 +198,11 @@ async def event_fanout(stores: Stores, settings: Settings) -> AsyncIterator[Stre
         per_tenant_cap=settings.max_subscriptions_per_tenant,
         timeout=settings.store_timeout_seconds,
     )
-    relay = relay_forever(stores.engine, stores.redis) if settings.relay_enabled else None
+    relay = (
+        relay_forever(stores.engine, stores.redis, metrics=stores.metrics)
+        if settings.relay_enabled
+        else None
+    )
     # The metrics consumer goes where the relay goes: both follow the outbox, and a worker
     # that takes the relay off the app instances takes this too.
     metrics = metrics_forever(stores.engine) if settings.relay_enabled else None

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.trace import Tracer
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
+from app.access_log import AccessLog
 from app.auth import auth_secret
 from app.body_limit import BodyLimitMiddleware
+from app.events.hub import StreamHub
 from app.graphiql import graphiql_routes
 from app.graphql_view import ChimeraGraphQL
 from app.health import healthz, readyz
 from app.jwks import ProviderTokens
 from app.known_tenants import KnownTenants
 from app.lifespan import (
+    Stores,
     background_indexer,
     background_key_use,
     background_refunds,
@@ -30,38 +37,73 @@ from app.media_routes import serve_media
 from app.ratelimit.limits import default_limits
 from app.schema import build_schema
 from app.settings import Settings, load_settings
+from app.stores.vectors.cached import SimilarCache
+from app.telemetry import Telemetry, telemetry_from_environment
+from app.telemetry.metrics import Metrics, keep_refreshed, metrics_from_environment
+from app.telemetry.metrics_route import serve_metrics
+from app.telemetry.store_gauges import store_readers
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None,
+    telemetry: Telemetry | None = None,
+    metrics: Metrics | None = None,
+) -> Starlette:
+    """The app for ``settings``, tracing into ``telemetry`` and recording into ``metrics``
+    (by default: whatever the ``OTEL_*`` variables configure; no tracing when they configure
+    nothing, and metrics on ``/metrics`` always)."""
     settings = settings or load_settings()
+    telemetry = telemetry or telemetry_from_environment()
+    metrics = metrics or metrics_from_environment()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with (
-            open_stores(settings, app.state.auth_secret) as stores,
-            background_sweeper(stores, settings.media_sweep_seconds),
-            background_indexer(stores, settings),
-            background_refunds(stores),
-            background_key_use(stores),
-            event_fanout(stores, settings) as hub,
-        ):
-            app.state.stores = stores
-            app.state.hub = hub
-            # Garbage collection was the tail of delivery latency (bench/subscriptions.py: p99
-            # 402 -> 154 ms with both changes). Everything built so far (schema, models,
-            # pools) lives as long as the process: frozen, full collections skip it. A larger
-            # first generation lets the many short-lived objects of each event die young
-            # instead of being promoted, so the long pauses of full collections come rarely.
-            gc.collect()
-            gc.freeze()
-            gc.set_threshold(50_000, 20, 20)
-            yield
+        if telemetry is not None:
+            telemetry.start()
+        try:
+            # The instrumented clients trace requests, not the background loops' polls:
+            # those would be a trace every few hundred milliseconds that says nothing.
+            # Their tasks inherit the lifespan's context; requests never run in it.
+            with suppress_instrumentation():
+                tracer = telemetry.tracer("chimera.loaders") if telemetry else None
+                async with _stores_and_background(
+                    settings, app.state.auth_secret, tracer, metrics
+                ) as (stores, hub):
+                    refresher = asyncio.create_task(
+                        keep_refreshed(
+                            metrics, store_readers(stores), settings.metrics_refresh_seconds
+                        ),
+                        name="metrics refresher",
+                    )
+                    app.state.stores = stores
+                    app.state.hub = hub
+                    # Garbage collection was the tail of delivery latency
+                    # (bench/subscriptions.py: p99 402 -> 154 ms with both changes).
+                    # Everything built so far (schema, models, pools) lives as long as the
+                    # process: frozen, full collections skip it. A larger first generation
+                    # lets the many short-lived objects of each event die young instead of
+                    # being promoted, so the long pauses of full collections come rarely.
+                    gc.collect()
+                    gc.freeze()
+                    gc.set_threshold(50_000, 20, 20)
+                    try:
+                        yield
+                    finally:
+                        refresher.cancel()
+                        with suppress(asyncio.CancelledError):
+                            await refresher
+        finally:
+            metrics.shutdown()
+            if telemetry is not None:
+                telemetry.stop()
 
     protocols = [GRAPHQL_TRANSPORT_WS_PROTOCOL]
     if settings.legacy_graphql_ws:
         protocols.append(GRAPHQL_WS_PROTOCOL)
     graphql = ChimeraGraphQL(
-        build_schema(settings),
+        build_schema(
+            settings, tracer_provider=telemetry.provider if telemetry else None, metrics=metrics
+        ),
         graphql_ide=None if settings.is_production else "graphiql",
         allow_queries_via_get=True,  # persisted documents only (ChimeraGraphQL)
         keep_alive=True,
@@ -82,12 +124,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", serve_metrics),
             Route("/media/{key:path}", serve_media, methods=["GET", "HEAD", "PUT"]),
             *graphiql_routes(settings),  # GraphiQL's files, served by the app (dev only)
         ],
         lifespan=lifespan,
+        # The trace's server span first, so that the access line can name its trace.
+        middleware=[
+            *([] if telemetry is None else [Middleware(telemetry.wrap_asgi)]),
+            *([Middleware(AccessLog)] if settings.access_log else []),
+        ],
     )
     app.state.settings = settings
+    app.state.telemetry = telemetry
+    app.state.metrics = metrics
     app.state.provider_tokens = (
         ProviderTokens(
             settings.jwks_url,
@@ -102,3 +152,28 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # Read once: fails at start-up, not on the first request, when it is missing.
     app.state.auth_secret = auth_secret(settings)
     return app
+
+
+@asynccontextmanager
+async def _stores_and_background(
+    settings: Settings, secret: str, tracer: Tracer | None, metrics: Metrics
+) -> AsyncIterator[tuple[Stores, StreamHub]]:
+    """Every store, and the work that runs beside the requests for as long as they do."""
+    async with open_stores(settings, secret) as stores:
+        stores.tracer, stores.metrics = tracer, metrics
+        if isinstance(stores.vectors, SimilarCache):
+            stores.vectors.metrics = metrics
+        async with _background(settings, stores) as hub:
+            yield stores, hub
+
+
+@asynccontextmanager
+async def _background(settings: Settings, stores: Stores) -> AsyncIterator[StreamHub]:
+    async with (
+        background_sweeper(stores, settings.media_sweep_seconds),
+        background_indexer(stores, settings),
+        background_refunds(stores),
+        background_key_use(stores),
+        event_fanout(stores, settings) as hub,
+    ):
+        yield hub

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import strawberry
 from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
+from opentelemetry.trace import TracerProvider
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -30,9 +31,13 @@ from app.extensions.agent_scope import AgentScope
 from app.extensions.authentication import RequireAuthentication
 from app.extensions.demand_control import DemandControl
 from app.extensions.error_codes import ErrorCodes, MaskInternalErrors
+from app.extensions.operation_metrics import OperationMetrics
+from app.extensions.operation_tracing import OperationTracing
+from app.extensions.query_plan import QueryPlan
 from app.extensions.websocket_subscriptions import SubscriptionsOverWebSocket
 from app.scalars import SCALAR_OVERRIDES
 from app.settings import Settings
+from app.telemetry.metrics import Metrics
 from resolvers.agents.mutations import AgentMutations
 from resolvers.agents.queries import AgentQueries
 from resolvers.apikeys.mutations import ApiKeyMutations
@@ -95,7 +100,13 @@ class ChimeraSchema(strawberry.Schema):
         log_errors(errors)
 
 
-def build_schema(settings: Settings) -> strawberry.Schema:
+def build_schema(
+    settings: Settings,
+    tracer_provider: TracerProvider | None = None,
+    metrics: Metrics | None = None,
+) -> strawberry.Schema:
+    """The schema; with ``tracer_provider``, each operation is traced into it, and with
+    ``metrics``, timed and counted."""
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         lambda: ErrorCodes(hide_suggestions=settings.is_production),
         MaskInternalErrors,
@@ -106,8 +117,15 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         RequireAuthentication,
         AgentScope,
         DemandControl,
+        QueryPlan,
         SubscriptionsOverWebSocket,
     ]
+    if metrics is not None:
+        extensions.insert(0, lambda: OperationMetrics(metrics=metrics))
+    if tracer_provider is not None:
+        # First: its operation span then encloses every other extension's work.
+        tracer = tracer_provider.get_tracer("chimera.graphql")
+        extensions.insert(0, lambda: OperationTracing(tracer=tracer))
     return ChimeraSchema(
         query=Query,
         mutation=Mutation,

@@ -19,6 +19,8 @@ def server_config(
         host=host,
         port=port,
         log_level=log_level,
+        # The app writes its own access line, with duration, cost, tenant and operation.
+        access_log=not settings.access_log,
         ws_ping_interval=settings.ws_keepalive_seconds,
         ws_ping_timeout=settings.ws_keepalive_seconds,
     )

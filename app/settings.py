@@ -150,6 +150,19 @@ class Settings(BaseSettings):
     token_ttl_seconds: int = Field(
         default=7 * 24 * 3600, ge=60, validation_alias="CHIMERA_TOKEN_TTL_SECONDS"
     )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        validation_alias="CHIMERA_METRICS_TOKEN",
+        description="Bearer token a Prometheus scrape of /metrics must send. Without it, "
+        "/metrics is open in development and not served in production.",
+    )
+    metrics_refresh_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        validation_alias="CHIMERA_METRICS_REFRESH_SECONDS",
+        description="How often the numbers kept in the stores (backlogs, dead letters) are "
+        "read for the metrics; a scrape of /metrics reads them too.",
+    )
 
     media_sweep_seconds: float = Field(
         default=60.0,
@@ -194,6 +207,18 @@ class Settings(BaseSettings):
         validation_alias="CHIMERA_LOG_LEVEL",
         description="Threshold of the log lines `chimera serve` and `chimera worker` write "
         "(uvicorn's included): DEBUG, INFO, WARNING, ERROR or CRITICAL, in any case.",
+    )
+    log_format: Literal["text", "json"] | None = Field(
+        default=None,
+        validation_alias="CHIMERA_LOG_FORMAT",
+        description="`json` (one JSON object per line, for a log pipeline) or `text` (readable "
+        "lines); by default JSON in production and text elsewhere.",
+    )
+    access_log: bool = Field(
+        default=True,
+        validation_alias="CHIMERA_ACCESS_LOG",
+        description="One line per HTTP request and WebSocket connection: method, path, status, "
+        "duration, cost, tenant and operation.",
     )
 
     # Limits that protect the service from hostile or careless clients.
@@ -376,6 +401,10 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env is Environment.PRODUCTION
+
+    @property
+    def json_logs(self) -> bool:
+        return self.log_format == "json" or (self.log_format is None and self.is_production)
 
     @model_validator(mode="after")
     def _production_secret_is_strong(self) -> Settings:

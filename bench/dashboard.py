@@ -78,6 +78,7 @@ from dashboard_seed import (
 from dashboard_servers import (
     NodeInstall,
     Server,
+    app_env,
     clean_env,
     code_fingerprint,
     free_port,
@@ -458,26 +459,14 @@ class Bench:
     def app_server(self, key: str, label: str, secret: str) -> Server:
         assert self.engines is not None
         port = free_port()
-        env = clean_env(
-            DATABASE_URL=self.engines.sqlalchemy_url(self.config.dataset.database),
-            PGVECTOR_URL=self.engines.sqlalchemy_url(self.config.dataset.vector_database),
-            REDIS_URL=self.engines.redis_url,
-            CHIMERA_ENV="production",
-            CHIMERA_AUTH_SECRET=secret,
-            CHIMERA_DATA_DIR=str(self.data_dir / "app-data"),
-            CHIMERA_PUBLIC_URL=f"http://127.0.0.1:{port}",
-            # Background work that a dashboard read never triggers, off so that it adds no
-            # CPU or statements to what is measured: the outbox relay and indexer (nothing
-            # is written during the run) and the media sweeper.
-            CHIMERA_INDEXER="false",
-            CHIMERA_RELAY="false",
-            CHIMERA_MEDIA_SWEEP_SECONDS="0",
-            # The shared caches off: a run repeats one request, and a warm cache would measure
-            # Redis lookups in place of the vector search every first request pays
-            # (bench/search_cache.py measures the caches, cold and warm).
-            CHIMERA_SIMILAR_CACHE_SECONDS="0",
-            CHIMERA_EMBEDDING_CACHE_SECONDS="0",
-            PYTHONPATH=str(self.code_root),
+        env = app_env(
+            database_url=self.engines.sqlalchemy_url(self.config.dataset.database),
+            pgvector_url=self.engines.sqlalchemy_url(self.config.dataset.vector_database),
+            redis_url=self.engines.redis_url,
+            secret=secret,
+            data_dir=self.data_dir / "app-data",
+            port=port,
+            code_root=self.code_root,
         )
         return Server(
             key=key,

@@ -237,17 +237,66 @@ def code_fingerprint(root: Path) -> str:
 
 
 def clean_env(**updates: str) -> dict[str, str]:
-    """This process's environment without any store or app setting, plus ``updates``."""
+    """This process's environment without any store, app or telemetry setting, plus
+    ``updates``."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(
-            ("DATABASE_URL", "REDIS_URL", "PGVECTOR_URL", "CHIMERA_", "WEAVIATE", "S3_", "AWS_")
+            (
+                "DATABASE_URL",
+                "REDIS_URL",
+                "PGVECTOR_URL",
+                "CHIMERA_",
+                "WEAVIATE",
+                "S3_",
+                "AWS_",
+                "OTEL_",
+            )
         )
         and k not in {"PYTHONPATH", "NODE_OPTIONS"}
     }
     env.update(updates)
     return env
+
+
+def app_env(
+    *,
+    database_url: str,
+    pgvector_url: str,
+    redis_url: str,
+    secret: str,
+    data_dir: Path,
+    port: int,
+    code_root: Path,
+    **extra: str,
+) -> dict[str, str]:
+    """The environment of one of our app's servers in a bench, plus ``extra``."""
+    return clean_env(
+        DATABASE_URL=database_url,
+        PGVECTOR_URL=pgvector_url,
+        REDIS_URL=redis_url,
+        CHIMERA_ENV="production",
+        CHIMERA_AUTH_SECRET=secret,
+        CHIMERA_DATA_DIR=str(data_dir),
+        CHIMERA_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        # Background work that a dashboard read never triggers, off so that it adds no CPU or
+        # statements to what is measured: the outbox relay and indexer (nothing is written
+        # during the run) and the media sweeper.
+        CHIMERA_INDEXER="false",
+        CHIMERA_RELAY="false",
+        CHIMERA_MEDIA_SWEEP_SECONDS="0",
+        # The shared caches off: a run repeats one request, and a warm cache would measure
+        # Redis lookups in place of the vector search every first request pays
+        # (bench/search_cache.py measures the caches, cold and warm).
+        CHIMERA_SIMILAR_CACHE_SECONDS="0",
+        CHIMERA_EMBEDDING_CACHE_SECONDS="0",
+        # No access line per request, as uvicorn runs with --no-access-log: a bench measures
+        # serving, not writing logs.
+        CHIMERA_ACCESS_LOG="false",
+        PYTHONPATH=str(code_root),
+        **extra,
+    )
 
 
 def uvicorn_argv(factory: str, port: int) -> list[str]:

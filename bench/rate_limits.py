@@ -152,6 +152,7 @@ def server(database: str, vectors: str, redis_url: str, data_dir: Path, limits: 
         CHIMERA_RELAY="false",
         CHIMERA_MEDIA_SWEEP_SECONDS="0",
         CHIMERA_RATE_LIMITS="true" if limits else "false",
+        CHIMERA_ACCESS_LOG="false",  # as uvicorn's --no-access-log
         PYTHONPATH=str(ROOT),
     )
     return Server(

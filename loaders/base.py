@@ -11,10 +11,11 @@ import asyncio
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
-from opentelemetry import trace
+from opentelemetry.trace import Tracer
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -25,11 +26,11 @@ from app.stores.failures import is_store_failure
 from app.stores.postgres import reads
 from app.stores.postgres.reads import Record
 from app.stores.vectors.port import VectorIndex
+from app.telemetry.metrics import Metrics
+from loaders.plan import PlanRecorder
 
 K = TypeVar("K")
 V = TypeVar("V")
-
-tracer = trace.get_tracer("chimera.loaders")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,12 @@ class LoaderContext:
     embedder: Embedder | None
     timeout: float
     embedding_cache_seconds: int = 0  # 0: search texts are embedded every time
+    # The app's tracer when tracing is on; None costs nothing (app/telemetry/).
+    tracer: Tracer | None = None
+    # The app's instruments; None records nothing (commands that read without serving).
+    metrics: Metrics | None = None
+    # The request's plan when it asked for one (loaders/plan.py); None records nothing.
+    plan: PlanRecorder | None = None
 
 
 class TenantLoader(DataLoader[K, V], Generic[K, V]):
@@ -52,23 +59,77 @@ class TenantLoader(DataLoader[K, V], Generic[K, V]):
         super().__init__()
         self.ctx = ctx
         self.tenant_id = ctx.principal.tenant_id
+        if ctx.plan is not None:
+            # Counting loads only for a request that asked for its plan: an attribute of
+            # this instance, so every other request's loads run the class's method as is.
+            self.load = self._counted_load  # type: ignore[method-assign]
+
+    def _counted_load(self, key: K) -> Any:
+        assert self.ctx.plan is not None
+        self.ctx.plan.called(self, key)
+        return type(self).load(self, key)  # the class's, a subclass's own included
 
     async def batch_load_fn(self, keys: list[K]) -> list[V]:
+        if self.ctx.plan is not None:
+            return await self._planned(keys)
+        return await self._measured(keys)
+
+    async def _planned(self, keys: list[K]) -> list[V]:
+        plan = self.ctx.plan
+        assert plan is not None
+        step = plan.started(self, self.store, keys)
+        try:
+            values = await self._measured(keys)
+        except Exception as exc:
+            plan.finished(step, None, type(exc).__name__)
+            raise
+        plan.finished(step, values, None)
+        return values
+
+    async def _measured(self, keys: list[K]) -> list[V]:
+        metrics = self.ctx.metrics
+        if metrics is None:
+            return await self._traced(keys)
+        name = type(self).__name__
+        started = perf_counter()
+        try:
+            return await self._traced(keys)
+        except Exception as exc:
+            if isinstance(exc, StoreUnavailable) or not isinstance(exc, ChimeraError):
+                metrics.store_errors.add(1, {"store": self.store})
+            raise
+        finally:
+            metrics.store_call_duration.record(
+                perf_counter() - started, {"store": self.store, "loader": name}
+            )
+            metrics.batch_size.record(len(keys), {"loader": name})
+
+    async def _traced(self, keys: list[K]) -> list[V]:
+        tracer = self.ctx.tracer
+        if tracer is None:
+            return await self._load(keys)
         with tracer.start_as_current_span(
-            f"loader {type(self).__name__}",
-            attributes={"chimera.store": self.store, "chimera.batch_size": len(keys)},
+            f"{self.store} {type(self).__name__}",
+            attributes={
+                "chimera.store": self.store,
+                "chimera.loader": type(self).__name__,
+                "chimera.batch_size": len(keys),
+            },
         ):
-            try:
-                async with asyncio.timeout(self.ctx.timeout):
-                    return list(await self.fetch(keys))
-            except ChimeraError:
-                raise
-            except TimeoutError as exc:
-                raise StoreUnavailable(self.store, "timed out") from exc
-            except Exception as exc:
-                if is_store_failure(exc):
-                    raise StoreUnavailable(self.store) from exc
-                raise
+            return await self._load(keys)
+
+    async def _load(self, keys: list[K]) -> list[V]:
+        try:
+            async with asyncio.timeout(self.ctx.timeout):
+                return list(await self.fetch(keys))
+        except ChimeraError:
+            raise
+        except TimeoutError as exc:
+            raise StoreUnavailable(self.store, "timed out") from exc
+        except Exception as exc:
+            if is_store_failure(exc):
+                raise StoreUnavailable(self.store) from exc
+            raise
 
     @abstractmethod
     async def fetch(self, keys: Sequence[K]) -> Sequence[V]:

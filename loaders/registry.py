@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from app.auth import Principal
 from loaders.base import LoaderContext
+from loaders.plan import PlanRecorder
 from loaders.postgres.api_keys import ApiKeyCountLoader, ApiKeysLoader
 from loaders.postgres.audit import (
     AuditLogCountLoader,
@@ -73,7 +74,13 @@ class Loaders:
     """Each loader is made the first time a resolver asks for it: a request reads a few of
     them, and making all of them took a tenth of a millisecond per request."""
 
-    def __init__(self, principal: Principal, stores: Stores, timeout: float) -> None:
+    def __init__(
+        self,
+        principal: Principal,
+        stores: Stores,
+        timeout: float,
+        plan: PlanRecorder | None = None,
+    ) -> None:
         self.principal = principal
         self.ctx = LoaderContext(
             principal=principal,
@@ -83,6 +90,9 @@ class Loaders:
             embedder=stores.embedder,
             timeout=timeout,
             embedding_cache_seconds=stores.embedding_cache_seconds,
+            tracer=stores.tracer,
+            metrics=stores.metrics,
+            plan=plan,
         )
 
     @cached_property

@@ -24,6 +24,7 @@ from app.seed import seed_running_tasks
 from app.settings import Settings
 from app.stores.postgres import reads
 from app.stores.postgres.tables import outbox, tenant
+from app.telemetry import Telemetry
 
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 HEALTH_TOKEN = "test-health-token"
@@ -228,10 +229,10 @@ async def start_tasks(redis: Redis, tenant_id: uuid.UUID, agent_id: uuid.UUID, c
 
 @asynccontextmanager
 async def another_app(
-    settings: Settings, data_dir: Path, **changes: Any
+    settings: Settings, data_dir: Path, *, telemetry: Telemetry | None = None, **changes: Any
 ) -> AsyncIterator[Starlette]:
     """An app of its own beside the session's, on the same stores, with ``changes`` to its
-    settings, running for the block. Its background work is off (the session app's relay and
+    settings (and tracing into ``telemetry``), running for the block. Its background work is off (the session app's relay and
     sweepers serve these stores already), and it is given time to start and stop on a busy
     machine: asgi-lifespan's 5 s default failed a shutdown under CI's load."""
     from asgi_lifespan import LifespanManager
@@ -247,6 +248,6 @@ async def another_app(
             **changes,
         }
     )
-    application = create_app(configured)
+    application = create_app(configured, telemetry)
     async with LifespanManager(application, startup_timeout=60, shutdown_timeout=60):
         yield application

@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from redis.asyncio import Redis
@@ -51,6 +51,9 @@ from app.events.wakeup import OutboxWakeup
 from app.stores.postgres.tables import outbox
 from app.stores.redis import keys
 from app.stores.redis.scripts import APPLIED_TTL_SECONDS, APPLY_INCREMENT_FUNCTION, LuaScript
+
+if TYPE_CHECKING:
+    from app.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +136,13 @@ def increment_of(event: Row[Any]) -> tuple[str, int] | None:
     return field, amount
 
 
-async def publish_once(engine: AsyncEngine, redis: Redis, *, batch_size: int = BATCH_SIZE) -> int:
+async def publish_once(
+    engine: AsyncEngine,
+    redis: Redis,
+    *,
+    batch_size: int = BATCH_SIZE,
+    metrics: Metrics | None = None,
+) -> int:
     """Publish one batch if this process holds the relay lock; returns events settled."""
     async with engine.begin() as conn:
         locked = await conn.scalar(
@@ -169,7 +178,13 @@ async def publish_once(engine: AsyncEngine, redis: Redis, *, batch_size: int = B
             await conn.execute(
                 update(outbox).where(outbox.c.id.in_(settled)).values(published_at=func.now())
             )
-        return len(settled)
+    if metrics is not None and settled:
+        now = datetime.now(UTC)
+        for event in events:
+            if event.id not in held:
+                metrics.relay_lag.record((now - event.created_at).total_seconds())
+        metrics.events_published.add(len(settled))
+    return len(settled)
 
 
 async def _publish(redis: Redis, groups: Sequence[Sequence[Row[Any]]]) -> set[int]:
@@ -248,6 +263,7 @@ async def run_forever(
     *,
     idle_seconds: float = 0.05,
     listening_idle_seconds: float = 1.0,
+    metrics: Metrics | None = None,
 ) -> None:
     """Relay until cancelled. Idle, it waits for a commit notification (app/events/wakeup.py)
     and looks anyway every ``listening_idle_seconds``; without notifications it polls every
@@ -258,7 +274,7 @@ async def run_forever(
             listening = await wakeup.ensure()
             wakeup.event.clear()  # a commit during this pass wakes the next wait at once
             try:
-                settled = await publish_once(engine, redis)
+                settled = await publish_once(engine, redis, metrics=metrics)
             except Exception:
                 log.exception("relay pass failed")
                 settled = 0

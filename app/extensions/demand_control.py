@@ -28,6 +28,7 @@ from strawberry.types.graphql import OperationType
 
 from app.cost.model import OperationCost, operation_cost
 from app.errors import ChimeraError, CostLimit, RateLimited, StoreUnavailable, Unauthenticated
+from app.log_context import note_operation
 from app.ratelimit.demand import Demand
 from app.revocations import revoked_key
 from app.stores.failures import is_store_failure
@@ -112,6 +113,7 @@ class DemandControl(SchemaExtension):
         result = ctx.result
         data = getattr(result, "data", None)
         demand.actual = cost.actual(data)
+        note_operation(ctx.operation_name, demand.actual.total)
         spared = demand.requested.total - demand.actual.total
         if demand.charge is not None and demand.charge.allowed and spared > 0:
             buckets = context.stores.buckets

@@ -90,6 +90,8 @@ class EmbeddingByTextLoader(StopsWhenAbandoned[str, list[float]]):
         if ttl:
             found = await cached_vectors(redis, self.tenant_id, embedder.name, texts)
         missing = [text for text, vector in zip(texts, found, strict=True) if vector is None]
+        if ttl and self.ctx.metrics is not None:
+            self.ctx.metrics.count_lookups("embedding", len(texts) - len(missing), len(missing))
         computed: dict[str, list[float]] = {}
         if missing:
             if isinstance(embedder, TenantEmbedder):

@@ -79,6 +79,9 @@ async def follow(
     redis, timeout = ctx.stores.redis, ctx.settings.store_timeout_seconds
     key = STREAMS[stream](principal.tenant_id)
     subscriber = await ctx.events.subscribe(principal.tenant_id, stream)
+    metrics = ctx.stores.metrics
+    if metrics is not None:
+        metrics.subscriptions_open.add(1, {"stream": stream})
     try:
         if seen is not None and seen != (0, 0):
             await _check_cursor(redis, key, seen, timeout)
@@ -94,6 +97,8 @@ async def follow(
                     seen = parse(event.stream_id)
                     if wanted(event):
                         yield replayed.payload(event, ctx.fresh_loaders, build)
+                        if metrics is not None:
+                            metrics.events_delivered.add(1, {"stream": stream, "replayed": True})
                         # Cached loads and a socket with room to write never suspend: a
                         # long replay would hold the event loop from every other client.
                         await asyncio.sleep(0)
@@ -110,12 +115,16 @@ async def follow(
                     # The same object for every subscriber of this batch: what it names is
                     # read once, and equal operations are executed once (app/execution.py).
                     yield batch.payload(event, ctx.fresh_loaders, build)
+                    if metrics is not None:
+                        metrics.events_delivered.add(1, {"stream": stream, "replayed": False})
             if subscriber.overflowed and subscriber.queue.empty():
                 raise SubscriberTooSlow(
                     "This subscription fell too far behind; resume with 'after'",
                     after=f"{seen[0]}-{seen[1]}" if seen else None,
                 )
     finally:
+        if metrics is not None:
+            metrics.subscriptions_open.add(-1, {"stream": stream})
         await ctx.events.unsubscribe(subscriber)
 
 

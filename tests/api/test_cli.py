@@ -346,3 +346,8 @@ async def test_apikey_create_prints_the_key_once_and_token_revoke_voids_a_token(
     old = jwt.encode({k: v for k, v in claims.items() if k != "jti"}, SECRET, algorithm=ALGORITHM)
     refused = run_chimera("token", "revoke", old, env=env)
     assert refused.returncode == 1 and "cannot be revoked" in refused.stderr
+
+
+def test_serve_refuses_an_otel_exporter_it_cannot_use_before_anything_starts() -> None:
+    result = run_chimera("serve", env=chimera_env(OTEL_TRACES_EXPORTER="zipkin"))
+    _refused_before_anything_ran(result, "OTEL_TRACES_EXPORTER names zipkin")

@@ -3,6 +3,7 @@ the threshold CHIMERA_LOG_LEVEL sets, uvicorn's lines included."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -75,14 +76,40 @@ def test_serve_logs_timestamped_lines_uvicorns_included(
         _env(database_url, redis_url, pgvector_url, tmp_path),
         "Chimera GraphQL:",
         tmp_path,
-        poke=f"http://127.0.0.1:{port}/healthz",
+        poke=f"http://127.0.0.1:{port}/graphql?query=%7B__typename%7D",
     )
     assert lines, "serve logged nothing"
     unformatted = [line for line in lines if not LINE.match(line)]
     assert unformatted == []
     loggers = {m["logger"] for line in lines if (m := LINE.match(line))}
-    assert {"uvicorn.error", "uvicorn.access"} <= loggers
+    assert {"uvicorn.error", "chimera.access"} <= loggers
     assert any("Application startup complete" in line for line in lines)
+    # The app's access line replaces uvicorn's: one per request, with its duration, and the
+    # path without its query string.
+    [access] = [line for line in lines if " chimera.access: " in line]
+    assert re.search(r"chimera\.access: GET /graphql \d{3} \d+\.\d ms", access), access
+    assert "__typename" not in access
+    assert not [line for line in lines if " uvicorn.access: " in line]
+
+
+def test_serve_logs_json_lines_in_production_format(
+    database_url: str, redis_url: str, pgvector_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    lines = _run_until(
+        ["serve", "--no-seed", "--port", str(port)],
+        _env(database_url, redis_url, pgvector_url, tmp_path, CHIMERA_LOG_FORMAT="json"),
+        "Chimera GraphQL:",
+        tmp_path,
+        poke=f"http://127.0.0.1:{port}/graphql?query=%7B__typename%7D",
+    )
+    records = [json.loads(line) for line in lines]
+    for record in records:
+        assert {"timestamp", "level", "logger", "message"} <= record.keys(), record
+        assert LINE.match(f"{record['timestamp']} {record['level']} {record['logger']}: ")
+    [access] = [r for r in records if r["logger"] == "chimera.access"]
+    assert access["method"] == "GET" and access["path"] == "/graphql"
+    assert access["status"] >= 200 and access["duration_ms"] >= 0
 
 
 def test_log_level_comes_from_chimera_log_level(

@@ -32,6 +32,7 @@ from app.stores.vectors.port import (
     VectorQuery,
     VectorRecord,
 )
+from app.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ class SimilarCache:
         self.redis = redis
         self.ttl_seconds = ttl_seconds
         self.name = index.name
+        # Hits and misses are counted here once the app's metrics exist (app/main.py).
+        self.metrics: Metrics | None = None
 
     def __getattr__(self, name: str) -> object:
         """What else the wrapped index offers (pgvector's ``engine``, for diagnostics)."""
@@ -125,6 +128,8 @@ class SimilarCache:
                 found[row] = _decode(value)
             else:
                 missing.append(row)
+        if self.metrics is not None:
+            self.metrics.count_lookups("similar", len(found), len(missing))
         if missing:
             fresh = await self.index.similar_to(tenant_id, kind, missing, kinds, limit)
             found.update(fresh)

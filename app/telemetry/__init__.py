@@ -1,0 +1,13 @@
+"""OpenTelemetry for the service: traces, configured by the standard ``OTEL_*`` variables.
+
+Off unless configured, and then free: no provider, no instrumentation, no extension, no span
+is made. On, one request is one trace: the HTTP request (ASGI instrumentation, honouring an
+incoming ``traceparent``), the GraphQL operation with its parse, validation and execution
+(app/extensions/operation_tracing.py), each loader batch (loaders/base.py), and the store
+calls under it from the maintained instrumentations of asyncpg, redis-py and aiohttp (the
+HTTP client aiobotocore speaks S3 with).
+"""
+
+from app.telemetry.tracing import Telemetry, telemetry_from_environment
+
+__all__ = ["Telemetry", "telemetry_from_environment"]

@@ -1,0 +1,122 @@
+"""The tracer provider of one app, its exporters, and the instrumented store clients.
+
+One ``Telemetry`` per app, started and stopped by its lifespan: the instrumentations patch
+the asyncpg, redis-py and aiohttp modules for the process while it runs, with this app's
+provider, and are removed when it stops (so a test's app traces into the test's exporter
+and leaves nothing behind). Nothing is global: the OpenTelemetry API's global provider is
+left alone, and everything that makes spans is handed this provider's tracer, or nothing
+at all when tracing is off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+from opentelemetry.trace import Tracer
+
+from app.telemetry.environment import TraceExport, trace_export
+
+log = logging.getLogger("chimera.telemetry")
+
+SERVICE = "chimera"
+# Probes and scrapes would be most of the traces and say nothing.
+EXCLUDED_URLS = "/healthz,/readyz,/metrics"
+
+
+def _exporter(name: str, protocol: str) -> SpanExporter:
+    if name == "console":
+        return ConsoleSpanExporter()
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcSpanExporter,
+        )
+
+        return GrpcSpanExporter()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter()
+
+
+def _instrumentors() -> list[BaseInstrumentor]:
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    asyncpg = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
+    return [asyncpg, RedisInstrumentor(), AioHttpClientInstrumentor()]
+
+
+class Telemetry:
+    """Traces for one app: ``processors`` receive its spans (tests pass an in-memory
+    exporter's; ``telemetry_from_environment`` the configured exporters')."""
+
+    def __init__(self, processors: Sequence[SpanProcessor]) -> None:
+        attributes: dict[str, Any] = {}
+        if not os.environ.get("OTEL_SERVICE_NAME"):
+            attributes[SERVICE_NAME] = SERVICE
+        # The sampler comes from OTEL_TRACES_SAMPLER (default: parent-based, always on),
+        # the resource from OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES.
+        self.provider = TracerProvider(resource=Resource.create(attributes))
+        for processor in processors:
+            self.provider.add_span_processor(processor)
+        self._instrumented: list[BaseInstrumentor] = []
+
+    def tracer(self, name: str) -> Tracer:
+        return self.provider.get_tracer(name)
+
+    def start(self) -> None:
+        """Instrument the store clients for this app's provider."""
+        for instrumentor in _instrumentors():
+            if instrumentor.is_instrumented_by_opentelemetry:
+                # Another app of this process traces already (two apps in one test run).
+                log.warning("%s is instrumented already", type(instrumentor).__name__)
+                continue
+            instrumentor.instrument(tracer_provider=self.provider)
+            self._instrumented.append(instrumentor)
+
+    def stop(self) -> None:
+        """Remove the instrumentation, export what is left and close the exporters."""
+        for instrumentor in self._instrumented:
+            instrumentor.uninstrument()
+        self._instrumented.clear()
+        self.provider.shutdown()
+
+    def wrap_asgi(self, app: Any) -> Any:
+        """``app`` inside the ASGI instrumentation: a server span per HTTP request and
+        WebSocket connection, continuing the caller's trace (``traceparent``)."""
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+        return OpenTelemetryMiddleware(
+            app,
+            excluded_urls=EXCLUDED_URLS,
+            tracer_provider=self.provider,
+            # A span per body chunk sent or received is noise, not insight.
+            exclude_spans=["receive", "send"],
+        )
+
+
+def telemetry_from_environment(environ: Mapping[str, str] | None = None) -> Telemetry | None:
+    """The telemetry the ``OTEL_*`` variables configure, or None when tracing is off."""
+    export: TraceExport | None = trace_export(os.environ if environ is None else environ)
+    if export is None:
+        return None
+    processors: list[SpanProcessor] = []
+    for name in export.exporters:
+        exporter = _exporter(name, export.protocol)
+        # Console output is for a person watching: each span as it ends.
+        processors.append(
+            SimpleSpanProcessor(exporter) if name == "console" else BatchSpanProcessor(exporter)
+        )
+    return Telemetry(processors)

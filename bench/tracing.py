@@ -1,0 +1,278 @@
+"""What tracing costs a dashboard request: CPU per request with it off, and at 100% sampling.
+
+Run: ``.venv/bin/python bench/tracing.py`` (``--help`` for the knobs). Over the dashboard
+bench's engines and data (bench/dashboard_seed.py: one tenant, 1,000 campaigns), one run
+serves query C (the full dashboard, 50 campaigns) from two or three servers of the same
+code, each one uvicorn process:
+
+  off     no OTEL_* variable: no provider, no instrumentation, no span;
+  on      OTEL_EXPORTER_OTLP_ENDPOINT at a sink in this process, OTEL_TRACES_SAMPLER
+          always_on: every request traced, its spans batched and exported over OTLP/HTTP;
+  before  with ``--baseline REV``: the app as it was at REV (git archive), no variables:
+          the hot path before tracing existed, to show that "off" costs nothing.
+
+wrk loads them in turn (off, on, before, off, ...) so that drift on a shared machine hits
+all alike, and the bench reports req/s, p50/p99 and the server's CPU per request, and the
+ratios to "off" measured in the same run. The sink counts the export requests and spans it
+received, so that "on" is shown to have really exported every request's spans. Results go
+to .chimera-bench/results/tracing-*.json; docs/benchmarks.md quotes them by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
+
+from dashboard import auth_secret, say
+from dashboard_measure import RoundResult, measure_round, post, run_wrk
+from dashboard_queries import PAGE_SIZE, QUERY_C, request_body
+from dashboard_seed import FULL, SMOKE, seed, start_engines
+from dashboard_servers import Server, app_env, free_port, snapshot_code, uvicorn_argv
+from redis import Redis
+
+from app.auth import Role, mint_token
+
+ROOT = Path(__file__).resolve().parent.parent
+CODE_DIRS = ("app", "loaders", "resolvers", "migrations")
+
+
+class Sink:
+    """An OTLP/HTTP trace receiver on loopback that counts what it is sent (decoding the
+    protobuf happens after the rounds, so that it takes no CPU while they run)."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                sink.bodies.append(self.rfile.read(length))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def spans(self) -> int:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+        )
+
+        count = 0
+        for body in self.bodies:
+            message = ExportTraceServiceRequest()
+            message.ParseFromString(body)
+            for resource in message.resource_spans:
+                for scope in resource.scope_spans:
+                    count += len(scope.spans)
+        return count
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def baseline_code(rev: str, target: Path) -> Path:
+    """The app's code at ``rev``, unpacked into ``target``."""
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", rev, *CODE_DIRS],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout
+    target.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds per wrk round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per setup, interleaved")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections (-c)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (-t)")
+    parser.add_argument("--baseline", help="also serve the app as it was at this git revision")
+    parser.add_argument("--smoke", action="store_true", help="150 campaigns, 2 s, 1 round")
+    parser.add_argument("--data-dir", type=Path, default=ROOT / ".chimera-bench")
+    args = parser.parse_args(argv)
+    dataset = SMOKE if args.smoke else FULL
+    duration, rounds = (2.0, 1) if args.smoke else (args.duration, args.rounds)
+    data_dir = args.data_dir.resolve()
+    run_dir = data_dir / "run"
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    engines = start_engines(data_dir)
+    sink = Sink()
+    servers: dict[str, Server] = {}
+    copies: list[Path] = []
+    try:
+        asyncio.run(seed(engines, dataset))
+        secret = auth_secret(data_dir)
+        token = mint_token(
+            secret,
+            tenant_id=dataset.tenant_id,
+            tenant_slug=dataset.tenant_slug,
+            role=Role.VIEWER,
+            subject="bench",
+            ttl_seconds=6 * 3600,
+        )
+        body = request_body(QUERY_C, {"first": PAGE_SIZE})
+        body_file = run_dir / "body-tracing.json"
+        body_file.write_bytes(body)
+
+        current = snapshot_code(data_dir / "code-tracing")
+        copies.append(current)
+        code = {"off": current, "on": current}
+        if args.baseline:
+            code["before"] = baseline_code(args.baseline, data_dir / "code-baseline")
+            copies.append(code["before"])
+        tracing = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
+            "OTEL_TRACES_SAMPLER": "always_on",
+            "OTEL_SERVICE_NAME": "chimera-bench",
+        }
+        for key, root in code.items():
+            port = free_port()
+            env = app_env(
+                database_url=engines.sqlalchemy_url(dataset.database),
+                pgvector_url=engines.sqlalchemy_url(dataset.vector_database),
+                redis_url=engines.redis_url,
+                secret=secret,
+                data_dir=data_dir / "app-data",
+                port=port,
+                code_root=root,
+                **(tracing if key == "on" else {}),
+            )
+            server = Server(
+                key=key,
+                label=key,
+                argv=uvicorn_argv("app.main:create_app", port),
+                env=env,
+                cwd=root,
+                port=port,
+                log_path=run_dir / f"server-tracing-{key}.log",
+            )
+            say(f"starting {key} on 127.0.0.1:{port}")
+            server.start()
+            servers[key] = server
+            answer = post(server.url, body, token)
+            if answer.get("errors") or len(answer["data"]["campaigns"]["edges"]) != PAGE_SIZE:
+                raise RuntimeError(f"{key} answered wrongly: {json.dumps(answer)[:500]}")
+        for server in servers.values():  # warm-up
+            run_wrk(server.url, body_file, token, duration=2.0, connections=4, threads=2)
+        postmaster = engines.postmaster_pid
+        with contextlib.closing(Redis.from_url(engines.redis_url)) as client:
+            redis_pid = int(client.info("server")["process_id"])
+        results: list[RoundResult] = []
+        exported_before = len(sink.bodies)
+        for number in range(1, rounds + 1):
+            for key, server in servers.items():
+                result = measure_round(
+                    server,
+                    key,
+                    number,
+                    postmaster_pid=postmaster,
+                    redis_pid=redis_pid,
+                    body_file=body_file,
+                    token=token,
+                    duration=duration,
+                    connections=args.connections,
+                    threads=args.threads,
+                )
+                results.append(result)
+                say(
+                    f"round {number} {key:6}: {result.wrk.rps:7.1f} req/s  "
+                    f"p50 {result.wrk.p50_ms:6.1f} ms  p99 {result.wrk.p99_ms:6.1f} ms  "
+                    f"app CPU {result.app_cpu_ms:5.2f} ms/req"
+                    + ("" if result.ok else "  PROBLEMS: " + ", ".join(result.wrk.problems))
+                )
+        time.sleep(6)  # the batch processor exports every 5 s
+        spans = sink.spans()
+        traced_requests = sum(r.wrk.requests for r in results if r.setup == "on")
+        summary = summarise(results)
+        summary["exports"] = len(sink.bodies) - exported_before
+        summary["spans_exported"] = spans
+        summary["traced_requests"] = traced_requests
+        say(json.dumps(summary, indent=2))
+        out = data_dir / "results" / f"tracing-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(
+            json.dumps(
+                {
+                    "summary": summary,
+                    "rounds": [asdict(r) for r in results],
+                    "baseline": args.baseline,
+                    "head": subprocess.run(
+                        ["git", "rev-parse", "--short", "HEAD"],
+                        cwd=ROOT,
+                        capture_output=True,
+                        text=True,
+                    ).stdout.strip(),
+                },
+                indent=2,
+                default=str,
+            )
+        )
+        say(f"results: {out}")
+        return 0 if all(r.ok for r in results) else 1
+    finally:
+        for server in servers.values():
+            with contextlib.suppress(Exception):
+                server.stop()
+        sink.close()
+        engines.stop()
+        for copy in copies:
+            shutil.rmtree(copy, ignore_errors=True)
+
+
+def summarise(results: list[RoundResult]) -> dict[str, Any]:
+    by: dict[str, dict[str, float]] = {}
+    for key in dict.fromkeys(r.setup for r in results):
+        mine = [r for r in results if r.setup == key]
+        by[key] = {
+            "rps": statistics.median(r.wrk.rps for r in mine),
+            "p50_ms": statistics.median(r.wrk.p50_ms for r in mine),
+            "p99_ms": statistics.median(r.wrk.p99_ms for r in mine),
+            "app_cpu_ms_per_request": statistics.median(r.app_cpu_ms for r in mine),
+        }
+    off = by["off"]["app_cpu_ms_per_request"]
+    return {
+        "setups": by,
+        "cpu_ratio_to_off": {k: v["app_cpu_ms_per_request"] / off for k, v in by.items()},
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
