@@ -64,7 +64,9 @@ class Sink:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
-                sink.bodies.append(self.rfile.read(length))
+                body = self.rfile.read(length)
+                if self.path == "/v1/traces":
+                    sink.bodies.append(body)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", "0")
@@ -162,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
             "OTEL_TRACES_SAMPLER": "always_on",
             "OTEL_SERVICE_NAME": "chimera-bench",
+            # Tracing alone: metrics stay on /metrics, as they are for "off".
+            "OTEL_METRICS_EXPORTER": "none",
         }
         for key, root in code.items():
             port = free_port()

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from opentelemetry.metrics import CallbackOptions, Meter, NoOpMeterProvider, Observation
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from prometheus_client import CollectorRegistry
@@ -82,7 +82,11 @@ class Metrics:
         if readers:
             attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: "chimera"}
             self.provider = MeterProvider(
-                metric_readers=readers, resource=Resource.create(attributes)
+                metric_readers=readers,
+                resource=Resource.create(attributes),
+                # Exemplars (a trace id per bucket) cost a context lookup per measurement,
+                # and neither reader here shows them.
+                exemplar_filter=AlwaysOffExemplarFilter(),
             )
         else:
             self.provider = NoOpMeterProvider()
