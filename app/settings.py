@@ -393,6 +393,13 @@ class Settings(BaseSettings):
             raise ValueError("CHIMERA_AUTH_SECRET must be at least 32 characters")
         return value
 
+    @field_validator("health_token", "metrics_token", mode="before")
+    @classmethod
+    def _empty_token_is_unset(cls, value: object) -> object:
+        """An empty token (``CHIMERA_METRICS_TOKEN=`` in an env file or a compose default) is no
+        token: taken as one, a request sending ``Bearer `` with nothing after it would match."""
+        return value or None
+
     @field_validator("redis_url", "weaviate_url", "s3_endpoint", "s3_public_endpoint")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:

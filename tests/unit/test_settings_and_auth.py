@@ -95,3 +95,9 @@ def test_a_known_token_is_not_verified_again_but_still_expires(
     with pytest.raises(Unauthenticated, match="expired"):
         decode_token(secret, token)
     assert verified == [token, token]  # the other secret, then the lapsed entry
+
+
+def test_an_empty_metrics_or_health_token_is_no_token() -> None:
+    """Else a request sending ``Bearer `` with nothing after it would match it."""
+    settings = Settings(metrics_token="", health_token="")
+    assert settings.metrics_token is None and settings.health_token is None
