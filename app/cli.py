@@ -45,7 +45,7 @@ from app.settings import Settings, load_settings
 from app.stores.postgres import engine as pg
 from app.stores.postgres.tables import agent as agent_table
 from app.stores.redis import client as rd
-from app.telemetry.environment import TelemetryConfigurationError, trace_export
+from app.telemetry.environment import TelemetryConfigurationError, metrics_export, trace_export
 
 T = TypeVar("T")
 log = logging.getLogger("chimera")
@@ -139,6 +139,7 @@ def check_serving_configuration(settings: Settings) -> None:
     (its strength is checked with the settings); and OTEL_* values it can honour."""
     try:
         trace_export(os.environ)
+        metrics_export(os.environ)
     except TelemetryConfigurationError as exc:
         raise ConfigurationError(str(exc)) from exc
     if settings.is_production:

@@ -348,6 +348,11 @@ async def test_apikey_create_prints_the_key_once_and_token_revoke_voids_a_token(
     assert refused.returncode == 1 and "cannot be revoked" in refused.stderr
 
 
-def test_serve_refuses_an_otel_exporter_it_cannot_use_before_anything_starts() -> None:
-    result = run_chimera("serve", env=chimera_env(OTEL_TRACES_EXPORTER="zipkin"))
-    _refused_before_anything_ran(result, "OTEL_TRACES_EXPORTER names zipkin")
+@pytest.mark.parametrize(
+    ("variable", "value"), [("OTEL_TRACES_EXPORTER", "zipkin"), ("OTEL_METRICS_EXPORTER", "statsd")]
+)
+def test_serve_refuses_an_otel_exporter_it_cannot_use_before_anything_starts(
+    variable: str, value: str
+) -> None:
+    result = run_chimera("serve", env=chimera_env(**{variable: value}))
+    _refused_before_anything_ran(result, f"{variable} names {value}")
