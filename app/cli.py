@@ -196,8 +196,9 @@ def print_banner(settings: Settings, url: str, token: str | None) -> None:
         lines += [
             "Demo tenant token (admin). For curl, paste into your shell:",
             f"  export TOKEN={token}",
-            "In GraphiQL, paste into the Headers tab:",
-            f'  {{"Authorization": "Bearer {token}"}}',
+            "In GraphiQL, paste into the Headers tab (X-Chimera-Plan: each answer lists its "
+            "store calls):",
+            f'  {{"Authorization": "Bearer {token}", "X-Chimera-Plan": "1"}}',
         ]
     lines.append(f"Data directory: {settings.resolved_data_dir}   Ctrl-C stops everything.")
     print("\n".join(lines), flush=True)

@@ -9,6 +9,7 @@ queries: a mutation would write for real.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +85,8 @@ async def explain(
             subject="chimera explain",
             ttl_seconds=300,
         )
+        # Its line per request would stand between the user and the plan.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://chimera") as http:
             response = await http.post(
