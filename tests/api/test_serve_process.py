@@ -230,7 +230,10 @@ def test_serve_prints_a_token_line_to_paste_into_a_shell_and_the_graphiql_header
         )
         assert pasted.stdout == served.token
         header = next(line for line in served.output if '"Authorization"' in line)
-        assert json.loads(header) == {"Authorization": f"Bearer {served.token}"}
+        assert json.loads(header) == {
+            "Authorization": f"Bearer {served.token}",
+            "X-Chimera-Plan": "1",
+        }
         assert served.query("{ viewer { tenant { slug } } }")["data"] == {
             "viewer": {"tenant": {"slug": "demo"}}
         }
