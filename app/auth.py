@@ -7,6 +7,7 @@ commands take it from here, never from arguments a client controls.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import time
 from collections import OrderedDict
@@ -17,6 +18,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import jwt
+from pydantic import SecretStr
 
 from app.errors import Unauthenticated
 from app.settings import Settings
@@ -166,6 +168,17 @@ def principal_of(
 
 def client_digest(credential: str) -> str:
     return "t:" + hashlib.sha256(credential.encode()).hexdigest()[:24]
+
+
+def holds_token(authorization: str | None, expected: SecretStr | None) -> bool:
+    """Whether an Authorization header is ``Bearer <expected>``: the operator tokens of
+    /readyz's details and /metrics, compared in constant time. No expected token, no match."""
+    if expected is None or not authorization:
+        return False
+    scheme, _, given = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), expected.get_secret_value().encode()
+    )
 
 
 def bearer_token(authorization: str | None) -> str | None:

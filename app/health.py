@@ -9,7 +9,6 @@ messages, relay lag) describe the deployment to whoever asks. They come back wit
 from __future__ import annotations
 
 import asyncio
-import hmac
 from collections.abc import Awaitable
 from typing import Any
 
@@ -17,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from app.auth import holds_token
 from app.errors import StoreUnavailable
 from app.events.relay import RELAY_LAG_ALARM_SECONDS, oldest_unpublished_age
 from app.extensions.demand_control import Unmetered
@@ -70,13 +70,8 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 def _may_see_details(request: Request) -> bool:
-    token = request.app.state.settings.health_token
-    if token is None:
-        return False
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    expected = token.get_secret_value()
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        given.strip().encode(), expected.encode()
+    return holds_token(
+        request.headers.get("authorization"), request.app.state.settings.health_token
     )
 
 

@@ -161,7 +161,7 @@ class Settings(BaseSettings):
         gt=0,
         validation_alias="CHIMERA_METRICS_REFRESH_SECONDS",
         description="How often the numbers kept in the stores (backlogs, dead letters) are "
-        "read for the metrics; a scrape of /metrics reads them too.",
+        "read for the metrics; a scrape of /metrics serves the last values read.",
     )
 
     media_sweep_seconds: float = Field(

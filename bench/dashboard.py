@@ -57,6 +57,7 @@ from dashboard_measure import (
     RssDrift,
     StoreCalls,
     StoreCounter,
+    add_load_arguments,
     measure_round,
     post,
     rss_drift,
@@ -328,10 +329,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         description=(__doc__ or "").splitlines()[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--duration", type=float, default=15.0, help="seconds per wrk round")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per setup, interleaved")
-    parser.add_argument("--connections", type=int, default=16, help="wrk connections (-c)")
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads (-t)")
+    add_load_arguments(parser)
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load per setup first")
     parser.add_argument(
         "--only",

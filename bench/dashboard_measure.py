@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -73,6 +74,14 @@ class WrkResult:
         if self.requests == 0:
             found.append("no request completed")
         return found
+
+
+def add_load_arguments(parser: argparse.ArgumentParser) -> None:
+    """The wrk load every bench of a server takes: round length, rounds, connections, threads."""
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds per wrk round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per setup, interleaved")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections (-c)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (-t)")
 
 
 def wrk_version() -> str:

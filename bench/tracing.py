@@ -41,7 +41,7 @@ from typing import Any
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 from dashboard import auth_secret, say
-from dashboard_measure import RoundResult, measure_round, post, run_wrk
+from dashboard_measure import RoundResult, add_load_arguments, measure_round, post, run_wrk
 from dashboard_queries import PAGE_SIZE, QUERY_C, request_body
 from dashboard_seed import FULL, SMOKE, seed, start_engines
 from dashboard_servers import Server, app_env, free_port, snapshot_code, uvicorn_argv
@@ -121,10 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         description=(__doc__ or "").splitlines()[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--duration", type=float, default=15.0, help="seconds per wrk round")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per setup, interleaved")
-    parser.add_argument("--connections", type=int, default=16, help="wrk connections (-c)")
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads (-t)")
+    add_load_arguments(parser)
     parser.add_argument("--baseline", help="also serve the app as it was at this git revision")
     parser.add_argument("--smoke", action="store_true", help="150 campaigns, 2 s, 1 round")
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".chimera-bench")

@@ -30,6 +30,11 @@ def code_for(error: GraphQLError) -> str:
     return ErrorCode.INTERNAL_SERVER_ERROR.value
 
 
+def error_code(error: GraphQLError) -> str:
+    """The code a response carries for ``error``: the one set on it, else the one it gets."""
+    return str((error.extensions or {}).get("code") or code_for(error))
+
+
 def should_mask(error: GraphQLError) -> bool:
     """Hide what we did not mean to say: unexpected exceptions raised while resolving."""
     original = error.original_error

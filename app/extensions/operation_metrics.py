@@ -14,7 +14,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
-from app.extensions.error_codes import code_for
+from app.extensions.error_codes import error_code
 from app.extensions.operations import operation_kind
 from app.log_context import note_operation
 from app.telemetry.metrics import Metrics
@@ -53,7 +53,7 @@ class OperationMetrics(SchemaExtension):
             },
         )
         if outcome == "rejected":
-            for code in sorted({_code(e) for e in [*refusals, *(result_errors or [])]}):
+            for code in sorted({error_code(e) for e in [*refusals, *(result_errors or [])]}):
                 self.metrics.rejections.add(1, {"code": code})
 
 
@@ -69,11 +69,7 @@ REFUSALS = frozenset(
 )
 
 
-def _code(error: GraphQLError) -> str:
-    return str((error.extensions or {}).get("code") or code_for(error))
-
-
 def _refused(errors: list[GraphQLError]) -> bool:
     """Errors that stopped the operation before anything ran (the demand-control and
     authentication extensions raise them at the start of execution)."""
-    return all(_code(error) in REFUSALS for error in errors)
+    return all(error_code(error) in REFUSALS for error in errors)

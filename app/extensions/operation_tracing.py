@@ -20,7 +20,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from strawberry.extensions import LifecycleStep, SchemaExtension
 from strawberry.extensions.tracing import OpenTelemetryExtension
 
-from app.extensions.error_codes import code_for
+from app.extensions.error_codes import error_code
 from app.extensions.operations import operation_kind
 
 
@@ -71,7 +71,7 @@ class OperationTracing(OpenTelemetryExtension):
         if ec.result is not None and ec.result.errors:
             errors.extend(ec.result.errors)
         if errors:
-            codes = sorted({(e.extensions or {}).get("code") or code_for(e) for e in errors})
+            codes = sorted({error_code(e) for e in errors})
             span.set_attribute("graphql.error.codes", codes)
             span.set_status(Status(StatusCode.ERROR, errors[0].message))
         span.end()

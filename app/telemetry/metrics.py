@@ -5,8 +5,8 @@ One ``Metrics`` per app, with a meter provider of its own: its Prometheus reader
 a registry of its own too, so two apps in one process (the tests) never mix their numbers,
 and nothing is registered globally. Recording is cheap (a histogram or counter update, a
 few microseconds); numbers that live in the stores (outbox and indexer backlogs, dead
-letters) are read by :meth:`Metrics.refresh` every few seconds and on each
-scrape, never per request.
+letters) are read by :meth:`Metrics.refresh` every few seconds, never per
+request or per scrape.
 
 Attributes stay bounded: stores and loaders are a fixed set, outcomes three, and operation
 names, which clients choose, are kept for the first ``MAX_OPERATION_NAMES`` seen and

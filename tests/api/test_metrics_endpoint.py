@@ -37,10 +37,12 @@ async def scrape(http: AsyncClient, token: str | None = None) -> Samples:
     return samples
 
 
-async def scrape_until(http: AsyncClient, condition: Callable[[Samples], bool]) -> Samples:
+async def scrape_until(
+    http: AsyncClient, condition: Callable[[Samples], bool], token: str | None = None
+) -> Samples:
     """Scrape until ``condition`` holds of the samples (at most 10 s)."""
     for _ in range(200):
-        samples = await scrape(http)
+        samples = await scrape(http, token)
         if condition(samples):
             return samples
         await asyncio.sleep(0.05)
@@ -160,7 +162,10 @@ async def test_metrics_need_the_token_when_one_is_set_and_are_absent_in_producti
         assert (
             await http.get("/metrics", headers={"Authorization": "Bearer nope"})
         ).status_code == 401
-        samples = await scrape(http, token)
+        # The app's refresher reads the backlog at start; a scrape serves what it read.
+        samples = await scrape_until(
+            http, lambda now: ("chimera_outbox_backlog", frozenset()) in now, token
+        )
         assert ("chimera_outbox_backlog", frozenset()) in samples
     async with (
         another_app(settings, tmp_path / "b", env=Environment.PRODUCTION) as application,
