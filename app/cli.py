@@ -526,8 +526,14 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     The relay always runs: only one relay publishes at a time (an advisory lock), so a worker
     beside app instances that relay too is safe. The indexer runs when the embedding model
-    loads; without it the worker still relays, and says the indexer is off.
+    loads; without it the worker still relays, and says the indexer is off. The ``OTEL_*``
+    variables trace it as they trace `serve`: the relay's and the indexer's batches of
+    traced writes (app/telemetry/event_links.py).
     """
+    try:
+        trace_export(os.environ)
+    except TelemetryConfigurationError as exc:
+        raise ConfigurationError(str(exc)) from exc
     # Until _until_signalled takes both signals over, SIGTERM interrupts start-up the way
     # Ctrl-C does (exit 130), so embedded engines this process started are stopped too.
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -539,13 +545,32 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _work(stores: Stores) -> int:
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    from app.telemetry import telemetry_from_environment
+
+    telemetry = telemetry_from_environment()
+    if telemetry is None:
+        return await _run_jobs(stores)
+    telemetry.start()
+    try:
+        # As in `serve`: idle polls are not traced, batches of traced writes are.
+        with suppress_instrumentation():
+            stores.tracer = telemetry.tracer("chimera.worker")
+            return await _run_jobs(stores)
+    finally:
+        telemetry.stop()
+
+
+async def _run_jobs(stores: Stores) -> int:
     from app.events.relay import run_forever as relay_forever
     from app.indexing.indexer import run_forever as index_forever
     from app.metrics.consumer import run_forever as metrics_forever
     from app.queue.sweeper import run_forever as sweep_forever
 
+    tracer = stores.tracer
     jobs: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
-        "relay": lambda: relay_forever(stores.engine, stores.redis),
+        "relay": lambda: relay_forever(stores.engine, stores.redis, tracer=tracer),
         "metrics": lambda: metrics_forever(stores.engine),
         "tasks": lambda: sweep_forever(stores.engine, stores.redis),
     }
@@ -556,7 +581,9 @@ async def _work(stores: Stores) -> int:
             f"{stores.embedder_error}); Ctrl-C stops them"
         )
     else:
-        jobs["indexer"] = lambda: index_forever(stores.engine, stores.vectors, embedder)
+        jobs["indexer"] = lambda: index_forever(
+            stores.engine, stores.vectors, embedder, tracer=tracer
+        )
         banner = "relay, metrics, task sweeper and indexer running; Ctrl-C stops them"
     await _until_signalled(jobs, banner)
     return 0

@@ -149,7 +149,11 @@ async def running(job: Coroutine[Any, Any, None] | None, name: str) -> AsyncIter
 def background_indexer(stores: Stores, settings: Settings) -> AbstractAsyncContextManager[None]:
     """Index outbox events in this process, unless a separate worker does it."""
     embedder = stores.embedder if settings.indexer_enabled else None
-    job = run_forever(stores.engine, stores.vectors, embedder) if embedder is not None else None
+    job = (
+        run_forever(stores.engine, stores.vectors, embedder, tracer=stores.tracer)
+        if embedder is not None
+        else None
+    )
     return running(job, "indexer")
 
 
@@ -199,7 +203,7 @@ async def event_fanout(stores: Stores, settings: Settings) -> AsyncIterator[Stre
         timeout=settings.store_timeout_seconds,
     )
     relay = (
-        relay_forever(stores.engine, stores.redis, metrics=stores.metrics)
+        relay_forever(stores.engine, stores.redis, metrics=stores.metrics, tracer=stores.tracer)
         if settings.relay_enabled
         else None
     )

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.auth import Principal
 from app.stores.postgres.tables import audit_log, outbox
+from app.telemetry.event_links import current_traceparent
 
 
 def jsonable(value: Any) -> Any:
@@ -88,5 +89,6 @@ async def emit_event(
             aggregate_id=aggregate_id,
             event_type=event_type,
             payload=jsonable(payload or {}),
+            traceparent=current_traceparent(),
         )
     )

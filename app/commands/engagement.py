@@ -43,6 +43,7 @@ from app.stores.postgres.tables import campaign, engagement_key, outbox
 from app.stores.redis import keys
 from app.stores.redis.client import unavailable_as_error
 from app.stores.redis.scripts import APPLIED_TTL_SECONDS, APPLY_ENGAGEMENT
+from app.telemetry.event_links import current_traceparent
 from app.validation import clean_idempotency_key
 from loaders.redis.counters import EngagementCounts, engagement_from
 
@@ -113,6 +114,7 @@ async def record_engagement(
                             APPLY_AFTER_COMMIT: True,
                         }
                     ),
+                    traceparent=current_traceparent(),
                 )
                 .returning(outbox.c.id)
             )

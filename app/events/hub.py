@@ -47,6 +47,8 @@ class StreamEvent:
     occurred_at: str  # ISO 8601
     agent_id: UUID | None = None
     task_id: UUID | None = None
+    # The W3C traceparent of the write that caused it, when that write was traced.
+    traceparent: str | None = None
 
 
 @dataclass(eq=False)
@@ -117,6 +119,7 @@ def decode_entry(entry_id: bytes | str, fields: dict[bytes, bytes]) -> StreamEve
         occurred_at=_moment(fields[b"at"]),
         agent_id=_uuid(fields.get(b"agent")),
         task_id=_uuid(fields.get(b"task")),
+        traceparent=as_text(tp) if (tp := fields.get(b"tp")) else None,
     )
 
 

@@ -51,8 +51,11 @@ from app.events.wakeup import OutboxWakeup
 from app.stores.postgres.tables import outbox
 from app.stores.redis import keys
 from app.stores.redis.scripts import APPLIED_TTL_SECONDS, APPLY_INCREMENT_FUNCTION, LuaScript
+from app.telemetry.event_links import batch_span
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
+
     from app.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -80,8 +83,9 @@ RELAY_LAG_ALARM_SECONDS = 60.0
 # names two tenants' keys: Redis Cluster will keep each tenant's keys in one hash slot). KEYS
 # are the stream and the tenant's reconcile fence, then per event its marker and, for an
 # increment to count, its applied marker and the campaign's counters. ARGV are the marker TTL,
-# the stream cap, the applied-marker TTL, then (event, type, campaign, at, field, amount) per
-# event, field '' when there is nothing to count. An increment is counted first (once: see
+# the stream cap, the applied-marker TTL, then (event, type, campaign, at, field, amount, tp)
+# per event, field '' when there is nothing to count, tp the traceparent of the write that
+# caused it or '' (app/telemetry/event_links.py): the entry carries it to subscribers. An increment is counted first (once: see
 # apply_increment), then the event is published unless its marker says it already was. The
 # first event that cannot be counted or published ends the call (the marker of a failed
 # XADD removed again), and the reply says how many came before it and why.
@@ -90,10 +94,10 @@ PUBLISH_TENANT = LuaScript(
     + """
 local stream, fence = KEYS[1], KEYS[2]
 local ttl, maxlen, applied_ttl = ARGV[1], ARGV[2], ARGV[3]
-local count = (#ARGV - 3) / 6
+local count = (#ARGV - 3) / 7
 local k = 3
 for i = 1, count do
-  local a = 3 + 6 * (i - 1)
+  local a = 3 + 7 * (i - 1)
   local marker = KEYS[k]
   k = k + 1
   if ARGV[a + 5] ~= '' then
@@ -104,8 +108,13 @@ for i = 1, count do
     if type(state) == 'table' then return {i - 1, state.err} end
   end
   if redis.call('SET', marker, '1', 'NX', 'EX', ttl) then
-    local added = redis.pcall('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', ARGV[a + 1],
-                              'type', ARGV[a + 2], 'campaign', ARGV[a + 3], 'at', ARGV[a + 4])
+    local entry = {'event', ARGV[a + 1], 'type', ARGV[a + 2], 'campaign', ARGV[a + 3],
+                   'at', ARGV[a + 4]}
+    if ARGV[a + 7] ~= '' then
+      entry[#entry + 1] = 'tp'
+      entry[#entry + 1] = ARGV[a + 7]
+    end
+    local added = redis.pcall('XADD', stream, 'MAXLEN', '~', maxlen, '*', unpack(entry))
     if type(added) == 'table' and added.err then
       redis.call('DEL', marker)
       return {i - 1, added.err}
@@ -142,8 +151,10 @@ async def publish_once(
     *,
     batch_size: int = BATCH_SIZE,
     metrics: Metrics | None = None,
+    tracer: Tracer | None = None,
 ) -> int:
-    """Publish one batch if this process holds the relay lock; returns events settled."""
+    """Publish one batch if this process holds the relay lock; returns events settled.
+    With ``tracer``, a batch holding events of traced writes is a span linked to them."""
     async with engine.begin() as conn:
         locked = await conn.scalar(
             text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": RELAY_LOCK}
@@ -164,20 +175,23 @@ async def publish_once(
         for event in events:
             if is_stream_event(event.aggregate_type, event.event_type):
                 by_tenant.setdefault(event.tenant_id, []).append(event)
-        try:
-            held = await _publish(redis, list(by_tenant.values()))
-        except Exception:
-            # The reply is unknown: settle nothing. Whatever the scripts did count or publish
-            # carries its marker, so the next pass skips it rather than doing it twice.
-            log.warning("relay could not reach Redis; will retry", exc_info=True)
-            return 0
-        # Keep each tenant's order: an event held back holds back its tenant's later ones,
-        # to be retried in order on the next pass; other tenants' events are settled.
-        settled = [e.id for e in events if e.id not in held]
-        if settled:
-            await conn.execute(
-                update(outbox).where(outbox.c.id.in_(settled)).values(published_at=func.now())
-            )
+        attributes = {"messaging.system": "redis", "messaging.batch.message_count": len(events)}
+        writes = [(e.id, e.traceparent) for e in events]
+        with batch_span(tracer, "outbox publish", writes, attributes):
+            try:
+                held = await _publish(redis, list(by_tenant.values()))
+            except Exception:
+                # The reply is unknown: settle nothing. Whatever the scripts did count or
+                # publish carries its marker, so the next pass skips it, not doing it twice.
+                log.warning("relay could not reach Redis; will retry", exc_info=True)
+                return 0
+            # Keep each tenant's order: an event held back holds back its tenant's later
+            # ones, to be retried in order on the next pass; other tenants' are settled.
+            settled = [e.id for e in events if e.id not in held]
+            if settled:
+                await conn.execute(
+                    update(outbox).where(outbox.c.id.in_(settled)).values(published_at=func.now())
+                )
     if metrics is not None and settled:
         now = datetime.now(UTC)
         for event in events:
@@ -238,7 +252,7 @@ def _tenant_call(events: Sequence[Row[Any]]) -> tuple[list[str], list[str | int]
             ]
         field, amount = increment or ("", 0)
         args += [event.id, event.event_type, str(event.aggregate_id), _iso(event.created_at)]
-        args += [field, amount]
+        args += [field, amount, event.traceparent or ""]
     return call_keys, args
 
 
@@ -264,6 +278,7 @@ async def run_forever(
     idle_seconds: float = 0.05,
     listening_idle_seconds: float = 1.0,
     metrics: Metrics | None = None,
+    tracer: Tracer | None = None,
 ) -> None:
     """Relay until cancelled. Idle, it waits for a commit notification (app/events/wakeup.py)
     and looks anyway every ``listening_idle_seconds``; without notifications it polls every
@@ -274,7 +289,7 @@ async def run_forever(
             listening = await wakeup.ensure()
             wakeup.event.clear()  # a commit during this pass wakes the next wait at once
             try:
-                settled = await publish_once(engine, redis, metrics=metrics)
+                settled = await publish_once(engine, redis, metrics=metrics, tracer=tracer)
             except Exception:
                 log.exception("relay pass failed")
                 settled = 0

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
+from opentelemetry.trace import StatusCode, Tracer
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -24,6 +25,7 @@ from app.indexing.documents import Document, load_documents
 from app.stores.embeddings.port import Embedder
 from app.stores.postgres.tables import outbox
 from app.stores.vectors.port import VectorIndex, VectorKind, VectorRecord
+from app.telemetry.event_links import batch_span
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +81,15 @@ async def sync_documents(
 
 
 async def run_once(
-    engine: AsyncEngine, index: VectorIndex, embedder: Embedder, *, batch_size: int = BATCH_SIZE
+    engine: AsyncEngine,
+    index: VectorIndex,
+    embedder: Embedder,
+    *,
+    batch_size: int = BATCH_SIZE,
+    tracer: Tracer | None = None,
 ) -> int:
-    """Claim and process one batch; returns how many events it settled."""
+    """Claim and process one batch; returns how many events it settled. With ``tracer``, a
+    batch that indexes events of traced writes is a span linked to them."""
     async with engine.begin() as conn:
         events = list(
             await conn.execute(
@@ -107,11 +115,16 @@ async def run_once(
                 done.append(event.id)  # nothing to index
                 continue
             claims[event.tenant_id][event.id] = target
-        for tenant_id, claim in claims.items():
-            failed = await _sync_isolating_failures(conn, index, embedder, tenant_id, claim)
-            done += [event_id for event_id in claim if event_id not in failed]
-            for event_id, error in failed.items():
-                await _retry_later(conn, event_id, error)
+        writes = [(e.id, e.traceparent) for e in events if e.id in claims.get(e.tenant_id, {})]
+        attributes = {"chimera.index.documents": sum(len(set(c.values())) for c in claims.values())}
+        with batch_span(tracer, "outbox index", writes, attributes) as span:
+            for tenant_id, claim in claims.items():
+                failed = await _sync_isolating_failures(conn, index, embedder, tenant_id, claim)
+                done += [event_id for event_id in claim if event_id not in failed]
+                for event_id, error in failed.items():
+                    await _retry_later(conn, event_id, error)
+                if failed and span is not None:
+                    span.set_status(StatusCode.ERROR, next(iter(failed.values())))
         if done:
             await conn.execute(
                 update(outbox).where(outbox.c.id.in_(done)).values(indexed_at=func.now())
@@ -186,11 +199,12 @@ async def run_forever(
     *,
     idle_seconds: float = 0.5,
     stop: asyncio.Event | None = None,
+    tracer: Tracer | None = None,
 ) -> None:
     """Index until cancelled (or ``stop`` is set): busy while there is work, polling when idle."""
     while stop is None or not stop.is_set():
         try:
-            settled = await run_once(engine, index, embedder)
+            settled = await run_once(engine, index, embedder, tracer=tracer)
         except Exception:  # a store outage must not kill the loop; it tries again
             log.exception("indexer batch failed")
             settled = 0

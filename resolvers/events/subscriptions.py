@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import TypeVar
 from uuid import UUID
 
 import strawberry
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
 from redis.asyncio import Redis
 
 from app.errors import BadUserInput, NotFound
@@ -21,12 +24,14 @@ from app.events.hub import STREAMS, StreamEvent, SubscriberTooSlow, entries_of
 from app.events.stream_ids import parse
 from app.ids import decode_id
 from app.stores.redis.client import unavailable_as_error
+from app.telemetry.event_links import EVENT_ID, start_delivery
 from loaders.registry import Loaders
 from resolvers.events.types import AgentEvent, CampaignEvent, CampaignEventType, agent_event
 from resolvers.info import Info
 from resolvers.tasks.types import check_agent_reach
 
 REPLAY_CHUNK = 500
+_UNTRACED = nullcontext()
 T = TypeVar("T")
 
 
@@ -64,6 +69,34 @@ async def _check_cursor(redis: Redis, key: str, seen: tuple[int, int], timeout: 
         )
 
 
+class _Deliveries:
+    """A span per event handed to this subscriber, in the trace of the write that caused
+    it and linked to this subscription (app/telemetry/event_links.py). It ends when the
+    client was sent the event and the generator is asked for the next one."""
+
+    def __init__(self, tracer: Tracer | None, field: str) -> None:
+        self._tracer = tracer
+        self._name = f"deliver {field}"
+        # The span current while the subscription starts: its operation's, when traced.
+        self._subscription = trace.get_current_span().get_span_context() if tracer else None
+
+    def span(self, event: StreamEvent, *, replayed: bool) -> AbstractContextManager[object]:
+        """The delivery's span, ended when the block ends; nothing when either the app or
+        the write was not traced."""
+        if self._tracer is None or event.traceparent is None:
+            return _UNTRACED
+        attributes = {
+            EVENT_ID: event.event_id,
+            "chimera.event.type": event.type,
+            "messaging.message.id": event.stream_id,
+            "chimera.event.replayed": replayed,
+        }
+        span = start_delivery(
+            self._tracer, self._name, event.traceparent, self._subscription, attributes
+        )
+        return _UNTRACED if span is None else span
+
+
 async def follow(
     info: Info,
     stream: str,
@@ -79,6 +112,7 @@ async def follow(
     redis, timeout = ctx.stores.redis, ctx.settings.store_timeout_seconds
     key = STREAMS[stream](principal.tenant_id)
     subscriber = await ctx.events.subscribe(principal.tenant_id, stream)
+    deliveries = _Deliveries(ctx.stores.tracer, info.field_name)
     metrics = ctx.stores.metrics
     if metrics is not None:
         metrics.subscriptions_open.add(1, {"stream": stream})
@@ -96,7 +130,8 @@ async def follow(
                 for event in chunk:
                     seen = parse(event.stream_id)
                     if wanted(event):
-                        yield replayed.payload(event, ctx.fresh_loaders, build)
+                        with deliveries.span(event, replayed=True):
+                            yield replayed.payload(event, ctx.fresh_loaders, build)
                         if metrics is not None:
                             metrics.events_delivered.add(1, {"stream": stream, "replayed": True})
                         # Cached loads and a socket with room to write never suspend: a
@@ -114,7 +149,8 @@ async def follow(
                 if wanted(event):
                     # The same object for every subscriber of this batch: what it names is
                     # read once, and equal operations are executed once (app/execution.py).
-                    yield batch.payload(event, ctx.fresh_loaders, build)
+                    with deliveries.span(event, replayed=False):
+                        yield batch.payload(event, ctx.fresh_loaders, build)
                     if metrics is not None:
                         metrics.events_delivered.add(1, {"stream": stream, "replayed": False})
             if subscriber.overflowed and subscriber.queue.empty():

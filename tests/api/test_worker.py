@@ -21,6 +21,10 @@ from typing import IO, Any
 
 import pytest
 import pytest_asyncio
+from opentelemetry import trace
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from pytest_httpserver import HTTPServer
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -265,3 +269,53 @@ async def test_a_signal_as_soon_as_the_worker_says_it_runs_stops_it_cleanly(
     async with running_worker(stores, redis_url, tmp_path) as worker:
         elapsed = await worker.stop(signum)
     _assert_clean_exit(worker, elapsed)
+
+
+async def test_the_workers_relay_and_indexer_export_spans_linked_to_the_traced_write(
+    stores: WorkerStores, redis_url: str, tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/v1/traces", method="POST").respond_with_data(
+        b"", content_type="application/x-protobuf"
+    )
+    principal = await _tenant(stores.engine)
+    write = SpanContext(
+        trace_id=0x0AF7651916CD43DD8448EB211C80319C,
+        span_id=0xB7AD6B7169203331,
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+    )
+    async with running_worker(
+        stores,
+        redis_url,
+        tmp_path,
+        OTEL_EXPORTER_OTLP_ENDPOINT=httpserver.url_for("/").rstrip("/"),
+        OTEL_BSP_SCHEDULE_DELAY="100",
+    ) as worker:
+        # The write runs inside a sampled span, as a traced request's would.
+        with trace.use_span(NonRecordingSpan(write)):
+            await create_campaign(
+                stores.engine,
+                principal,
+                name="Traced",
+                goal="followed",
+                budget=Decimal(10),
+                starts_at=None,
+                ends_at=None,
+            )
+        await _wait_for(stores.engine, principal.tenant_id, "published_at", 1)
+        await _wait_for(stores.engine, principal.tenant_id, "indexed_at", 1)
+        elapsed = await worker.stop(signal.SIGTERM)  # its provider flushes on the way out
+    _assert_clean_exit(worker, elapsed)
+    linked: dict[str, set[tuple[bytes, bytes]]] = {}
+    for request, _ in httpserver.log:
+        message = trace_service_pb2.ExportTraceServiceRequest()
+        message.ParseFromString(request.get_data())
+        for resource_spans in message.resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    links = {(link.trace_id, link.span_id) for link in span.links}
+                    linked.setdefault(span.name, set()).update(links)
+    expected = (write.trace_id.to_bytes(16, "big"), write.span_id.to_bytes(8, "big"))
+    assert expected in linked.get("outbox publish", set()), linked
+    assert expected in linked.get("outbox index", set()), linked
+    await stores.redis.delete(keys.event_stream(principal.tenant_id))

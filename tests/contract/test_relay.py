@@ -74,6 +74,7 @@ class Outbox:
         age_seconds: float = 0,
         published: bool = False,
         payload: dict[str, Any] | None = None,
+        traceparent: str | None = None,
     ) -> int:
         async with self.engine.begin() as conn:
             return await self.emit_in(
@@ -85,6 +86,7 @@ class Outbox:
                 age_seconds=age_seconds,
                 published=published,
                 payload=payload,
+                traceparent=traceparent,
             )
 
     async def increment(
@@ -111,6 +113,7 @@ class Outbox:
         age_seconds: float = 0,
         published: bool = False,
         payload: dict[str, Any] | None = None,
+        traceparent: str | None = None,
     ) -> int:
         event_id: int = (
             await conn.execute(
@@ -123,6 +126,7 @@ class Outbox:
                     payload=payload or {},
                     created_at=func.now() - text(f"interval '{age_seconds} seconds'"),
                     published_at=func.now() if published else None,
+                    traceparent=traceparent,
                 )
                 .returning(outbox.c.id)
             )
@@ -211,6 +215,37 @@ async def test_events_reach_their_tenants_stream_in_outbox_order_and_are_marked(
     marker = keys.published_marker(a, ids[0])
     assert 0 < await box.redis.ttl(marker) <= MARKER_TTL_SECONDS
     assert await box.redis.exists(keys.published_marker(a, ids[4])) == 0
+
+
+async def test_an_events_trace_context_rides_in_its_stream_entry_and_only_where_it_has_one(
+    box: Outbox,
+) -> None:
+    a = await box.tenant()
+    campaign_id = uuid.uuid4()
+    traced = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    ids = [
+        await box.emit(a, campaign_id, "UPDATED", traceparent=traced),
+        await box.emit(a, campaign_id, "UPDATED"),
+    ]
+    payload = {"campaignId": str(campaign_id), "field": "clicks", "count": 2}
+    ids.append(
+        await box.emit(
+            a,
+            campaign_id,
+            "ENGAGEMENT",
+            payload={**payload, APPLY_AFTER_COMMIT: True},
+            traceparent=traced,
+        )
+    )
+    await _drain(box)
+    entries: Any = await box.redis.xrange(keys.event_stream(a))
+    assert [int(fields[b"event"]) for _id, fields in entries] == ids
+    assert [fields.get(b"tp") for _id, fields in entries] == [
+        traced.encode(),
+        None,
+        traced.encode(),
+    ]
+    assert await box.counters(a, campaign_id) == {"clicks": 2}
 
 
 async def test_a_crash_between_publish_and_mark_publishes_each_event_once(

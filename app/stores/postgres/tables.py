@@ -283,6 +283,8 @@ outbox = Table(
     Column("index_attempts", Integer, nullable=False, server_default=text("0")),
     Column("index_next_at", DateTime(timezone=True), nullable=True),
     Column("index_error", Text, nullable=True),
+    # Migration 0013: the traceparent of the request that wrote the event, when it was traced.
+    Column("traceparent", String(55), nullable=True),
     # The relay reads unpublished events in commit order; this keeps that scan small.
     Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
     Index("ix_outbox_unindexed", "id", postgresql_where=text("indexed_at IS NULL")),
