@@ -48,6 +48,7 @@ lint: $(VENV)/.installed-test
 
 schema: $(VENV)/.installed-run
 	$(BIN)/chimera export-schema --output schema.graphql
+	$(BIN)/chimera export-schema --federation --output schema.federation.graphql
 
 # The dashboard query side by side with PostGraphile 4 and a hand-written floor, under wrk
 # (docs/benchmarks.md); rewrites its table there. BENCH_ARGS="--smoke" is the quick check.

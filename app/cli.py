@@ -483,7 +483,7 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_export_schema(args: argparse.Namespace, settings: Settings) -> int:
     from app.schema import schema_sdl
 
-    sdl = schema_sdl()
+    sdl = schema_sdl(federation=args.federation)
     if args.output:
         Path(args.output).write_text(sdl)
         print(f"wrote {args.output}", file=sys.stderr)
@@ -814,6 +814,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export-schema", help="print the GraphQL SDL")
     export.add_argument("--output", "-o", help="write to this file instead of stdout")
+    export.add_argument(
+        "--federation", action="store_true", help="the federation subgraph's SDL instead"
+    )
     export.set_defaults(func=cmd_export_schema)
 
     explain_parser = sub.add_parser(

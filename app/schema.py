@@ -7,6 +7,7 @@ production and dev differ only in configuration (introspection, suggestions, the
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -106,7 +107,8 @@ def build_schema(
     metrics: Metrics | None = None,
 ) -> strawberry.Schema:
     """The schema; with ``tracer_provider``, each operation is traced into it, and with
-    ``metrics``, timed and counted."""
+    ``metrics``, timed and counted. With ``settings.federation``, the same schema as a
+    federation subgraph (app/federation.py)."""
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         lambda: ErrorCodes(hide_suggestions=settings.is_production),
         MaskInternalErrors,
@@ -126,15 +128,19 @@ def build_schema(
         # First: its operation span then encloses every other extension's work.
         tracer = tracer_provider.get_tracer("chimera.graphql")
         extensions.insert(0, lambda: OperationTracing(tracer=tracer))
-    return ChimeraSchema(
-        query=Query,
-        mutation=Mutation,
-        subscription=Subscription,
-        extensions=extensions,
-        config=StrawberryConfig(disable_field_suggestions=settings.is_production),
-        scalar_overrides=SCALAR_OVERRIDES,
-        execution_context_class=execution_context_class(settings.fast_execution),
-    )
+    parts: dict[str, Any] = {
+        "mutation": Mutation,
+        "subscription": Subscription,
+        "extensions": extensions,
+        "config": StrawberryConfig(disable_field_suggestions=settings.is_production),
+        "scalar_overrides": SCALAR_OVERRIDES,
+        "execution_context_class": execution_context_class(settings.fast_execution),
+    }
+    if settings.federation:
+        from app.federation import FederatedSchema
+
+        return FederatedSchema(query=Query, **parts)
+    return ChimeraSchema(query=Query, **parts)
 
 
 def _limit_rules(settings: Settings) -> Callable[[], SchemaExtension]:
@@ -150,6 +156,8 @@ def _limit_rules(settings: Settings) -> Callable[[], SchemaExtension]:
     return lambda: AddValidationRules(rules)
 
 
-def schema_sdl() -> str:
-    """The SDL clients see; the same in every environment."""
-    return build_schema(Settings()).as_str() + "\n"
+def schema_sdl(*, federation: bool = False) -> str:
+    """The SDL clients see (or, with ``federation``, the SDL a gateway composes: the same
+    with @key, _service and _entities); the same in every environment."""
+    schema = build_schema(Settings(federation=federation))
+    return schema.as_str() if federation else schema.as_str() + "\n"

@@ -195,6 +195,12 @@ class Settings(BaseSettings):
         default=15.0, gt=0, validation_alias="CHIMERA_WS_KEEPALIVE_SECONDS"
     )
 
+    federation: bool = Field(
+        default=False,
+        validation_alias="CHIMERA_FEDERATION",
+        description="Serve the schema as an Apollo Federation v2 subgraph: @key on each "
+        "entity, _service and _entities (app/federation.py); schema.federation.graphql.",
+    )
     fast_execution: bool = Field(
         default=True,
         validation_alias="CHIMERA_FAST_EXECUTION",

@@ -30,9 +30,11 @@ from pathlib import Path
 
 import psutil
 
+from tests.node_packages import cache_root, node_missing, npm_installed
+
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRAPHILE_DIR = Path(__file__).resolve().parent / "postgraphile"
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "chimera-bench"
+CACHE = cache_root("bench")
 # The app's code the servers import: a copy is taken at the start of a run so that a
 # colleague's edit to the checkout cannot make one server run other code than another.
 CODE_DIRS = ("app", "loaders", "resolvers", "migrations")
@@ -340,41 +342,16 @@ class NodeInstall:
 
 
 def install_postgraphile(log: Callable[[str], None]) -> NodeInstall:
-    """``npm ci`` the pinned PostGraphile into a cache folder named by the lock file's hash.
-
-    The repository holds only package.json and package-lock.json; node_modules lives under
-    ~/.cache/chimera-bench/, installed once per lock file and reused by every later run.
-    """
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
+    """``npm ci`` the pinned PostGraphile into a cache folder named by the lock file's hash
+    (tests/node_packages.py): installed once per lock file, reused by every later run."""
+    node = shutil.which("node")
+    if node is None or node_missing() is not None:
         raise FileNotFoundError("node and npm")
-    digest = hashlib.sha256()
-    for name in ("package.json", "package-lock.json"):
-        digest.update((POSTGRAPHILE_DIR / name).read_bytes())
-    directory = CACHE / f"postgraphile-{digest.hexdigest()[:12]}"
-    cli = directory / "node_modules" / "postgraphile" / "cli.js"
-    marker = directory / ".installed"
     started = time.monotonic()
-    installed_now = False
-    if not marker.exists():
-        log(f"installing PostGraphile with npm ci into {directory} (once)")
-        if directory.exists():
-            shutil.rmtree(directory)
-        directory.mkdir(parents=True)
-        for name in ("package.json", "package-lock.json"):
-            shutil.copy2(POSTGRAPHILE_DIR / name, directory / name)
-        done = subprocess.run(
-            [npm, "ci", "--omit=dev", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=directory,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        if done.returncode != 0 or not cli.exists():
-            raise RuntimeError(f"npm ci failed ({done.returncode}):\n{done.stderr[-2000:]}")
-        marker.write_text("ok\n")
-        installed_now = True
+    directory, installed_now = npm_installed(POSTGRAPHILE_DIR, CACHE, "postgraphile", log)
+    cli = directory / "node_modules" / "postgraphile" / "cli.js"
+    if not cli.exists():
+        raise RuntimeError(f"npm ci left no {cli}")
     package = json.loads((directory / "node_modules" / "postgraphile" / "package.json").read_text())
     node_version = subprocess.run(
         [node, "--version"], capture_output=True, text=True, check=True

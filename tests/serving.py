@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -21,6 +22,21 @@ async def served(app: Starlette) -> AsyncIterator[str]:
     config = server_config(
         app, app.state.settings, host="127.0.0.1", port=port, log_level="warning"
     )
+    async with _serving(config):
+        yield f"127.0.0.1:{port}"
+
+
+@asynccontextmanager
+async def served_asgi(app: Any) -> AsyncIterator[str]:
+    """Serve any ASGI app (a peer service of a test) with uvicorn's defaults; yields its
+    host:port."""
+    port = free_port()
+    async with _serving(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")):
+        yield f"127.0.0.1:{port}"
+
+
+@asynccontextmanager
+async def _serving(config: uvicorn.Config) -> AsyncIterator[None]:
     config.lifespan = "off"
     server = uvicorn.Server(config)
     # The test process keeps its own signal handling: uvicorn would otherwise take SIGINT and
@@ -32,7 +48,7 @@ async def served(app: Starlette) -> AsyncIterator[str]:
             task.result()
         await asyncio.sleep(0.02)
     try:
-        yield f"127.0.0.1:{port}"
+        yield
     finally:
         server.should_exit = True
         await task

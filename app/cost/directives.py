@@ -57,10 +57,17 @@ class Cost:
     "specification.",
 )
 class ListSize:
-    assumed_size: int | None = None
-    slicing_arguments: list[str] | None = None
-    sized_fields: list[str] | None = None
+    # Arguments not given stay UNSET, so that the SDL leaves them out rather than printing
+    # `null`, which a federation composition refuses for `@listSize`'s list arguments.
+    assumed_size: int | None = strawberry.UNSET
+    slicing_arguments: list[str] | None = strawberry.UNSET
+    sized_fields: list[str] | None = strawberry.UNSET
     require_one_slicing_argument: bool = True
+
+    @property
+    def assumed(self) -> int | None:
+        """``assumed_size``, None when not given."""
+        return None if self.assumed_size is strawberry.UNSET else self.assumed_size
 
 
 @strawberry.schema_directive(

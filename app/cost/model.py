@@ -524,9 +524,7 @@ class Compiler:
             if default is None:
                 default = _default_at(definition, name, path)
         if default is None:
-            default = (
-                list_size.assumed_size if list_size.assumed_size is not None else DEFAULT_LIST_SIZE
-            )
+            default = list_size.assumed if list_size.assumed is not None else DEFAULT_LIST_SIZE
         metadata = getattr(strawberry_field, "metadata", None) or {}
         computed: SizeFunction | None = metadata.get(SIZE_FROM)
         arguments: list[tuple[str, bool, Any]] = []
@@ -543,7 +541,7 @@ class Compiler:
             tuple(literals),
             tuple(variables),
             default,
-            list_size.assumed_size,
+            list_size.assumed,
             computed,
             tuple(arguments),
         )
