@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint schema bench clean-venv
+.PHONY: run test lint schema supergraph bench clean-venv
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
@@ -45,10 +45,15 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/chimera schema-check
 
 schema: $(VENV)/.installed-run
 	$(BIN)/chimera export-schema --output schema.graphql
 	$(BIN)/chimera export-schema --federation --output schema.federation.graphql
+
+# docker compose's federation profile serves this supergraph (needs Node.js and npm).
+supergraph: $(VENV)/.installed-test
+	$(BIN)/python -m tests.federation.supergraph
 
 # The dashboard query side by side with PostGraphile 4 and a hand-written floor, under wrk
 # (docs/benchmarks.md); rewrites its table there. BENCH_ARGS="--smoke" is the quick check.

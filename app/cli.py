@@ -492,6 +492,33 @@ def cmd_export_schema(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_schema_check(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit 1 when schema.graphql or schema.federation.graphql breaks clients of the last
+    release (or of HEAD's parent) without an entry in CHANGELOG.md's Unreleased section."""
+    from app.schema_changes import check
+
+    root = Path(args.root).resolve()
+    report = check(root, args.against)
+    if report is None:
+        print("schema-check: no release tag or parent commit to compare with", file=sys.stderr)
+        return 0
+    for change in report.dangerous:
+        print(f"dangerous  {change.file}: {change.description}")
+    for change in report.breaking:
+        state = "BREAKING" if change in report.unannounced else "announced"
+        print(f"{state:<10} {change.file}: {change.description}")
+    if report.unannounced:
+        print(
+            f"schema-check: {len(report.unannounced)} breaking change(s) since {report.base} "
+            "not in CHANGELOG.md's '## Unreleased' section; list each there (its line above, "
+            "or its `Type.field`) if it is meant",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"schema-check: no unannounced breaking change since {report.base}", file=sys.stderr)
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     """One line per store; exit 1 when any is down.
 
@@ -818,6 +845,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--federation", action="store_true", help="the federation subgraph's SDL instead"
     )
     export.set_defaults(func=cmd_export_schema)
+
+    schema_check = sub.add_parser(
+        "schema-check", help="fail on breaking schema changes CHANGELOG.md does not announce"
+    )
+    schema_check.add_argument(
+        "--against", metavar="REF", help="git ref to compare with (default: last v* tag, or HEAD^)"
+    )
+    schema_check.add_argument("--root", default=".", help="the repository (default: here)")
+    schema_check.set_defaults(func=cmd_schema_check)
 
     explain_parser = sub.add_parser(
         "explain", help="run a query as a tenant's admin and print the store calls it made"

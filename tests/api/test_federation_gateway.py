@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
-import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,8 +28,10 @@ from app.settings import Settings
 from app.stores.postgres.tables import agent, campaign
 from tests.api.test_federation import insert_rows
 from tests.federation import billing
-from tests.node_packages import cache_root, node_missing, npm_installed
-from tests.processes import ROOT, free_port
+from tests.federation.gateway import compose, hive_gateway, install_gateway
+from tests.federation.supergraph import OUTPUT as SUPERGRAPH
+from tests.federation.supergraph import supergraph_sdl
+from tests.node_packages import node_missing
 from tests.serving import served, served_asgi
 from tests.support import TenantClient, another_app, new_tenant
 
@@ -41,8 +39,6 @@ pytestmark = pytest.mark.skipif(
     node_missing() is not None, reason=f"the gateway runs on Node.js: {node_missing()}"
 )
 
-PACKAGES = ROOT / "tests" / "federation"
-START_TIMEOUT = 90.0
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Scope]]
@@ -114,73 +110,7 @@ class Federation:
 
 @pytest.fixture(scope="module")
 def gateway_packages() -> Path:
-    """The installed packages, with this folder's scripts beside them: Node resolves an ES
-    module's imports from where the module lies, not from NODE_PATH."""
-    directory, _ = npm_installed(PACKAGES, cache_root("tests"), "federation-gateway")
-    for script in ("compose.mjs", "gateway.config.mjs"):
-        shutil.copy2(PACKAGES / script, directory / script)
-    return directory
-
-
-async def compose(packages: Path, services: list[dict[str, str]], work: Path) -> Path:
-    spec, supergraph = work / "services.json", work / "supergraph.graphql"
-    spec.write_text(json.dumps(services))
-    done = await asyncio.to_thread(
-        subprocess.run,
-        ["node", str(packages / "compose.mjs"), str(spec), str(supergraph)],
-        cwd=packages,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, f"composition failed:\n{done.stderr}"
-    return supergraph
-
-
-@asynccontextmanager
-async def hive_gateway(packages: Path, supergraph: Path, work: Path) -> AsyncIterator[str]:
-    port = free_port()
-    log = (work / "gateway.log").open("w")
-    process = await asyncio.create_subprocess_exec(
-        str(packages / "node_modules" / ".bin" / "hive-gateway"),
-        "supergraph",
-        str(supergraph),
-        "--config-path",
-        str(packages / "gateway.config.mjs"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        env={**os.environ, "SUPERGRAPH_PATH": str(supergraph)},
-        cwd=packages,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with asyncio.timeout(START_TIMEOUT), httpx.AsyncClient(timeout=2) as http:
-            while True:
-                if process.returncode is not None:
-                    raise AssertionError(
-                        f"the gateway exited:\n{(work / 'gateway.log').read_text()}"
-                    )
-                try:
-                    if (await http.get(f"{url}/readiness")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.2)
-        yield url
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 15)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-        log.close()
+    return install_gateway()
 
 
 @pytest_asyncio.fixture
@@ -205,7 +135,9 @@ async def federation(
             billing.Billed("INV-3", foreign, agents[0], 5600),
         ]
         async with served(chimera) as chimera_host, served_asgi(billing.app) as billing_host:  # type: ignore[arg-type]
-            supergraph = await compose(
+            supergraph = tmp_path / "supergraph.graphql"
+            await asyncio.to_thread(
+                compose,
                 gateway_packages,
                 [
                     {"name": "chimera", "url": f"http://{chimera_host}/graphql", "sdl": sdl},
@@ -215,7 +147,7 @@ async def federation(
                         "sdl": billing.schema.as_str(),
                     },
                 ],
-                tmp_path,
+                supergraph,
             )
             async with hive_gateway(gateway_packages, supergraph, tmp_path) as gateway:
                 chimera.requests.clear()
@@ -306,3 +238,9 @@ async def test_without_a_token_chimera_answers_nothing_through_the_gateway(
     assert body.get("data") is None or body["data"].get("campaigns") is None, body
     assert body["errors"], body
     assert [r.authorization for r in federation.chimera.requests] == [None]
+
+
+def test_the_supergraph_docker_compose_serves_is_current(gateway_packages: Path) -> None:
+    assert SUPERGRAPH.read_text() == supergraph_sdl(), (
+        "deploy/gateway/supergraph.graphql is stale: run `make supergraph` and commit it"
+    )
