@@ -15,7 +15,8 @@ from time import perf_counter
 from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
-from opentelemetry.trace import Tracer
+from opentelemetry import context, trace
+from opentelemetry.trace import Status, StatusCode, Tracer
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -108,15 +109,27 @@ class TenantLoader(DataLoader[K, V], Generic[K, V]):
         tracer = self.ctx.tracer
         if tracer is None:
             return await self._load(keys)
-        with tracer.start_as_current_span(
-            f"{self.store} {type(self).__name__}",
+        name = type(self).__name__
+        span = tracer.start_span(
+            f"{self.store} {name}",
             attributes={
                 "chimera.store": self.store,
-                "chimera.loader": type(self).__name__,
+                "chimera.loader": name,
                 "chimera.batch_size": len(keys),
             },
-        ):
+        )
+        # Made current by hand: start_as_current_span's two generator-based context managers
+        # cost a fifth of a span again (7 us of 35, measured), on every batch of every request.
+        token = context.attach(trace.set_span_in_context(span))
+        try:
             return await self._load(keys)
+        except BaseException as exc:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, str(exc)))
+            raise
+        finally:
+            context.detach(token)
+            span.end()
 
     async def _load(self, keys: list[K]) -> list[V]:
         try:
