@@ -116,9 +116,11 @@ async def test_readyz_reports_the_relay_beside_the_stores(http: AsyncClient) -> 
     relay = body["events"]["relay"]
     assert set(relay) == {"ok", "oldest_unpublished_seconds", "alarm_seconds"}
     assert relay["alarm_seconds"] == RELAY_LAG_ALARM_SECONDS
-    # The session app relays as it goes: nothing is waiting long, and it says so.
+    # The session app relays as it goes: nothing waits as long as the alarm, and it says so.
+    # (Not a tighter bound: on a machine busy enough, a pass is seconds late, which is no
+    # fault; seen at 9.8 s in CI while another suite ran beside it.)
     age = relay["oldest_unpublished_seconds"]
-    assert age is None or 0 <= age < 5, relay
+    assert age is None or 0 <= age < RELAY_LAG_ALARM_SECONDS, relay
     assert relay["ok"] is True
     assert all(check.startswith("ok (") for check in body["stores"].values()), body
 
