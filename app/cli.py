@@ -134,14 +134,21 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def check_telemetry_configuration(*, metrics: bool) -> None:
+    """Refuse OTEL_* values the process cannot honour (an exporter or protocol it lacks)
+    before anything starts: for traces always, for metrics where the process exports them."""
+    try:
+        trace_export(os.environ)
+        if metrics:
+            metrics_export(os.environ)
+    except TelemetryConfigurationError as exc:
+        raise ConfigurationError(str(exc)) from exc
+
+
 def check_serving_configuration(settings: Settings) -> None:
     """What `serve` needs beyond valid settings: in production, both store URLs and a secret
     (its strength is checked with the settings); and OTEL_* values it can honour."""
-    try:
-        trace_export(os.environ)
-        metrics_export(os.environ)
-    except TelemetryConfigurationError as exc:
-        raise ConfigurationError(str(exc)) from exc
+    check_telemetry_configuration(metrics=True)
     if settings.is_production:
         missing = [
             name
@@ -557,10 +564,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     variables trace it as they trace `serve`: the relay's and the indexer's batches of
     traced writes (app/telemetry/event_links.py).
     """
-    try:
-        trace_export(os.environ)
-    except TelemetryConfigurationError as exc:
-        raise ConfigurationError(str(exc)) from exc
+    check_telemetry_configuration(metrics=False)
     # Until _until_signalled takes both signals over, SIGTERM interrupts start-up the way
     # Ctrl-C does (exit 130), so embedded engines this process started are stopped too.
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -572,30 +576,14 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _work(stores: Stores) -> int:
-    from opentelemetry.instrumentation.utils import suppress_instrumentation
-
-    from app.telemetry import telemetry_from_environment
-
-    telemetry = telemetry_from_environment()
-    if telemetry is None:
-        return await _run_jobs(stores)
-    telemetry.start()
-    try:
-        # As in `serve`: idle polls are not traced, batches of traced writes are.
-        with suppress_instrumentation():
-            stores.tracer = telemetry.tracer("chimera.worker")
-            return await _run_jobs(stores)
-    finally:
-        telemetry.stop()
-
-
-async def _run_jobs(stores: Stores) -> int:
     from app.events.relay import run_forever as relay_forever
     from app.indexing.indexer import run_forever as index_forever
     from app.metrics.consumer import run_forever as metrics_forever
     from app.queue.sweeper import run_forever as sweep_forever
+    from app.telemetry import instrumented, telemetry_from_environment
 
-    tracer = stores.tracer
+    telemetry = telemetry_from_environment()
+    tracer = telemetry.tracer("chimera.worker") if telemetry is not None else None
     jobs: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
         "relay": lambda: relay_forever(stores.engine, stores.redis, tracer=tracer),
         "metrics": lambda: metrics_forever(stores.engine),
@@ -612,7 +600,9 @@ async def _run_jobs(stores: Stores) -> int:
             stores.engine, stores.vectors, embedder, tracer=tracer
         )
         banner = "relay, metrics, task sweeper and indexer running; Ctrl-C stops them"
-    await _until_signalled(jobs, banner)
+    # As in `serve`: idle polls are not traced, batches of traced writes are.
+    with instrumented(telemetry):
+        await _until_signalled(jobs, banner)
     return 0
 
 

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import Tracer
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -38,7 +37,7 @@ from app.ratelimit.limits import default_limits
 from app.schema import build_schema
 from app.settings import Settings, load_settings
 from app.stores.vectors.cached import SimilarCache
-from app.telemetry import Telemetry, telemetry_from_environment
+from app.telemetry import Telemetry, instrumented, telemetry_from_environment
 from app.telemetry.metrics import Metrics, keep_refreshed, metrics_from_environment
 from app.telemetry.metrics_route import serve_metrics
 from app.telemetry.store_gauges import store_readers
@@ -58,13 +57,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if telemetry is not None:
-            telemetry.start()
         try:
-            # The instrumented clients trace requests, not the background loops' polls:
-            # those would be a trace every few hundred milliseconds that says nothing.
-            # Their tasks inherit the lifespan's context; requests never run in it.
-            with suppress_instrumentation():
+            # The instrumented clients trace requests, not the background loops' polls.
+            with instrumented(telemetry):
                 tracer = telemetry.tracer("chimera.loaders") if telemetry else None
                 async with _stores_and_background(
                     settings, app.state.auth_secret, tracer, metrics
@@ -94,8 +89,6 @@ def create_app(
                             await refresher
         finally:
             metrics.shutdown()
-            if telemetry is not None:
-                telemetry.stop()
 
     protocols = [GRAPHQL_TRANSPORT_WS_PROTOCOL]
     if settings.legacy_graphql_ws:

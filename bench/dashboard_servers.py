@@ -344,9 +344,10 @@ class NodeInstall:
 def install_postgraphile(log: Callable[[str], None]) -> NodeInstall:
     """``npm ci`` the pinned PostGraphile into a cache folder named by the lock file's hash
     (tests/node_packages.py): installed once per lock file, reused by every later run."""
-    node = shutil.which("node")
-    if node is None or node_missing() is not None:
-        raise FileNotFoundError("node and npm")
+    missing = node_missing()
+    if missing is not None:
+        raise FileNotFoundError(missing)
+    node = str(shutil.which("node"))
     started = time.monotonic()
     directory, installed_now = npm_installed(POSTGRAPHILE_DIR, CACHE, "postgraphile", log)
     cli = directory / "node_modules" / "postgraphile" / "cli.js"

@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from opentelemetry.trace import StatusCode
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 from sqlalchemy import Row, func, select, text, update
@@ -85,10 +86,11 @@ RELAY_LAG_ALARM_SECONDS = 60.0
 # increment to count, its applied marker and the campaign's counters. ARGV are the marker TTL,
 # the stream cap, the applied-marker TTL, then (event, type, campaign, at, field, amount, tp)
 # per event, field '' when there is nothing to count, tp the traceparent of the write that
-# caused it or '' (app/telemetry/event_links.py): the entry carries it to subscribers. An increment is counted first (once: see
-# apply_increment), then the event is published unless its marker says it already was. The
-# first event that cannot be counted or published ends the call (the marker of a failed
-# XADD removed again), and the reply says how many came before it and why.
+# caused it or '' (app/telemetry/event_links.py), which the entry carries to subscribers.
+# An increment is counted first (once: see apply_increment), then the event is published
+# unless its marker says it already was. The first event that cannot be counted or
+# published ends the call (the marker of a failed XADD removed again), and the reply says
+# how many came before it and why.
 PUBLISH_TENANT = LuaScript(
     APPLY_INCREMENT_FUNCTION
     + """
@@ -177,13 +179,15 @@ async def publish_once(
                 by_tenant.setdefault(event.tenant_id, []).append(event)
         attributes = {"messaging.system": "redis", "messaging.batch.message_count": len(events)}
         writes = [(e.id, e.traceparent) for e in events]
-        with batch_span(tracer, "outbox publish", writes, attributes):
+        with batch_span(tracer, "outbox publish", writes, attributes) as span:
             try:
                 held = await _publish(redis, list(by_tenant.values()))
-            except Exception:
+            except Exception as exc:
                 # The reply is unknown: settle nothing. Whatever the scripts did count or
                 # publish carries its marker, so the next pass skips it, not doing it twice.
                 log.warning("relay could not reach Redis; will retry", exc_info=True)
+                if span is not None:
+                    span.set_status(StatusCode.ERROR, f"Redis: {exc}")
                 return 0
             # Keep each tenant's order: an event held back holds back its tenant's later
             # ones, to be retried in order on the next pass; other tenants' are settled.

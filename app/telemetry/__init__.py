@@ -8,6 +8,6 @@ calls under it from the maintained instrumentations of asyncpg, redis-py and aio
 HTTP client aiobotocore speaks S3 with).
 """
 
-from app.telemetry.tracing import Telemetry, telemetry_from_environment
+from app.telemetry.tracing import Telemetry, instrumented, telemetry_from_environment
 
-__all__ = ["Telemetry", "telemetry_from_environment"]
+__all__ = ["Telemetry", "instrumented", "telemetry_from_environment"]

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -120,3 +122,20 @@ def telemetry_from_environment(environ: Mapping[str, str] | None = None) -> Tele
             SimpleSpanProcessor(exporter) if name == "console" else BatchSpanProcessor(exporter)
         )
     return Telemetry(processors)
+
+
+@contextmanager
+def instrumented(telemetry: Telemetry | None) -> Iterator[None]:
+    """The store clients instrumented for ``telemetry`` while the block runs (not at all
+    when it is None), with the block's own context untraced: the background loops started
+    in it inherit that, and their idle polls would be a trace every few hundred milliseconds
+    that says nothing. Requests never run in it; a traced batch of the relay or the indexer
+    starts a context of its own (app/telemetry/event_links.py)."""
+    if telemetry is not None:
+        telemetry.start()
+    try:
+        with suppress_instrumentation():
+            yield
+    finally:
+        if telemetry is not None:
+            telemetry.stop()

@@ -12,9 +12,7 @@ is a client's mistake or a probe, and half an answer would hide it.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from typing import Annotated, Any
-from uuid import UUID
 
 import strawberry
 from strawberry.federation.schema import FederationAny
@@ -28,7 +26,7 @@ from resolvers.info import Info
 from resolvers.ledger.types import Transaction
 from resolvers.media.types import MediaAsset
 from resolvers.memories.types import AgentMemory
-from resolvers.nodes import NODE_TYPES
+from resolvers.nodes import resolve_node
 from resolvers.tasks.types import Task
 from resolvers.tenants.types import Tenant
 
@@ -57,8 +55,9 @@ class FederationService:
     sdl: str
 
 
-def _reference(index: int, representation: Any) -> tuple[str, UUID]:
-    """The (type name, primary key) a representation names, or BAD_USER_INPUT."""
+def _checked_id(index: int, representation: Any) -> str:
+    """The global id a representation names, or BAD_USER_INPUT: it must be an object of an
+    entity's ``__typename`` whose ``id`` is an id of that type."""
     where = f"representations[{index}]"
     if not isinstance(representation, dict):
         raise BadUserInput(f"{where} is not an object", argument="representations")
@@ -72,12 +71,12 @@ def _reference(index: int, representation: Any) -> tuple[str, UUID]:
     if not isinstance(global_id, str):
         raise BadUserInput(f"{where} has no string 'id'", argument="representations")
     try:
-        decoded_type, pk = decode_any(global_id)
+        decoded_type, _ = decode_any(global_id)
     except BadUserInput:
         raise BadUserInput(f"{where} has an invalid id", argument="representations") from None
     if decoded_type != type_name:
         raise BadUserInput(f"{where}: id is not a {type_name} id", argument="representations")
-    return type_name, pk
+    return global_id
 
 
 async def resolve_entities(info: Info, representations: list[Any]) -> list[object | None]:
@@ -85,24 +84,10 @@ async def resolve_entities(info: Info, representations: list[Any]) -> list[objec
         raise BadUserInput(
             f"At most {MAX_REPRESENTATIONS} representations per call", argument="representations"
         )
-    references = [_reference(i, r) for i, r in enumerate(representations)]
-    by_type: dict[str, list[UUID]] = defaultdict(list)
-    for type_name, pk in references:
-        by_type[type_name].append(pk)
+    ids = [_checked_id(i, r) for i, r in enumerate(representations)]  # all, before any load
+    # As Query.nodes: every load is queued before the first batch runs, one batch per type.
     loaders = info.context.loaders
-    # Every load of a type is queued before the first batch runs: one batch per type.
-    types = list(by_type)
-    loaded = await asyncio.gather(
-        *(asyncio.gather(*(NODE_TYPES[t][0](loaders, pk) for pk in by_type[t])) for t in types)
-    )
-    rows: dict[tuple[str, UUID], Any] = {}
-    for type_name, values in zip(types, loaded, strict=True):
-        rows.update(zip(((type_name, pk) for pk in by_type[type_name]), values, strict=True))
-    results: list[object | None] = []
-    for reference in references:
-        row = rows[reference]
-        results.append(NODE_TYPES[reference[0]][1](row) if row is not None else None)
-    return results
+    return list(await asyncio.gather(*(resolve_node(loaders, i) for i in ids)))
 
 
 @strawberry.type

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -94,8 +94,6 @@ class Federation:
     tenant: TenantClient
     campaigns: list[str]
     agents: list[str]
-    foreign_campaign: str
-    log: list[str] = field(default_factory=list)
 
     async def query(self, query: str, token: str | None) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -151,7 +149,7 @@ async def federation(
             )
             async with hive_gateway(gateway_packages, supergraph, tmp_path) as gateway:
                 chimera.requests.clear()
-                yield Federation(gateway, chimera, tenant, campaigns, agents, foreign)
+                yield Federation(gateway, chimera, tenant, campaigns, agents)
         billing.LEDGER.invoices = []
 
 

@@ -142,6 +142,19 @@ async def _tenant(engine: AsyncEngine) -> Principal:
     return Principal(tenant_id=row.id, tenant_slug=row.slug, role=Role.EDITOR, subject="test")
 
 
+async def _campaign(stores: WorkerStores, principal: Principal, name: str) -> Any:
+    """A campaign created as a mutation would: its CREATED event committed to the outbox."""
+    return await create_campaign(
+        stores.engine,
+        principal,
+        name=name,
+        goal="relayed",
+        budget=Decimal(10),
+        starts_at=None,
+        ends_at=None,
+    )
+
+
 async def _wait_for(engine: AsyncEngine, tenant_id: uuid.UUID, column: str, count: int) -> None:
     """Until ``count`` outbox rows of the tenant have ``column`` set."""
     deadline = time.monotonic() + 30
@@ -191,15 +204,7 @@ async def test_the_worker_relays_and_indexes_and_stops_on_sigterm(
 ) -> None:
     principal = await _tenant(stores.engine)
     # Committed before the worker starts: nothing relays this database until it does.
-    first = await create_campaign(
-        stores.engine,
-        principal,
-        name="Before the worker",
-        goal="relayed late",
-        budget=Decimal(10),
-        starts_at=None,
-        ends_at=None,
-    )
+    first = await _campaign(stores, principal, "Before the worker")
     async with running_worker(stores, redis_url, tmp_path) as worker:
         assert (
             worker.banner == "relay, metrics, task sweeper and indexer running; Ctrl-C stops them"
@@ -238,15 +243,7 @@ async def test_without_a_model_the_worker_still_relays_and_says_the_indexer_is_o
         assert worker.banner.startswith(
             "relay, metrics and task sweeper running; indexer off (no embedding model: "
         )
-        created = await create_campaign(
-            stores.engine,
-            principal,
-            name="No model",
-            goal="still live",
-            budget=Decimal(1),
-            starts_at=None,
-            ends_at=None,
-        )
+        created = await _campaign(stores, principal, "No model")
         await _wait_for(stores.engine, principal.tenant_id, "published_at", 1)
         elapsed = await worker.stop(signal.SIGINT)
     _assert_clean_exit(worker, elapsed)
@@ -293,15 +290,7 @@ async def test_the_workers_relay_and_indexer_export_spans_linked_to_the_traced_w
     ) as worker:
         # The write runs inside a sampled span, as a traced request's would.
         with trace.use_span(NonRecordingSpan(write)):
-            await create_campaign(
-                stores.engine,
-                principal,
-                name="Traced",
-                goal="followed",
-                budget=Decimal(10),
-                starts_at=None,
-                ends_at=None,
-            )
+            await _campaign(stores, principal, "Traced")
         await _wait_for(stores.engine, principal.tenant_id, "published_at", 1)
         await _wait_for(stores.engine, principal.tenant_id, "indexed_at", 1)
         elapsed = await worker.stop(signal.SIGTERM)  # its provider flushes on the way out
