@@ -9,6 +9,7 @@ import json
 import re
 import signal
 import subprocess
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -59,6 +60,12 @@ class Served:
             text=True,
         )
         self.output: list[str] = []
+        self._token_line = threading.Event()
+        # The server's output is read all along, not only up to the token: a pipe nobody
+        # reads fills (64 KiB) and then blocks the server's next log line, which looks like
+        # a server that will not stop on Ctrl-C.
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
         try:
             self.token = self._read_token()
             self.url = f"http://127.0.0.1:{self.port}/graphql"
@@ -66,18 +73,20 @@ class Served:
         except BaseException:  # a server that never came up is not left for another test
             self.proc.kill()
             self.proc.wait(timeout=30)
-            if self.proc.stdout is not None:
-                self.proc.stdout.close()
+            self._close_output()
             raise
 
-    def _read_token(self) -> str:
+    def _drain(self) -> None:
         assert self.proc.stdout is not None
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
+        for line in self.proc.stdout:
             self.output.append(line)
+            if "Bearer " in line:
+                self._token_line.set()
+        self._token_line.set()  # the server ended: no token will come
+
+    def _read_token(self) -> str:
+        self._token_line.wait(timeout=120)
+        for line in list(self.output):
             match = re.search(r"Bearer ([\w.-]+)", line)
             if match:
                 return match.group(1)
@@ -110,18 +119,27 @@ class Served:
     def interrupt(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
-        code = self.proc.wait(timeout=60)
-        if self.proc.stdout is not None and not self.proc.stdout.closed:
-            self.output.extend(self.proc.stdout.readlines())
-            self.proc.stdout.close()
+        try:
+            code = self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired as exc:
+            raise AssertionError(
+                "the server did not stop within 60 s of Ctrl-C; its output:\n"
+                + "".join(self.output)
+            ) from exc
+        self._close_output()
         return code
+
+    def _close_output(self) -> None:
+        """Once the server has exited: the rest of its output read, the pipe closed."""
+        self._reader.join(timeout=10)
+        if self.proc.stdout is not None and not self._reader.is_alive():
+            self.proc.stdout.close()
 
     def crash(self) -> None:
         """SIGKILL: no handler runs, so nothing the process started is stopped."""
         self.proc.kill()
         self.proc.wait(timeout=30)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        self._close_output()
 
 
 def test_serve_seeds_keeps_data_across_restart_and_ctrl_c_stops_every_engine(
