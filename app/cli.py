@@ -42,6 +42,7 @@ from app.lifespan import Stores, open_stores
 from app.logs import configure_logging, narrate
 from app.ratelimit.limits import default_limits, tenant_limits
 from app.settings import Settings, load_settings
+from app.stopping import stop_task
 from app.stores.postgres import engine as pg
 from app.stores.postgres.tables import agent as agent_table
 from app.stores.redis import client as rd
@@ -626,9 +627,9 @@ async def _until_signalled(
         print(banner, flush=True)
         done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (stopping, *tasks):
-            task.cancel()
-        await asyncio.gather(stopping, *tasks, return_exceptions=True)
+        # Bounded, as the app's shutdown is (app/stopping.py): a job that will not stop is
+        # named with where it waits, and the worker exits anyway.
+        await asyncio.gather(stop_task(stopping), *(stop_task(t) for t in tasks if not t.done()))
         for signum in signals:
             loop.remove_signal_handler(signum)
     for task in tasks:

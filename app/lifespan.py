@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Coroutine
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from app.queue.sweeper import run_forever as sweep_forever
 from app.ratelimit.buckets import Buckets
 from app.revocations import Revocations
 from app.settings import Settings
+from app.stopping import stop_task
 from app.stores.embeddings.port import Embedder
 from app.stores.objects.factory import open_object_store
 from app.stores.objects.port import ObjectStore
@@ -133,7 +134,7 @@ async def load_embedder(settings: Settings) -> tuple[Embedder | None, str | None
 @asynccontextmanager
 async def running(job: Coroutine[Any, Any, None] | None, name: str) -> AsyncIterator[None]:
     """Run ``job`` as a task for as long as the block lasts (None: nothing to run), then
-    cancel it and wait for it to finish."""
+    cancel it and wait, within a bound, for it to finish (app/stopping.py)."""
     if job is None:
         yield
         return
@@ -141,9 +142,7 @@ async def running(job: Coroutine[Any, Any, None] | None, name: str) -> AsyncIter
     try:
         yield
     finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task)
 
 
 def background_indexer(stores: Stores, settings: Settings) -> AbstractAsyncContextManager[None]:

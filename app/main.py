@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from opentelemetry.trace import Tracer
@@ -36,6 +36,7 @@ from app.media_routes import serve_media
 from app.ratelimit.limits import default_limits
 from app.schema import build_schema
 from app.settings import Settings, load_settings
+from app.stopping import bounded_teardown, stop_task
 from app.stores.vectors.cached import SimilarCache
 from app.telemetry import Telemetry, instrumented, telemetry_from_environment
 from app.telemetry.metrics import Metrics, keep_refreshed, metrics_from_environment
@@ -61,9 +62,13 @@ def create_app(
             # The instrumented clients trace requests, not the background loops' polls.
             with instrumented(telemetry):
                 tracer = telemetry.tracer("chimera.loaders") if telemetry else None
-                async with _stores_and_background(
-                    settings, app.state.auth_secret, tracer, metrics
-                ) as (stores, hub):
+                async with (
+                    bounded_teardown(settings.shutdown_grace_seconds, "shutdown") as stopping,
+                    _stores_and_background(settings, app.state.auth_secret, tracer, metrics) as (
+                        stores,
+                        hub,
+                    ),
+                ):
                     refresher = asyncio.create_task(
                         keep_refreshed(
                             metrics, store_readers(stores), settings.metrics_refresh_seconds
@@ -84,9 +89,8 @@ def create_app(
                     try:
                         yield
                     finally:
-                        refresher.cancel()
-                        with suppress(asyncio.CancelledError):
-                            await refresher
+                        stopping()
+                        await stop_task(refresher)
         finally:
             metrics.shutdown()
 

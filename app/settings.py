@@ -273,6 +273,14 @@ class Settings(BaseSettings):
     store_timeout_seconds: float = Field(
         default=5.0, gt=0, validation_alias="CHIMERA_STORE_TIMEOUT_SECONDS"
     )
+    shutdown_grace_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        validation_alias="CHIMERA_SHUTDOWN_GRACE_SECONDS",
+        description="How long stopping the background work and closing the stores may take "
+        "once the server stops serving; past it, what is still running is logged with its "
+        "stack and left behind, so Ctrl-C and SIGTERM always end the process.",
+    )
     # Demand control (docs/operations.md, "Choosing limits"): what one operation may cost,
     # and what a tenant and each of its clients may spend over time. A tenant's row may
     # override each (`chimera tenant limits`).

@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 
 from app.errors import ChimeraError, ErrorCode
 from app.events.stream_ids import as_text
+from app.stopping import stop_task
 from app.stores.redis import keys
 from app.stores.redis.client import unavailable_as_error
 
@@ -263,9 +264,8 @@ class StreamHub:
                 await self.readers_redis.connection_pool.disconnect(inuse_connections=False)
 
     async def close(self) -> None:
-        for reader in list(self.readers.values()):
-            reader.subscribers.clear()
-            reader.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader.task
+        readers = list(self.readers.values())
         self.readers.clear()
+        for reader in readers:
+            reader.subscribers.clear()
+        await asyncio.gather(*(stop_task(reader.task) for reader in readers))
