@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint schema supergraph bench clean-venv
+.PHONY: run test lint schema supergraph screenshot bench clean-venv
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
@@ -50,6 +50,11 @@ lint: $(VENV)/.installed-test
 schema: $(VENV)/.installed-run
 	$(BIN)/chimera export-schema --output schema.graphql
 	$(BIN)/chimera export-schema --federation --output schema.federation.graphql
+
+# The README's pictures of the dashboard (docs/images/), from `chimera serve` on demo data in
+# headless Chromium (Debian's `chromium` package).
+screenshot: $(VENV)/.installed-test
+	$(BIN)/python -m tests.browser.readme_screenshot
 
 # docker compose's federation profile serves this supergraph (needs Node.js and npm).
 supergraph: $(VENV)/.installed-test

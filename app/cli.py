@@ -34,6 +34,7 @@ from app.api_keys import create_api_key
 from app.auth import ALGORITHM, Role, auth_secret, mint_token
 from app.commands.documents import add_documents
 from app.commands.tenants import create_tenant, set_tenant_limits, tenant_by_slug
+from app.dashboard.session import demo_token
 from app.documents.manifest import Document, ManifestError, read_documents
 from app.embedded import EmbeddedNotAllowed, embedded_engines
 from app.errors import BadUserInput, ChimeraError
@@ -108,19 +109,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                         await seed_demo(engine, redis)
                     finally:
                         await redis.aclose()
-                if ready.is_production:
-                    return None
-                demo = await tenant_by_slug(engine, "demo")
-                if demo is None:
-                    return None
-                return mint_token(
-                    auth_secret(ready),
-                    tenant_id=demo.id,
-                    tenant_slug=demo.slug,
-                    role=Role.ADMIN,
-                    subject="dev",
-                    ttl_seconds=ready.token_ttl_seconds,
-                )
+                return await demo_token(engine, ready, auth_secret(ready))
 
             token = _with_engine(ready, prepare)
             config = server_config(create_app(ready), ready, host=args.host, port=args.port)
@@ -199,7 +188,9 @@ def print_banner(settings: Settings, url: str, token: str | None) -> None:
     """Where the API is, and in dev a demo token in the two forms people paste it in: a shell
     line for curl, and the header GraphiQL takes."""
     ide = "" if settings.is_production else "  (GraphiQL on GET)"
-    lines = [f"Chimera GraphQL: {url}{ide}"]
+    dashboard = url.removesuffix("/graphql") + "/"
+    signed_in = "  (signs in the demo tenant by itself)" if token else ""
+    lines = [f"Chimera dashboard: {dashboard}{signed_in}", f"Chimera GraphQL: {url}{ide}"]
     if token:
         lines += [
             "Demo tenant token (admin). For curl, paste into your shell:",

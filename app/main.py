@@ -17,6 +17,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from app.access_log import AccessLog
 from app.auth import auth_secret
 from app.body_limit import BodyLimitMiddleware
+from app.dashboard.routes import dashboard_routes
 from app.events.hub import StreamHub
 from app.graphiql import graphiql_routes
 from app.graphql_view import ChimeraGraphQL
@@ -124,6 +125,7 @@ def create_app(
             Route("/metrics", serve_metrics),
             Route("/media/{key:path}", serve_media, methods=["GET", "HEAD", "PUT"]),
             *graphiql_routes(settings),  # GraphiQL's files, served by the app (dev only)
+            *dashboard_routes(),  # the reference client, at /
         ],
         lifespan=lifespan,
         # The trace's server span first, so that the access line can name its trace.

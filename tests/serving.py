@@ -16,9 +16,10 @@ from tests.processes import free_port
 
 
 @asynccontextmanager
-async def served(app: Starlette) -> AsyncIterator[str]:
-    """Serve an app whose lifespan already runs; yields its host:port."""
-    port = free_port()
+async def served(app: Starlette, port: int | None = None) -> AsyncIterator[str]:
+    """Serve an app whose lifespan already runs (on ``port``, else a free one); yields its
+    host:port."""
+    port = port or free_port()
     config = server_config(
         app, app.state.settings, host="127.0.0.1", port=port, log_level="warning"
     )

@@ -8,16 +8,14 @@ import base64
 import hashlib
 import json
 import re
-import shutil
 from pathlib import Path
 
-import pytest
 from httpx import AsyncClient
 
 from app.graphiql import ASSETS_DIR, graphiql_routes
 from app.settings import Settings
+from tests.chromium import chromium_executable
 
-BROWSERS = ("chromium", "chromium-browser")
 PAGE = {"Accept": "text/html"}
 
 
@@ -61,14 +59,6 @@ def test_vendored_files_are_the_pinned_releases() -> None:
         assert (ASSETS_DIR / entry["license_file"]).is_file(), entry["license_file"]
 
 
-def _browser() -> str:
-    for name in BROWSERS:
-        found = shutil.which(name)
-        if found:
-            return found
-    pytest.skip("no chromium on PATH: `apt-get install chromium` (.ci/run installs it)")
-
-
 async def _chromium(browser: str, profile: Path, *args: str) -> str:
     """Headless Chromium that cannot resolve any host name (a CDN is unreachable, as on a
     machine without network) and reaches only 127.0.0.1."""
@@ -105,7 +95,7 @@ async def _chromium(browser: str, profile: Path, *args: str) -> str:
 async def test_graphiql_renders_in_headless_chromium_without_a_network(
     live_url: str, tmp_path: Path
 ) -> None:
-    browser = _browser()
+    browser = chromium_executable()
     url = f"http://{live_url}/graphql"
     dom = await _chromium(browser, tmp_path / "profile-dom", "--dump-dom", url)
     screenshot = tmp_path / "graphiql.png"

@@ -188,6 +188,10 @@ def test_serve_seeds_keeps_data_across_restart_and_ctrl_c_stops_every_engine(
         assert sum(1 for n in daily if n) >= 28, daily
         ide = httpx.get(first.url, headers={"Accept": "text/html"}, timeout=10)
         assert ide.status_code == 200 and "graphiql" in ide.text.lower()
+        # The dashboard `make run` points to signs this machine's browser in by itself.
+        assert f"Chimera dashboard: http://127.0.0.1:{first.port}/" in "".join(first.output)
+        signed_in = httpx.post(f"http://127.0.0.1:{first.port}/dashboard/session", timeout=10)
+        assert signed_in.status_code == 200 and signed_in.json()["tenant"] == "demo"
     finally:
         first.interrupt()
     assert _engine_processes(data_dir) == []

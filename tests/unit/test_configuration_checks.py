@@ -93,5 +93,7 @@ def test_production_banner_names_no_graphiql_and_no_token(
     production = Settings(CHIMERA_ENV="production", CHIMERA_AUTH_SECRET=STRONG)
     print_banner(production, "http://0.0.0.0:8000/graphql", None)
     printed = capsys.readouterr().out
-    assert printed.startswith("Chimera GraphQL: http://0.0.0.0:8000/graphql\n")
+    assert printed.startswith(
+        "Chimera dashboard: http://0.0.0.0:8000/\nChimera GraphQL: http://0.0.0.0:8000/graphql\n"
+    )
     assert "GraphiQL" not in printed and "TOKEN" not in printed
