@@ -31,6 +31,7 @@ from app.stores.embeddings.port import Embedder
 from app.stores.objects.factory import open_object_store
 from app.stores.objects.port import ObjectStore
 from app.stores.postgres import engine as pg
+from app.stores.postgres.replicas import ReadReplicas
 from app.stores.redis import client as rd
 from app.stores.redis.scripts import load_scripts
 from app.stores.vectors.cached import SimilarCache
@@ -65,6 +66,8 @@ class Stores:
     tracer: Tracer | None = None
     # The app's metrics (app/telemetry/metrics.py); None outside a served app.
     metrics: Metrics | None = None
+    # Streaming replicas queries read from (DATABASE_READ_URLS); None: all on the primary.
+    replicas: ReadReplicas | None = None
 
 
 @asynccontextmanager
@@ -93,6 +96,7 @@ async def open_stores(settings: Settings, auth_secret: str) -> AsyncIterator[Sto
         if settings.similar_cache_seconds:
             vectors = SimilarCache(vectors, redis, settings.similar_cache_seconds)
         embedder, embedder_error = await load_embedder(settings)
+        replicas = await _read_replicas(settings, engine, redis, stack)
         yield Stores(
             engine=engine,
             redis=redis,
@@ -113,7 +117,27 @@ async def open_stores(settings: Settings, auth_secret: str) -> AsyncIterator[Sto
                 ttl_seconds=settings.apq_ttl_seconds,
                 timeout=timeout,
             ),
+            replicas=replicas,
         )
+
+
+async def _read_replicas(
+    settings: Settings, primary: AsyncEngine, redis: Redis, stack: AsyncExitStack
+) -> ReadReplicas | None:
+    """An engine per replica, looked at once: a replica that does not answer yet does not
+    stop the start-up (its reads go to the primary until it does)."""
+    if not settings.read_urls:
+        return None
+    engines = []
+    for url in settings.read_urls:
+        replica = pg.create_engine(
+            url, timeout=settings.store_timeout_seconds, pool_size=settings.db_pool_size
+        )
+        stack.push_async_callback(replica.dispose)
+        engines.append(replica)
+    replicas = ReadReplicas.of(primary, engines, settings.replica_max_lag_seconds, redis)
+    await replicas.check()
+    return replicas
 
 
 async def load_embedder(settings: Settings) -> tuple[Embedder | None, str | None]:
@@ -172,6 +196,12 @@ def background_sweeper(stores: Stores, interval: float) -> AbstractAsyncContextM
                 log.exception("media sweep failed")
 
     return running(loop() if interval > 0 else None, "media-sweeper")
+
+
+def background_replica_watch(stores: Stores) -> AbstractAsyncContextManager[None]:
+    """Look at the read replicas' lag a few times a second (app/stores/postgres/replicas.py)."""
+    job = stores.replicas.watch_forever() if stores.replicas is not None else None
+    return running(job, "replica-watch")
 
 
 def background_key_use(stores: Stores) -> AbstractAsyncContextManager[None]:

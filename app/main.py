@@ -29,6 +29,7 @@ from app.lifespan import (
     background_indexer,
     background_key_use,
     background_refunds,
+    background_replica_watch,
     background_sweeper,
     event_fanout,
     open_stores,
@@ -162,6 +163,8 @@ async def _stores_and_background(
         stores.tracer, stores.metrics = tracer, metrics
         if isinstance(stores.vectors, SimilarCache):
             stores.vectors.metrics = metrics
+        if stores.replicas is not None:
+            stores.replicas.metrics = metrics
         async with _background(settings, stores) as hub:
             yield stores, hub
 
@@ -173,6 +176,7 @@ async def _background(settings: Settings, stores: Stores) -> AsyncIterator[Strea
         background_indexer(stores, settings),
         background_refunds(stores),
         background_key_use(stores),
+        background_replica_watch(stores),
         event_fanout(stores, settings) as hub,
     ):
         yield hub

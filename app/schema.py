@@ -35,6 +35,7 @@ from app.extensions.error_codes import ErrorCodes, MaskInternalErrors
 from app.extensions.operation_metrics import OperationMetrics
 from app.extensions.operation_tracing import OperationTracing
 from app.extensions.query_plan import QueryPlan
+from app.extensions.read_routing import ReadRouting
 from app.extensions.websocket_subscriptions import SubscriptionsOverWebSocket
 from app.scalars import SCALAR_OVERRIDES
 from app.settings import Settings
@@ -122,6 +123,8 @@ def build_schema(
         QueryPlan,
         SubscriptionsOverWebSocket,
     ]
+    if settings.read_urls:
+        extensions.insert(extensions.index(DemandControl) + 1, ReadRouting)
     if metrics is not None:
         extensions.insert(0, lambda: OperationMetrics(metrics=metrics))
     if tracer_provider is not None:

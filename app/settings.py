@@ -70,6 +70,15 @@ class Settings(BaseSettings):
         default=None, validation_alias="CHIMERA_VECTOR_INDEX"
     )
     pgvector_url: str | None = Field(default=None, validation_alias="PGVECTOR_URL")
+    database_read_urls: str | None = Field(
+        default=None,
+        validation_alias="DATABASE_READ_URLS",
+        description="Streaming replicas of DATABASE_URL, comma-separated: queries read from "
+        "them (docs/architecture.md, Read replicas).",
+    )
+    replica_max_lag_seconds: float = Field(
+        default=5.0, gt=0, validation_alias="CHIMERA_REPLICA_MAX_LAG_SECONDS"
+    )
     weaviate_url: str | None = Field(default=None, validation_alias="WEAVIATE_URL")
     weaviate_grpc_port: int = Field(
         default=50051, ge=1, le=65535, validation_alias="WEAVIATE_GRPC_PORT"
@@ -345,38 +354,20 @@ class Settings(BaseSettings):
 
     @field_validator("database_url", "pgvector_url")
     @classmethod
-    def _async_driver(cls, value: str | None) -> str | None:
-        """Accept the URL forms operators paste (postgres://, postgresql://) and use asyncpg."""
-        if value is None or value == "":
-            return None
-        for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://"):
-            if value.startswith(prefix):
-                return "postgresql+asyncpg://" + value[len(prefix) :]
-        return value
-
-    @field_validator("database_url", "pgvector_url")
-    @classmethod
     def _postgres_url(cls, value: str | None) -> str | None:
-        """Refuse at start-up what SQLAlchemy would fail on later with a traceback: another
-        database's scheme (whose driver is not installed) or a malformed URL."""
-        if value is None:
-            return None
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import ArgumentError
+        return _postgres_url(value)
 
-        try:
-            url = make_url(value)
-            url.port  # noqa: B018 - parsed lazily; a non-numeric port raises here
-        except (ArgumentError, ValueError):
-            raise ValueError(
-                "not a URL SQLAlchemy can read; expected postgresql://user:password@host:5432/dbname"
-            ) from None
-        if url.drivername != "postgresql+asyncpg":
-            raise ValueError(
-                f"not a PostgreSQL URL (scheme {url.drivername!r}); expected "
-                "postgresql://user:password@host:5432/dbname"
-            )
-        return value
+    @field_validator("database_read_urls")
+    @classmethod
+    def _postgres_urls(cls, value: str | None) -> str | None:
+        """Each of a comma-separated list, as DATABASE_URL; None when there is none."""
+        urls = [_postgres_url(part.strip()) for part in (value or "").split(",")]
+        kept = [url for url in urls if url]
+        return ",".join(kept) or None
+
+    @property
+    def read_urls(self) -> list[str]:
+        return self.database_read_urls.split(",") if self.database_read_urls else []
 
     @field_validator("redis_url")
     @classmethod
@@ -500,3 +491,32 @@ def _check_url(value: str, schemes: tuple[str, ...], example: str) -> None:
 
 def load_settings() -> Settings:
     return Settings()
+
+
+def _postgres_url(value: str | None) -> str | None:
+    """A PostgreSQL URL for asyncpg, from the forms operators paste (postgres://,
+    postgresql://); refused at start-up when SQLAlchemy would fail on it later with a
+    traceback: another database's scheme (whose driver is not installed) or a malformed URL.
+    None for an empty value."""
+    if value is None or value == "":
+        return None
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://"):
+        if value.startswith(prefix):
+            value = "postgresql+asyncpg://" + value[len(prefix) :]
+            break
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(value)
+        url.port  # noqa: B018 - parsed lazily; a non-numeric port raises here
+    except (ArgumentError, ValueError):
+        raise ValueError(
+            "not a URL SQLAlchemy can read; expected postgresql://user:password@host:5432/dbname"
+        ) from None
+    if url.drivername != "postgresql+asyncpg":
+        raise ValueError(
+            f"not a PostgreSQL URL (scheme {url.drivername!r}); expected "
+            "postgresql://user:password@host:5432/dbname"
+        )
+    return value

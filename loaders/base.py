@@ -26,6 +26,7 @@ from app.stores.embeddings.port import Embedder
 from app.stores.failures import is_store_failure
 from app.stores.postgres import reads
 from app.stores.postgres.reads import Record
+from app.stores.postgres.replicas import ReadReplicas
 from app.stores.vectors.port import VectorIndex
 from app.telemetry.metrics import Metrics
 from loaders.plan import PlanRecorder
@@ -49,6 +50,9 @@ class LoaderContext:
     metrics: Metrics | None = None
     # The request's plan when it asked for one (loaders/plan.py); None records nothing.
     plan: PlanRecorder | None = None
+    # With read replicas, where a read that failed on one is retried (``engine`` is then
+    # the replica app/extensions/read_routing.py chose, or the primary).
+    replicas: ReadReplicas | None = None
 
 
 class TenantLoader(DataLoader[K, V], Generic[K, V]):
@@ -149,5 +153,15 @@ class TenantLoader(DataLoader[K, V], Generic[K, V]):
         """Fetch all keys in one store call; return one value per key, in key order."""
 
     async def read(self, sql: str, *args: Any) -> list[Record]:
-        """One read-only statement's rows (app/stores/postgres/reads.py)."""
-        return await reads.fetch(self.ctx.engine, sql, *args)
+        """One read-only statement's rows (app/stores/postgres/reads.py); on a replica that
+        fails, from the primary instead."""
+        engine, replicas = self.ctx.engine, self.ctx.replicas
+        if replicas is None or engine is replicas.primary:
+            return await reads.fetch(engine, sql, *args)
+        try:
+            return await reads.fetch(engine, sql, *args)
+        except Exception as exc:
+            if not is_store_failure(exc):
+                raise
+            replicas.failed(engine, exc)
+            return await reads.fetch(replicas.primary, sql, *args)

@@ -6,6 +6,7 @@ outlives a request or crosses a tenant.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -67,6 +68,8 @@ from loaders.vectors.search import (
 )
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from app.lifespan import Stores
 
 
@@ -93,7 +96,14 @@ class Loaders:
             tracer=stores.tracer,
             metrics=stores.metrics,
             plan=plan,
+            replicas=stores.replicas,
         )
+
+    def read_from(self, engine: AsyncEngine) -> None:
+        """Read through ``engine`` (a replica, or the primary) from now on: decided once per
+        operation, before its first read (app/extensions/read_routing.py)."""
+        if engine is not self.ctx.engine:
+            self.ctx = replace(self.ctx, engine=engine)
 
     @cached_property
     def tenant_by_id(self) -> TenantByIdLoader:

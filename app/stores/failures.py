@@ -26,4 +26,9 @@ def is_store_failure(exc: BaseException) -> bool:
         | asyncpg.exceptions.InsufficientResourcesError,
     ):
         return True
+    if isinstance(exc, asyncpg.InterfaceError) and str(exc) == "connection is closed":
+        # A pooled connection whose server went away while it sat in the pool, used by a
+        # loader read straight through the driver (app/stores/postgres/reads.py): the
+        # server's outage, not a misuse of the driver. The pool then discards it.
+        return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)

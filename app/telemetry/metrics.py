@@ -121,6 +121,11 @@ class Metrics:
         self.cache_lookups = meter.create_counter(
             "chimera.cache.lookups", description="Shared cache lookups, by cache and result"
         )
+        self.replica_fallbacks = meter.create_counter(
+            "chimera.db.replica.fallbacks",
+            description="Queries whose reads went to the primary though read replicas are "
+            "configured, by reason (lagging, down, the caller's own write not replayed yet)",
+        )
         self.relay_lag = meter.create_histogram(
             "chimera.outbox.relay.lag",
             unit="s",

@@ -20,6 +20,18 @@ def test_database_urls_are_normalised_to_asyncpg() -> None:
     assert Settings(DATABASE_URL="").database_url is None
 
 
+def test_read_replica_urls_are_a_comma_separated_list_of_database_urls() -> None:
+    settings = Settings(DATABASE_READ_URLS="postgres://u@r1/db, postgresql://u@r2:5433/db,")
+    assert settings.read_urls == [
+        "postgresql+asyncpg://u@r1/db",
+        "postgresql+asyncpg://u@r2:5433/db",
+    ]
+    assert Settings(DATABASE_READ_URLS="").read_urls == []
+    assert Settings().read_urls == []
+    with pytest.raises(ValueError, match="not a PostgreSQL URL"):
+        Settings(DATABASE_READ_URLS="postgres://u@r1/db,mysql://u@r2/db")
+
+
 def test_environment_is_read_from_chimera_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHIMERA_ENV", "production")
     assert Settings().env is Environment.PRODUCTION

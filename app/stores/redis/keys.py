@@ -115,3 +115,9 @@ def embedding(tenant_id: UUID, digest: str) -> str:
     """A search text's vector (its model and text hashed), per tenant: no tenant can tell from
     a fast answer what another one searched for."""
     return f"{tenant_prefix(tenant_id)}embedding:{digest}"
+
+
+def written_lsn(tenant_id: UUID, client: str) -> str:
+    """Where a client's last mutation left the primary's WAL, while replicas may lag behind
+    it: its queries read a replica only once it has replayed that far (read replicas)."""
+    return f"{tenant_prefix(tenant_id)}written-lsn:{client}"
