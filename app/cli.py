@@ -19,6 +19,7 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
@@ -562,12 +563,12 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         with embedded_engines(settings) as ready:
-            return _with_stores(ready, _work)
+            return _with_stores(ready, partial(_work, relay_partitions=ready.relay_partitions))
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
-async def _work(stores: Stores) -> int:
+async def _work(stores: Stores, *, relay_partitions: int = 1) -> int:
     from app.events.relay import run_forever as relay_forever
     from app.indexing.indexer import run_forever as index_forever
     from app.metrics.consumer import run_forever as metrics_forever
@@ -577,7 +578,9 @@ async def _work(stores: Stores) -> int:
     telemetry = telemetry_from_environment()
     tracer = telemetry.tracer("chimera.worker") if telemetry is not None else None
     jobs: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
-        "relay": lambda: relay_forever(stores.engine, stores.redis, tracer=tracer),
+        "relay": lambda: relay_forever(
+            stores.engine, stores.redis, tracer=tracer, partition_count=relay_partitions
+        ),
         "metrics": lambda: metrics_forever(stores.engine),
         "tasks": lambda: sweep_forever(stores.engine, stores.redis),
     }

@@ -232,7 +232,13 @@ async def event_fanout(stores: Stores, settings: Settings) -> AsyncIterator[Stre
         timeout=settings.store_timeout_seconds,
     )
     relay = (
-        relay_forever(stores.engine, stores.redis, metrics=stores.metrics, tracer=stores.tracer)
+        relay_forever(
+            stores.engine,
+            stores.redis,
+            metrics=stores.metrics,
+            tracer=stores.tracer,
+            partition_count=settings.relay_partitions,
+        )
         if settings.relay_enabled
         else None
     )

@@ -190,6 +190,15 @@ class Settings(BaseSettings):
         default=600, ge=0, le=86400, validation_alias="CHIMERA_SIMILAR_CACHE_SECONDS"
     )
     relay_enabled: bool = Field(default=True, validation_alias="CHIMERA_RELAY")
+    relay_partitions: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        validation_alias="CHIMERA_RELAY_PARTITIONS",
+        description="Partitions of the outbox relay, by tenant hash, each with its own lock "
+        "and loop: more relay processes then publish in parallel. The same on every "
+        "instance and worker; change it with every relay stopped.",
+    )
     legacy_graphql_ws: bool = Field(default=False, validation_alias="CHIMERA_LEGACY_GRAPHQL_WS")
     max_subscriptions_per_connection: int = Field(
         default=20, ge=1, validation_alias="CHIMERA_MAX_SUBSCRIPTIONS_PER_CONNECTION"

@@ -35,8 +35,10 @@ tenants' events are not held back. Their age is what `chimera doctor` and /ready
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -44,8 +46,9 @@ from uuid import UUID
 from opentelemetry.trace import StatusCode
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
-from sqlalchemy import Row, func, select, text, update
+from sqlalchemy import Row, Text, cast, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.commands.engagement import APPLY_AFTER_COMMIT
 from app.events.wakeup import OutboxWakeup
@@ -147,6 +150,35 @@ def increment_of(event: Row[Any]) -> tuple[str, int] | None:
     return field, amount
 
 
+@dataclass(frozen=True)
+class Partition:
+    """Which tenants' events a relay loop publishes: partition ``index`` of ``count``, by a
+    hash of the tenant id, so that each tenant's events stay in one partition, in order.
+    Each partition has its own lock: one publisher per partition at a time, on whichever
+    process holds it. Every relay must use the same count (CHIMERA_RELAY_PARTITIONS)."""
+
+    index: int = 0
+    count: int = 1
+
+    def lock(self) -> tuple[str, dict[str, int]]:
+        if self.count == 1:  # the lock relays have always taken: old and new ones exclude
+            return "SELECT pg_try_advisory_xact_lock(:key)", {"key": RELAY_LOCK}
+        return (
+            "SELECT pg_try_advisory_xact_lock(:key, :index)",
+            {"key": RELAY_LOCK, "index": self.index},
+        )
+
+    def where(self) -> list[ColumnElement[bool]]:
+        if self.count == 1:
+            return []
+        hashed = func.hashtext(cast(outbox.c.tenant_id, Text)).op("&")(0x7FFFFFFF)
+        return [hashed.op("%")(self.count) == self.index]
+
+
+def partitions(count: int) -> list[Partition]:
+    return [Partition(index, count) for index in range(count)]
+
+
 async def publish_once(
     engine: AsyncEngine,
     redis: Redis,
@@ -154,19 +186,20 @@ async def publish_once(
     batch_size: int = BATCH_SIZE,
     metrics: Metrics | None = None,
     tracer: Tracer | None = None,
+    partition: Partition = Partition(),
 ) -> int:
-    """Publish one batch if this process holds the relay lock; returns events settled.
-    With ``tracer``, a batch holding events of traced writes is a span linked to them."""
+    """Publish one batch of ``partition`` if this process holds its lock; returns events
+    settled. With ``tracer``, a batch holding events of traced writes is a span linked to
+    them."""
     async with engine.begin() as conn:
-        locked = await conn.scalar(
-            text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": RELAY_LOCK}
-        )
+        statement, parameters = partition.lock()
+        locked = await conn.scalar(text(statement), parameters)
         if not locked:
-            return 0  # another instance is relaying
+            return 0  # another instance is relaying this partition
         events = list(
             await conn.execute(
                 select(outbox)
-                .where(outbox.c.published_at.is_(None))
+                .where(outbox.c.published_at.is_(None), *partition.where())
                 .order_by(outbox.c.id)
                 .limit(batch_size)
             )
@@ -283,17 +316,61 @@ async def run_forever(
     listening_idle_seconds: float = 1.0,
     metrics: Metrics | None = None,
     tracer: Tracer | None = None,
+    partition_count: int = 1,
 ) -> None:
-    """Relay until cancelled. Idle, it waits for a commit notification (app/events/wakeup.py)
-    and looks anyway every ``listening_idle_seconds``; without notifications it polls every
-    ``idle_seconds``, so commit-to-stream stays in the tens of milliseconds either way."""
+    """Relay every partition until cancelled: one loop each, concurrently (see
+    ``relay_partition``)."""
+    if partition_count == 1:
+        await relay_partition(
+            engine,
+            redis,
+            Partition(),
+            idle_seconds=idle_seconds,
+            listening_idle_seconds=listening_idle_seconds,
+            metrics=metrics,
+            tracer=tracer,
+        )
+        return
+    async with asyncio.TaskGroup() as group:
+        for partition in partitions(partition_count):
+            group.create_task(
+                relay_partition(
+                    engine,
+                    redis,
+                    partition,
+                    idle_seconds=idle_seconds,
+                    listening_idle_seconds=listening_idle_seconds,
+                    metrics=metrics,
+                    tracer=tracer,
+                ),
+                name=f"relay-{partition.index}-of-{partition.count}",
+            )
+
+
+async def relay_partition(
+    engine: AsyncEngine,
+    redis: Redis,
+    partition: Partition,
+    *,
+    idle_seconds: float = 0.05,
+    listening_idle_seconds: float = 1.0,
+    metrics: Metrics | None = None,
+    tracer: Tracer | None = None,
+) -> None:
+    """Relay one partition until cancelled. Idle, it waits for a commit notification
+    (app/events/wakeup.py) and looks anyway every ``listening_idle_seconds``; without
+    notifications it polls every ``idle_seconds``, so commit-to-stream stays in the tens
+    of milliseconds either way. Another process holding the partition's lock makes each
+    pass a no-op until it lets go (or dies: the lock goes with its transaction)."""
     wakeup = OutboxWakeup(engine)
     try:
         while True:
             listening = await wakeup.ensure()
             wakeup.event.clear()  # a commit during this pass wakes the next wait at once
             try:
-                settled = await publish_once(engine, redis, metrics=metrics, tracer=tracer)
+                settled = await publish_once(
+                    engine, redis, metrics=metrics, tracer=tracer, partition=partition
+                )
             except Exception:
                 log.exception("relay pass failed")
                 settled = 0
