@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import statistics
 import sys
 from dataclasses import dataclass
@@ -27,12 +26,11 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.async_api import Browser, Request, async_playwright  # noqa: E402
 
+from bench.doc_blocks import replace_block  # noqa: E402
 from tests.browser.conftest import DESKTOP  # noqa: E402
 from tests.browser.demo_server import demo_server  # noqa: E402
 from tests.chromium import chromium_executable  # noqa: E402
 
-BEGIN = "<!-- dashboard-page:begin -->"
-END = "<!-- dashboard-page:end -->"
 READY = "#campaign-results[data-state='ready']"
 
 
@@ -115,17 +113,6 @@ def report(results: list[Load]) -> str:
     )
 
 
-def write(text: str) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    doc = path.read_text()
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in doc:
-        doc = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, doc, flags=re.S)
-    else:
-        doc += f"\n## The dashboard page\n\n{block}\n"
-    path.write_text(doc)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loads", type=int, default=30)
@@ -136,7 +123,7 @@ def main() -> int:
     text = report(results)
     print(text)
     if args.write:
-        write(text)
+        replace_block("dashboard-page", "The dashboard page", text)
     return 0
 
 

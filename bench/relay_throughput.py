@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import sys
 import time
 import uuid
@@ -39,10 +38,9 @@ from app.stores.postgres.tables import outbox  # noqa: E402
 from app.stores.redis import keys  # noqa: E402
 from app.stores.redis.client import create_redis  # noqa: E402
 from app.stores.redis.scripts import load_scripts  # noqa: E402
+from bench.doc_blocks import replace_block  # noqa: E402
 from tests.engines import create_database, drop_database  # noqa: E402
 
-BEGIN = "<!-- relay-throughput:begin -->"
-END = "<!-- relay-throughput:end -->"
 SETUPS = ((1, 1), (1, 2), (2, 2), (4, 2), (4, 4))  # (partitions, relay processes)
 
 
@@ -168,17 +166,6 @@ def report(results: list[Result], cores: int) -> str:
     return "\n".join(lines)
 
 
-def write(text_block: str) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    doc = path.read_text()
-    block = f"{BEGIN}\n{text_block}\n{END}"
-    if BEGIN in doc:
-        doc = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, doc, flags=re.S)
-    else:
-        doc += f"\n## The outbox relay's throughput\n\n{block}\n"
-    path.write_text(doc)
-
-
 async def _main(args: argparse.Namespace) -> list[Result]:
     url = await create_database(
         args.database_url.replace("postgresql://", "postgresql+asyncpg://", 1),
@@ -210,7 +197,7 @@ def main() -> int:
     text_block = report(results, os.cpu_count() or 1)
     print(text_block)
     if args.write:
-        write(text_block)
+        replace_block("relay-throughput", "The outbox relay's throughput", text_block)
     return 0
 
 
