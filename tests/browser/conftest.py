@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    ViewportSize,
+    async_playwright,
+    expect,
+)
 from starlette.applications import Starlette
 
 from app.settings import Settings
@@ -26,6 +33,10 @@ from tests.support import another_app
 
 # Screenshots of each main view, kept after the run (CI prints where).
 ARTIFACTS = ROOT / "build" / "test-artifacts" / "dashboard"
+# Assertions wait this long for the page to get there: generous, so that a busy machine
+# makes a test slower, not red (a passing assertion returns as soon as it holds).
+expect.set_options(timeout=15_000)
+
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 
