@@ -261,6 +261,19 @@ async def test_the_phone_layout_fits_a_390_pixel_screen(
     app: Starlette, engine: AsyncEngine, http: AsyncClient, browser: Browser, dashboard: Dashboard
 ) -> None:
     tenant = await dashboard_tenant(app, engine, http, campaigns=2)
+    # The widest a row gets: a long name, every counter in the thousands, a big budget.
+    await tenant.data(
+        'mutation($n: String!) { createCampaign(input: {name: $n, budget: "1250000"}) '
+        "{ campaign { id } } }",
+        {"n": "Sustainable fashion spring drop for eco-conscious shoppers"},
+    )
+    wide = await _campaign_id(tenant, "Sustainable fashion")
+    for kind in ("IMPRESSION", "CLICK", "LIKE", "SHARE", "COMMENT"):
+        await tenant.data(
+            """mutation($c: ID!, $k: EngagementKind!) { recordEngagement(input: {campaignId: $c,
+              kind: $k, count: 28456}) { engagement { clicks } } }""",
+            {"c": wide, "k": kind},
+        )
     page = await dashboard.open(browser, tenant.token(), viewport=PHONE)
     try:
         await page.wait_for_selector(READY)
@@ -268,6 +281,13 @@ async def test_the_phone_layout_fits_a_390_pixel_screen(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 0, f"the page scrolls sideways by {overflow} px on a phone"
+        # Nor is anything cut at the right edge of its card.
+        clipped = await page.evaluate(
+            "[...document.querySelectorAll('table.campaigns tbody *')]"
+            ".filter(e => e.getBoundingClientRect().right > window.innerWidth)"
+            ".map(e => e.tagName + '.' + e.className + ' ' + e.textContent.slice(0, 20))"
+        )
+        assert clipped == [], clipped
         await screenshot(page, "campaigns-phone")
     finally:
         await close(page)

@@ -36,10 +36,9 @@ function engagementCell(engagement, unavailable) {
     h(
       "dl",
       { class: "counters" },
-      ["impressions", "clicks", "likes", "shares", "comments"].map((kind) => [
-        h("dt", {}, kind),
-        h("dd", { dataset: { counter: kind } }, count(engagement[kind])),
-      ]),
+      ["impressions", "clicks", "likes", "shares", "comments"].map((kind) =>
+        h("div", {}, h("dt", {}, kind), h("dd", { dataset: { counter: kind } }, count(engagement[kind]))),
+      ),
     ),
   );
 }
@@ -51,10 +50,14 @@ function budgetCell(campaign) {
   return h(
     "td",
     { class: "budget", "data-label": "Spent of budget" },
-    h("span", { class: "spent" }, money(campaign.spent, campaign.currency)),
-    " of ",
-    money(campaign.budget, campaign.currency),
-    h("progress", { max: 100, value: share, "aria-label": `${share}% of the budget spent` }),
+    h(
+      "div",
+      {},
+      h("span", { class: "spent" }, money(campaign.spent, campaign.currency)),
+      " of ",
+      money(campaign.budget, campaign.currency),
+      h("progress", { max: 100, value: share, "aria-label": `${share}% of the budget spent` }),
+    ),
   );
 }
 
@@ -75,9 +78,13 @@ function row(campaign, index, errors) {
     h(
       "th",
       { scope: "row", "data-label": "Campaign" },
-      h("a", { href: `#/campaign/${encodeURIComponent(campaign.id)}` }, campaign.name),
-      " ",
-      h("span", { class: "status" }, statusBadge(campaign.status)),
+      h(
+        "div",
+        {},
+        h("a", { href: `#/campaign/${encodeURIComponent(campaign.id)}` }, campaign.name),
+        " ",
+        h("span", { class: "status" }, statusBadge(campaign.status)),
+      ),
     ),
     budgetCell(campaign),
     engagementCell(campaign.engagement, unavailable),
