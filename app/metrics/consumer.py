@@ -92,7 +92,10 @@ async def apply_once(engine: AsyncEngine, batch_size: int = BATCH_SIZE) -> int:
                 )
             )
         }
-        for (tenant_id, campaign_id, minute), deltas in sums.items():
+        # In key order: consumers in several processes then lock the rows they share in the
+        # same order, and two batches over the same minutes wait for each other instead of
+        # deadlocking (seen with three instances under load: tests/api/test_many_instances.py).
+        for (tenant_id, campaign_id, minute), deltas in sorted(sums.items()):
             if (tenant_id, campaign_id) not in present:
                 continue
             statement = pg_insert(campaign_metric).values(

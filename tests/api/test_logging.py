@@ -12,8 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.processes import CHIMERA, ROOT, chimera_env, free_port
-from tests.support import SECRET
+from tests.processes import CHIMERA, ROOT, free_port, served_env
 
 # 2026-12-02T09:47:41.123+00:00 INFO uvicorn.error: Application startup complete.
 LINE = re.compile(
@@ -55,12 +54,11 @@ def _run_until(
 def _env(
     database_url: str, redis_url: str, pgvector_url: str, tmp_path: Path, **extra: str
 ) -> dict[str, str]:
-    return chimera_env(
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        PGVECTOR_URL=pgvector_url,
-        CHIMERA_AUTH_SECRET=SECRET,
-        CHIMERA_DATA_DIR=str(tmp_path / "data"),
+    return served_env(
+        database_url,
+        redis_url,
+        pgvector_url,
+        tmp_path / "data",
         CHIMERA_INDEXER="false",
         CHIMERA_RELAY="false",
         **extra,

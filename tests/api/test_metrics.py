@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.errors import BadUserInput
 from app.ids import decode_id
+from app.metrics.consumer import apply_once
 from resolvers.campaigns.metrics import MetricBucket, window
 from tests.support import TenantClient, count_statements, error_codes, new_tenant, settle_metrics
 
@@ -234,3 +235,63 @@ async def test_the_buckets_equal_the_committed_events_after_any_number_of_passes
         )
     assert committed == sum(range(1, 21))
     assert bucketed == committed
+
+
+UPSERT_MINUTE = text(
+    "INSERT INTO campaign_metric (tenant_id, campaign_id, minute) VALUES (:t, :c, :m)"
+    " ON CONFLICT (tenant_id, campaign_id, minute) DO UPDATE SET clicks = campaign_metric.clicks"
+)
+WAITING_CONSUMERS = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+    " AND query ILIKE 'INSERT INTO campaign_metric%'"
+)
+
+
+async def test_metrics_consumers_take_minutes_in_one_order_so_two_never_deadlock(
+    tenant: TenantClient, engine: AsyncEngine
+) -> None:
+    """Another transaction (another instance's consumer) holds the lower campaign's minute;
+    a batch whose events name the higher campaign first must wait for it without taking the
+    higher one meanwhile. Taken in event order, it held the higher minute while it waited,
+    and two consumers deadlocked (three instances under load, tests/api/test_many_instances.py).
+    """
+    created = [await new_campaign(tenant) for _ in range(2)]
+    lower, higher = sorted(created, key=lambda c: decode_id(c, "Campaign"))
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    minutes = (now, now + timedelta(minutes=1))  # the events' minute, whichever side of a tick
+    async with engine.connect() as holder:
+        await holder.begin()
+        for minute in minutes:
+            await holder.execute(
+                UPSERT_MINUTE, {"t": tenant.id, "c": decode_id(lower, "Campaign"), "m": minute}
+            )
+        await tenant.data(ENGAGE, {"id": higher, "kind": "CLICK", "n": 1})
+        await tenant.data(ENGAGE, {"id": lower, "kind": "CLICK", "n": 2})
+        # This pass, or the app's own consumer's, takes the batch and waits on our minute.
+        consumer = asyncio.create_task(apply_once(engine))
+        async with asyncio.timeout(10):
+            while True:  # (asked outside our transaction, which would see one snapshot)
+                async with engine.connect() as looker:
+                    if await looker.scalar(WAITING_CONSUMERS):
+                        break
+                await asyncio.sleep(0.05)
+        # The higher campaign's minutes must be free: a consumer holding one would make us
+        # wait (and, without this bound, deadlock).
+        await holder.execute(text("SET LOCAL lock_timeout = '500ms'"))
+        for minute in minutes:
+            await holder.execute(
+                UPSERT_MINUTE, {"t": tenant.id, "c": decode_id(higher, "Campaign"), "m": minute}
+            )
+        await holder.commit()
+    await consumer
+    await settle_metrics(engine)
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT campaign_id, sum(clicks) AS clicks FROM campaign_metric"
+                " WHERE tenant_id = :t GROUP BY campaign_id"
+            ),
+            {"t": tenant.id},
+        )
+        clicks = {row.campaign_id: row.clicks for row in rows}
+    assert clicks == {decode_id(lower, "Campaign"): 2, decode_id(higher, "Campaign"): 1}

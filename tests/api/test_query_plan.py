@@ -17,8 +17,8 @@ from app.auth import Role
 from app.settings import Environment, Settings
 from tests.api.dashboard_data import dashboard_tenant, last_day
 from tests.api.test_dashboard_query import DASHBOARD
-from tests.processes import chimera_env, run_chimera
-from tests.support import SECRET, TenantClient, new_tenant
+from tests.processes import run_chimera, served_env
+from tests.support import TenantClient, new_tenant
 
 # The README's dashboard query over six campaigns that share one agent: one call per store
 # and loader, each batching all six campaigns (or the one agent all six resolvers ask for).
@@ -151,13 +151,7 @@ async def test_chimera_explain_prints_the_plan_of_a_query_file_and_refuses_write
             "mutation($n: String!) { createCampaign(input: {name: $n}) { campaign { id } } }",
             {"n": name},
         )
-    env = chimera_env(
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        PGVECTOR_URL=pgvector_url,
-        CHIMERA_AUTH_SECRET=SECRET,
-        CHIMERA_DATA_DIR=str(tmp_path / "data"),
-    )
+    env = served_env(database_url, redis_url, pgvector_url, tmp_path / "data")
     query = tmp_path / "names.graphql"
     query.write_text(
         "query Names($first: Int!) { campaigns(first: $first) { edges { node { name "

@@ -10,46 +10,18 @@ import httpx
 
 from app.auth import Role
 from tests.api.subscriptions_client import events, ws_session
-from tests.processes import CHIMERA, ROOT, chimera_env, free_port
-from tests.support import SECRET, TenantClient
+from tests.processes import free_port, served_env, start_serve
+from tests.support import TenantClient
 
 CREATE = 'mutation { createCampaign(input: {name: "Across"}) { campaign { id } } }'
-
-
-async def _serve(env: dict[str, str], port: int) -> asyncio.subprocess.Process:
-    process = await asyncio.create_subprocess_exec(
-        *CHIMERA,
-        "serve",
-        "--no-seed",
-        "--port",
-        str(port),
-        env=env,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    async with asyncio.timeout(90), httpx.AsyncClient() as client:
-        while True:
-            try:
-                if (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                    return process
-            except httpx.HTTPError:
-                await asyncio.sleep(0.2)
 
 
 async def test_an_event_committed_on_one_instance_reaches_a_subscriber_on_another(
     tenant: TenantClient, database_url: str, redis_url: str, pgvector_url: str, tmp_path: Path
 ) -> None:
-    env = chimera_env(
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        PGVECTOR_URL=pgvector_url,
-        CHIMERA_AUTH_SECRET=SECRET,
-        CHIMERA_DATA_DIR=str(tmp_path),
-        CHIMERA_INDEXER="false",
-    )
+    env = served_env(database_url, redis_url, pgvector_url, tmp_path, CHIMERA_INDEXER="false")
     ports = free_port(), free_port()
-    instances = [await _serve(env, port) for port in ports]
+    instances = [await start_serve(env, port) for port in ports]
     try:
         async with ws_session(f"127.0.0.1:{ports[0]}", tenant.token(Role.VIEWER)) as session:
             stream = session.subscribe(events())
