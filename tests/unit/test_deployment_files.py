@@ -150,3 +150,24 @@ def test_compose_file_is_valid_and_has_no_fallback_auth_secret(tmp_path: Path) -
     missing = _compose_config(tmp_path, base)
     assert missing.returncode != 0
     assert "CHIMERA_AUTH_SECRET" in missing.stderr
+
+
+def test_the_balancer_config_of_the_scaled_profile_is_valid_haproxy() -> None:
+    """deploy/haproxy.cfg as the compose `scaled` profile mounts it (Docker's DNS and all);
+    the many-instances test runs it on loopback."""
+    binary = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
+    if binary is None:
+        pytest.skip("HAProxy is not installed (apt-get install haproxy; .ci/run installs it)")
+    checked = subprocess.run(
+        [binary, "-c", "-f", str(ROOT / "deploy" / "haproxy.cfg")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_scaled_profiles_scripts_are_valid_bash() -> None:
+    for script in (ROOT / "deploy" / "postgres").glob("*.sh"):
+        checked = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+        assert checked.returncode == 0, (script, checked.stderr)
