@@ -48,6 +48,7 @@ from app.stopping import stop_task
 from app.stores.postgres import engine as pg
 from app.stores.postgres.tables import agent as agent_table
 from app.stores.redis import client as rd
+from app.stores.redis.layout import upgrade_layout
 from app.telemetry.environment import TelemetryConfigurationError, metrics_export, trace_export
 
 T = TypeVar("T")
@@ -107,6 +108,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                         ready.redis_url or "", timeout=ready.store_timeout_seconds
                     )
                     try:
+                        await upgrade_layout(redis)
                         await seed_demo(engine, redis)
                     finally:
                         await redis.aclose()
@@ -230,6 +232,7 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
             await migrations.upgrade(engine)
             redis = rd.create_redis(ready.redis_url or "", timeout=ready.store_timeout_seconds)
             try:
+                await upgrade_layout(redis)
                 return (await seed_demo(engine, redis)).created
             finally:
                 await redis.aclose()
@@ -397,6 +400,7 @@ def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
             redis = rd.create_redis(ready.redis_url or "", timeout=ready.store_timeout_seconds)
             try:
                 await rd.ping(redis, ready.redis_url or "", timeout=ready.store_timeout_seconds)
+                await upgrade_layout(redis)
                 return await revoke_token(
                     redis, UUID(str(claims["tid"])), str(claims["jti"]), float(claims["exp"])
                 )
@@ -672,6 +676,7 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
             redis = rd.create_redis(ready.redis_url or "", timeout=timeout)
             try:
                 await rd.ping(redis, ready.redis_url or "", timeout=timeout)
+                await upgrade_layout(redis)
                 reports = await reconcile(engine, redis, repair=not args.check)
             except ReconcileError as exc:
                 raise CommandError(str(exc)) from exc

@@ -33,6 +33,7 @@ from app.stores.objects.port import ObjectStore
 from app.stores.postgres import engine as pg
 from app.stores.postgres.replicas import ReadReplicas
 from app.stores.redis import client as rd
+from app.stores.redis.layout import upgrade_layout
 from app.stores.redis.scripts import load_scripts
 from app.stores.vectors.cached import SimilarCache
 from app.stores.vectors.factory import open_vector_index
@@ -91,6 +92,7 @@ async def open_stores(settings: Settings, auth_secret: str) -> AsyncIterator[Sto
         await pg.ping(engine, timeout=timeout)
         await rd.ping(redis, settings.redis_url, timeout=timeout)
         await load_scripts(redis)
+        await upgrade_layout(redis)
         await objects.ping()
         vectors: VectorIndex = await stack.enter_async_context(open_vector_index(settings))
         if settings.similar_cache_seconds:

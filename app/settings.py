@@ -383,7 +383,11 @@ class Settings(BaseSettings):
     def _redis_url(cls, value: str | None) -> str | None:
         if not value:
             return None
-        _check_url(value, ("redis", "rediss", "unix"), "redis://host:6379/0")
+        _check_url(
+            value,
+            ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster"),
+            "redis://host:6379/0, or redis+cluster://node:6379/0 for a Redis Cluster",
+        )
         return value
 
     @field_validator("weaviate_url", "s3_endpoint", "s3_public_endpoint", "public_url")

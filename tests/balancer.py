@@ -11,9 +11,7 @@ subscription lasts (`timeout tunnel`).
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import ROOT, free_port
+from tests.processes import ROOT, free_port, wait_for_port
 
 CONFIG = ROOT / "deploy" / "haproxy.cfg"
 
@@ -74,7 +72,7 @@ def haproxy(backends: Sequence[int], directory: Path) -> Iterator[Balancer]:
         [binary, "-db", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT
     )
     try:
-        _wait_for_port(port, process, directory / "haproxy.log")
+        wait_for_port(port, process, directory / "haproxy.log", "HAProxy")
         yield Balancer(port)
     finally:
         process.terminate()
@@ -84,16 +82,3 @@ def haproxy(backends: Sequence[int], directory: Path) -> Iterator[Balancer]:
             process.kill()
             process.wait()
         log.close()
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"HAProxy exited: {log.read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"HAProxy did not listen on {port}: {log.read_text()}")

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -82,6 +83,22 @@ def run_chimera(
         timeout=timeout,
         check=False,
     )
+
+
+def wait_for_port(
+    port: int, process: subprocess.Popen[bytes], log: Path, what: str, timeout: float = 20
+) -> None:
+    """Until ``process`` listens on ``port`` of loopback; its log's end if it exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited: {log.read_text()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on {port}: {log.read_text()[-2000:]}")
 
 
 def free_port() -> int:

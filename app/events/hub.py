@@ -261,7 +261,11 @@ class StreamHub:
                 # one whose XREAD was cancelled mid-wait dropped it: which one depends on
                 # timing. With no reader left, none is needed; close the idle ones, so that
                 # the subscriptions' ending gives every connection back either way.
-                await self.readers_redis.connection_pool.disconnect(inuse_connections=False)
+                # (A cluster client has a pool per node and no such call: its idle reader
+                # connections, one per node at most, stay open.)
+                pool = getattr(self.readers_redis, "connection_pool", None)
+                if pool is not None:
+                    await pool.disconnect(inuse_connections=False)
 
     async def close(self) -> None:
         readers = list(self.readers.values())

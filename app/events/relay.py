@@ -54,7 +54,12 @@ from app.commands.engagement import APPLY_AFTER_COMMIT
 from app.events.wakeup import OutboxWakeup
 from app.stores.postgres.tables import outbox
 from app.stores.redis import keys
-from app.stores.redis.scripts import APPLIED_TTL_SECONDS, APPLY_INCREMENT_FUNCTION, LuaScript
+from app.stores.redis.scripts import (
+    APPLIED_TTL_SECONDS,
+    APPLY_INCREMENT_FUNCTION,
+    LuaScript,
+    evalsha_each,
+)
 from app.telemetry.event_links import batch_span
 
 if TYPE_CHECKING:
@@ -246,10 +251,9 @@ async def _publish(redis: Redis, groups: Sequence[Sequence[Row[Any]]]) -> set[in
     calls = [_tenant_call(events) for events in groups]
     replies: list[Any] = []
     for attempt in (1, 2):
-        async with redis.pipeline(transaction=False) as pipe:
-            for call_keys, call_args in calls:
-                pipe.evalsha(PUBLISH_TENANT.sha, len(call_keys), *call_keys, *call_args)
-            replies = await pipe.execute(raise_on_error=False)
+        replies = await evalsha_each(
+            redis, [(PUBLISH_TENANT.sha, call_keys, call_args) for call_keys, call_args in calls]
+        )
         if attempt == 1 and any(isinstance(r, NoScriptError) for r in replies):
             await redis.script_load(PUBLISH_TENANT.source)  # a restarted or new server
             continue  # every call is idempotent: whatever ran is skipped the second time

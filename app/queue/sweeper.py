@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.queue import core, scripts
 from app.stores.postgres.tables import tenant
 from app.stores.redis import keys
+from app.stores.redis.scripts import evalsha_each
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +35,17 @@ async def sweep_all(redis: Redis, tenant_ids: list[UUID]) -> int:
     """One pass over these tenants; returns the leases taken back."""
     if not tenant_ids:
         return 0
-    async with redis.pipeline(transaction=False) as pipe:
-        for tenant_id in tenant_ids:
-            pipe.evalsha(
+    replies = await evalsha_each(
+        redis,
+        [
+            (
                 scripts.SWEEP.sha,
-                1,
-                keys.task_leases(tenant_id),
-                keys.tenant_prefix(tenant_id),
-                core.EVENTS_MAXLEN,
-                core.RETENTION_MS,
-                AT_MOST,
+                [keys.task_leases(tenant_id)],
+                [keys.tenant_prefix(tenant_id), core.EVENTS_MAXLEN, core.RETENTION_MS, AT_MOST],
             )
-        replies = await pipe.execute(raise_on_error=False)
+            for tenant_id in tenant_ids
+        ],
+    )
     if any(isinstance(reply, Exception) for reply in replies):
         await redis.script_load(scripts.SWEEP.source)  # a restarted server; next pass works
     return sum(int(reply) for reply in replies if not isinstance(reply, Exception))

@@ -24,10 +24,11 @@ from enum import StrEnum
 from uuid import UUID
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from app.ratelimit.limits import Limits
 from app.stores.redis import keys
-from app.stores.redis.scripts import LuaScript
+from app.stores.redis.scripts import LuaScript, evalsha_each
 
 log = logging.getLogger("chimera.ratelimit")
 
@@ -245,19 +246,24 @@ class Buckets:
 
 
 async def _pay(redis: Redis, owed: dict[str, _Owed]) -> None:
+    """Pay every debt of ``owed`` in one round of script calls, removing each one paid, so
+    that after a failure what is left in it is exactly what is still owed."""
     names: Sequence[str] = list(owed)
-    async with redis.pipeline(transaction=False) as pipe:
-        for name in names:
-            debt = owed[name]
-            pipe.evalsha(
-                CHARGE.sha, 1, name, 0, 1, debt.capacity, repr(debt.per_second), debt.points
-            )
-        try:
-            await pipe.execute()
-        except Exception:
-            # A Redis that lost its scripts: pay one by one, each loading it if need be.
-            for name in names:
-                debt = owed[name]
-                await CHARGE(
-                    redis, [name], [0, 1, debt.capacity, repr(debt.per_second), debt.points]
-                )
+
+    def arguments(debt: _Owed) -> list[str | int | bytes]:
+        return [0, 1, debt.capacity, repr(debt.per_second), debt.points]
+
+    replies = await evalsha_each(
+        redis, [(CHARGE.sha, [name], arguments(owed[name])) for name in names]
+    )
+    failure: Exception | None = None
+    for name, reply in zip(names, replies, strict=True):
+        if isinstance(reply, NoScriptError):
+            # A Redis that lost its scripts: this one again, loading it.
+            await CHARGE(redis, [name], arguments(owed[name]))
+        elif isinstance(reply, Exception):
+            failure = failure or reply
+            continue
+        del owed[name]
+    if failure is not None:
+        raise failure

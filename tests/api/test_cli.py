@@ -181,7 +181,7 @@ def test_a_database_or_redis_url_that_cannot_work_is_one_line_not_a_traceback(
     cases = {
         ("DATABASE_URL", "mysql://root:pw@db:3306/chimera"): "not a PostgreSQL URL",
         ("DATABASE_URL", "postgresql://u:pw@db:port/chimera"): "not a URL SQLAlchemy can read",
-        ("REDIS_URL", "http://cache:6379"): "must be a redis:// or rediss:// or unix:// URL",
+        ("REDIS_URL", "http://cache:6379"): "must be a redis:// or rediss:// or unix:// or",
         ("REDIS_URL", "redis://cache:99999/0"): "not a valid URL",
         ("WEAVIATE_URL", "weaviate:8080"): "must be a http:// or https:// URL",
     }

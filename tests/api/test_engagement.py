@@ -105,12 +105,15 @@ async def test_counters_live_under_the_tenant_prefix_and_other_tenants_cannot_to
     body = await other_tenant.gql(RECORD, {"id": campaign_id, "kind": "COMMENT", "count": 100})
     assert error_codes(body) == ["NOT_FOUND"]
     matches = [
-        k async for k in redis_of(app).scan_iter(match=f"{keys.PREFIX}:t:{tenant.id}:campaign:*")
+        k async for k in redis_of(app).scan_iter(match=f"{keys.tenant_prefix(tenant.id)}campaign:*")
     ]
     assert len(matches) == 1
     assert await redis_of(app).hget(matches[0], "comments") == b"4"
     foreign = [
-        k async for k in redis_of(app).scan_iter(match=f"{keys.PREFIX}:t:{other_tenant.id}:*")
+        k
+        async for k in redis_of(app).scan_iter(
+            match=f"{keys.tenant_prefix(other_tenant.id)}campaign:*"
+        )
     ]
     assert foreign == []
 

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.auth import ALGORITHM, Role, mint_token
 from app.ids import encode_id
 from app.stores.postgres.tables import agent, audit_log, campaign, campaign_agent, outbox
+from app.stores.redis import keys
 from tests.support import SECRET, TenantClient, error_codes
 
 CREATE_AGENT = """
@@ -559,7 +560,7 @@ async def _redis_state(redis: Any, tenant_id: uuid.UUID) -> dict[bytes, Any]:
     rate-limit buckets: they refill and expire by themselves as time passes (that no other
     tenant can spend them is tests/api/test_demand_control.py's)."""
     state: dict[bytes, Any] = {}
-    async for key in redis.scan_iter(match=f"chimera:t:{tenant_id}:*", count=1000):
+    async for key in redis.scan_iter(match=f"{keys.tenant_prefix(tenant_id)}*", count=1000):
         if b":ratelimit:" in key:
             continue
         kind = await redis.type(key)
@@ -588,6 +589,7 @@ async def test_another_tenants_tasks_and_sessions_are_out_of_reach(
     await tenant.data(session, {"a": a.agents[0]})
     redis = app.state.stores.redis
     before = await _redis_state(redis, tenant.id)
+    assert any(b":task:" in key for key in before) and any(b":session" in key for key in before)
     task_id = task["task"]["id"]
     # Reads: null, never A's data.
     found = await other_tenant.data(

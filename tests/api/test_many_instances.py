@@ -12,15 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
-import websockets
-from gql.transport.exceptions import TransportError
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -28,8 +23,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.auth import Role
 from app.events.relay import is_stream_event
 from app.ids import decode_id
-from app.stores.redis import keys
-from tests.api.subscriptions_client import events, ws_session
+from tests.api.load_clients import (
+    SETTLE_SECONDS,
+    Acknowledged,
+    Subscriber,
+    Transient,
+    Writer,
+    drained,
+    post,
+    stream_after,
+)
 from tests.balancer import Balancer, haproxy
 from tests.processes import free_port, served_env, start_serve
 from tests.support import TenantClient
@@ -39,7 +42,6 @@ SUBSCRIBERS = 6
 CAMPAIGNS = 4
 LOAD_BEFORE_KILL_SECONDS = 4.0
 LOAD_AFTER_KILL_SECONDS = 5.0
-SETTLE_SECONDS = 60.0
 
 CREATE = "mutation($name: String!) { createCampaign(input: {name: $name}) { campaign { id } } }"
 ENGAGE = """
@@ -67,104 +69,6 @@ ASSIGN = """
 mutation($campaign: ID!, $agent: ID!) {
   assignAgents(input: {campaignId: $campaign, agentIds: [$agent]}) { campaign { id } }
 }"""
-
-
-class Transient(Exception):
-    """The request may not have reached an instance, or its answer was lost: retry it."""
-
-
-@dataclass
-class Acknowledged:
-    """What clients were told succeeded, and what went wrong on the way."""
-
-    clicks: Counter[str] = field(default_factory=Counter)
-    statuses: dict[str, str] = field(default_factory=dict)
-    tasks: list[str] = field(default_factory=list)
-    created: list[str] = field(default_factory=list)
-    never_acknowledged: list[str] = field(default_factory=list)
-    transient: Counter[str] = field(default_factory=Counter)
-    reads: Counter[str] = field(default_factory=Counter)
-
-
-async def _post(
-    client: httpx.AsyncClient, host: str, token: str, query: str, variables: dict[str, Any]
-) -> dict[str, Any]:
-    """The data of one request, or Transient when the balancer or a dying instance failed it."""
-    try:
-        reply = await client.post(
-            f"http://{host}/graphql",
-            json={"query": query, "variables": variables},
-            headers={"Authorization": f"Bearer {token}"},
-        )
-    except httpx.TransportError as exc:
-        raise Transient(type(exc).__name__) from exc
-    if reply.status_code in (502, 503, 504):
-        raise Transient(str(reply.status_code))
-    assert reply.status_code == 200, (reply.status_code, reply.text)
-    body = reply.json()
-    codes = [e.get("extensions", {}).get("code") for e in body.get("errors") or []]
-    if "STORE_UNAVAILABLE" in codes:
-        raise Transient("STORE_UNAVAILABLE")
-    assert not codes, body
-    data: dict[str, Any] = body["data"]
-    return data
-
-
-@dataclass
-class Writer:
-    """A client writing through the balancer, retrying as one with idempotency keys does."""
-
-    client: httpx.AsyncClient
-    host: str
-    token: str
-    acked: Acknowledged
-
-    async def until_acknowledged(
-        self, what: str, query: str, variables: dict[str, Any]
-    ) -> dict[str, Any] | None:
-        for _ in range(40):
-            try:
-                return await _post(self.client, self.host, self.token, query, variables)
-            except Transient as exc:
-                self.acked.transient[str(exc)] += 1
-                await asyncio.sleep(0.1)
-        self.acked.never_acknowledged.append(what)
-        return None
-
-
-@dataclass
-class Subscriber:
-    """A campaignEvents subscriber through the balancer that reconnects with `after`."""
-
-    host: str
-    token: str
-    cursor: str
-    received: list[str] = field(default_factory=list)
-    reconnects: int = 0
-    errors: Counter[str] = field(default_factory=Counter)
-    subscribed: asyncio.Event = field(default_factory=asyncio.Event)
-    progressed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def received_at_least(self, count: int) -> None:
-        while len(self.received) < count:
-            self.progressed.clear()
-            await self.progressed.wait()
-
-    async def run(self) -> None:
-        while True:
-            try:
-                async with ws_session(self.host, self.token) as session:
-                    stream = session.subscribe(events(after=self.cursor))
-                    self.subscribed.set()
-                    async for item in stream:
-                        event_id = item["campaignEvents"]["id"]
-                        self.received.append(event_id)
-                        self.cursor = event_id
-                        self.progressed.set()
-            except (TransportError, OSError, websockets.WebSocketException, TimeoutError) as exc:
-                self.errors[type(exc).__name__] += 1
-            self.reconnects += 1
-            await asyncio.sleep(0.2)
 
 
 def _read(path: Path) -> str:
@@ -199,27 +103,6 @@ async def _instances(
                 await process.wait()
 
 
-async def _stream(redis: Redis, tenant: TenantClient, after: str) -> list[tuple[str, int]]:
-    """(stream id, outbox event id) of each entry of the tenant's stream after ``after``."""
-    entries: Any = await redis.xrange(keys.event_stream(tenant.id), after, "+")
-    return [(entry_id.decode(), int(fields[b"event"])) for entry_id, fields in entries]
-
-
-async def _drained(engine: AsyncEngine, tenant: TenantClient) -> None:
-    async with asyncio.timeout(SETTLE_SECONDS):
-        while True:
-            async with engine.connect() as conn:
-                waiting = await conn.scalar(
-                    text(
-                        "SELECT count(*) FROM outbox WHERE tenant_id = :t AND published_at IS NULL"
-                    ),
-                    {"t": tenant.id},
-                )
-            if waiting == 0:
-                return
-            await asyncio.sleep(0.2)
-
-
 async def _setup(tenant: TenantClient) -> tuple[list[str], str]:
     agent = (await tenant.data(AGENT))["createAgent"]["agent"]["id"]
     campaigns = []
@@ -252,8 +135,8 @@ async def test_killing_one_of_three_instances_behind_haproxy_loses_no_event_and_
     campaigns, agent = await _setup(tenant)
     redis = Redis.from_url(redis_url)
     try:
-        await _drained(engine, tenant)
-        setup_events = await _stream(redis, tenant, "-")
+        await drained(engine, tenant)
+        setup_events = await stream_after(redis, tenant, "-")
         assert setup_events, "the setup's events were not published"
         start, start_event = setup_events[-1]
         async with _instances(env, tmp_path) as instances, httpx.AsyncClient(timeout=30) as client:
@@ -263,7 +146,7 @@ async def test_killing_one_of_three_instances_behind_haproxy_loses_no_event_and_
                         client, balancer, tenant, campaigns, agent, instances[0][1]
                     )
                     reconnects = [s.reconnects for s in subscribers]
-                    await _drained(engine, tenant)
+                    await drained(engine, tenant)
                     expected = await _stream_since(redis, tenant, start, engine, start_event, acked)
                     async with asyncio.timeout(SETTLE_SECONDS):
                         for subscriber in subscribers:
@@ -373,7 +256,7 @@ async def _mixed_load_with_a_kill(
         sequence = 0
         while not stop.is_set():
             with contextlib.suppress(Transient):
-                data = await _post(client, host, token, CREATE, {"name": f"Load {sequence}"})
+                data = await post(client, host, token, CREATE, {"name": f"Load {sequence}"})
                 acked.created.append(data["createCampaign"]["campaign"]["id"])
             sequence += 1
             await asyncio.sleep(0.1)
@@ -381,7 +264,7 @@ async def _mixed_load_with_a_kill(
     async def read() -> None:
         while not stop.is_set():
             try:
-                await _post(client, host, token, DASHBOARD, {})
+                await post(client, host, token, DASHBOARD, {})
                 acked.reads["ok"] += 1
             except Transient as exc:
                 acked.reads[str(exc)] += 1
@@ -422,7 +305,7 @@ async def _stream_since(
     that subscriptions carry was published exactly once (in commit order, which id order is
     not: app/events/relay.py), and each acknowledged task's TASK_QUEUED (written by the
     queue's own script, outbox id 0) is there once."""
-    entries = await _stream(redis, tenant, f"({start}")
+    entries = await stream_after(redis, tenant, f"({start}")
     async with engine.connect() as conn:
         rows = (
             await conn.execute(
@@ -462,13 +345,13 @@ async def _every_acknowledged_write_is_stored(
             assert committed == acked.clicks[campaign], (campaign, committed, acked.clicks)
     for host in hosts:  # the balancer and each survivor, directly: every one answers the same
         for campaign in campaigns:
-            data = await _post(client, host, token, CAMPAIGN, {"id": campaign})
+            data = await post(client, host, token, CAMPAIGN, {"id": campaign})
             assert data["campaign"]["engagement"]["clicks"] == acked.clicks[campaign], host
             assert data["campaign"]["status"] == acked.statuses.get(campaign, "ACTIVE"), host
         for task in acked.tasks:
-            assert (await _post(client, host, token, TASK, {"id": task}))["task"], task
+            assert (await post(client, host, token, TASK, {"id": task}))["task"], task
         for campaign in acked.created:
-            assert (await _post(client, host, token, CAMPAIGN, {"id": campaign}))["campaign"]
+            assert (await post(client, host, token, CAMPAIGN, {"id": campaign}))["campaign"]
 
 
 def _uuid(node_id: str) -> str:

@@ -119,7 +119,7 @@ async def stores(
         await conn.execute(insert(tenant).values(id=pk, slug=f"c-{pk.hex[:12]}", name="c"))
     yield Stores(counters_engine, redis, redis_url, pk)
     # Rows stay (the audit log is append-only; the database goes with the module).
-    stale = [k async for k in redis.scan_iter(match=f"{keys.PREFIX}:t:{pk}:*")]
+    stale = [k async for k in redis.scan_iter(match=f"{keys.tenant_prefix(pk)}*")]
     if stale:
         await redis.delete(*stale)
 

@@ -70,6 +70,8 @@ def test_urls_people_paste_still_work() -> None:
         REDIS_URL="unix:///run/redis.sock",
     )
     assert unix.redis_url == "unix:///run/redis.sock"
+    cluster = Settings(REDIS_URL="redis+cluster://redis-node-1:6379/0")
+    assert cluster.redis_url == "redis+cluster://redis-node-1:6379/0"
 
 
 def test_log_level_is_read_in_any_case_and_checked() -> None:

@@ -8,10 +8,12 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import tomllib
 from pathlib import Path
 
 import pytest
+import redis
 
 from app.stores.postgres.embedded import installed_major
 
@@ -167,7 +169,51 @@ def test_the_balancer_config_of_the_scaled_profile_is_valid_haproxy() -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def test_the_scaled_profiles_scripts_are_valid_bash() -> None:
-    for script in (ROOT / "deploy" / "postgres").glob("*.sh"):
-        checked = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+def test_the_scaled_profiles_scripts_are_valid_shell() -> None:
+    scripts = [*(ROOT / "deploy" / "postgres").glob("*.sh"), ROOT / "deploy/redis/redis-cluster.sh"]
+    for script in scripts:
+        shell = "bash" if script.read_text().startswith("#!/bin/bash") else "sh"
+        checked = subprocess.run([shell, "-n", str(script)], capture_output=True, text=True)
         assert checked.returncode == 0, (script, checked.stderr)
+
+
+def test_the_compose_redis_cluster_node_config_starts_a_cluster_node(tmp_path: Path) -> None:
+    """deploy/redis/node.conf read by a real redis-server 7 (the compose file's major; the
+    options that announce names are 7's), as a cluster node with no slots yet."""
+    from tests.redis_cluster import node_port
+
+    binary = shutil.which("redis-server")
+    version = (
+        subprocess.run([binary, "--version"], capture_output=True, text=True) if binary else None
+    )
+    if binary is None or version is None or " v=6." in version.stdout or " v=5." in version.stdout:
+        pytest.skip("needs redis-server 7 on PATH (Debian 12's redis-server package)")
+    port = node_port()
+    log = tmp_path / "redis.log"
+    server = subprocess.Popen(
+        [
+            binary,
+            str(ROOT / "deploy/redis/node.conf"),
+            "--port", str(port),
+            "--dir", str(tmp_path),
+            "--cluster-announce-hostname", "redis-node-1",
+            "--logfile", str(log),
+        ],
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            assert server.poll() is None, log.read_text() if log.exists() else "exited"
+            assert time.monotonic() < deadline, "redis-server did not answer"
+            try:
+                with redis.Redis(port=port, socket_timeout=2) as client:
+                    info = client.execute_command("CLUSTER", "INFO")
+                    endpoint = client.config_get("cluster-preferred-endpoint-type")
+                break
+            except redis.ConnectionError:
+                time.sleep(0.1)
+        assert b"cluster_state:fail" in info and b"cluster_slots_assigned:0" in info
+        assert endpoint == {"cluster-preferred-endpoint-type": "hostname"}
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -25,11 +26,25 @@ def redact(url: str) -> str:
     return parsed.geturl()
 
 
+# `redis+cluster://host:port/0` (or `rediss+cluster://`): a Redis Cluster, reached through any
+# of its nodes, which tells the client about the others.
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def is_cluster_url(url: str) -> bool:
+    return urlparse(url).scheme in CLUSTER_SCHEMES
+
+
 def create_redis(url: str, *, timeout: float, max_connections: int | None = None) -> Redis:
     """A pooled client whose connects and commands give up after ``timeout`` seconds.
 
     With ``max_connections``, a burst (a thousand dashboards subscribing at once) waits for a
     pooled connection, up to ``timeout``, instead of opening a connection per caller.
+
+    A cluster URL gives redis-py's cluster client, which routes each command, script and
+    pipeline by its keys' slot, follows MOVED and ASK redirections and a failover's new
+    primary. Every key of a tenant shares one slot (app/stores/redis/keys.py), so the rest of
+    the app uses it as it uses a single Redis.
     """
     options: dict[str, Any] = {
         "socket_timeout": timeout,
@@ -37,12 +52,26 @@ def create_redis(url: str, *, timeout: float, max_connections: int | None = None
         "health_check_interval": 30,
         "decode_responses": False,
     }
+    if is_cluster_url(url):
+        return _create_cluster(url, options, max_connections)
     if max_connections is None:
         return Redis.from_url(url, **options)
     pool = BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=timeout, **options
     )
     return Redis.from_pool(pool)  # the client owns the pool and closes it
+
+
+def _create_cluster(url: str, options: dict[str, Any], max_connections: int | None) -> Redis:
+    parsed = urlparse(url)
+    plain = parsed._replace(scheme=CLUSTER_SCHEMES[parsed.scheme]).geturl()
+    if max_connections is not None:
+        # Per node: a burst past it fails fast instead of waiting (the cluster client has
+        # no blocking pool), which requests report as STORE_UNAVAILABLE.
+        options["max_connections"] = max_connections
+    # A cluster client is not a subclass of the single-server one, but answers the same
+    # commands, scripts and (non-transactional) pipelines, which is all the app uses.
+    return cast(Redis, RedisCluster.from_url(plain, **options))
 
 
 async def ping(client: Redis, url: str, *, timeout: float) -> str:

@@ -2,6 +2,12 @@
 
 The tenant prefix is what keeps one tenant's counters out of another's reach in a store
 with no notion of tenants; building keys anywhere else would make that easy to forget.
+
+The tenant id in it is in braces, `chimera:t:{<tenant>}:...`: a Redis Cluster hash tag, so
+every key of a tenant hashes to the same slot. Every script, pipeline and transaction touches
+one tenant's keys only, so it stays in one slot, which is what Redis Cluster requires of them
+(and what a script's keys built from the prefix inside Lua rely on). Keys written before the
+braces are moved once, at start-up (app/stores/redis/layout.py).
 """
 
 from __future__ import annotations
@@ -14,36 +20,36 @@ ENGAGEMENT_FIELDS = ("impressions", "clicks", "likes", "shares", "comments")
 
 
 def campaign_engagement(tenant_id: UUID, campaign_id: UUID) -> str:
-    return f"{PREFIX}:t:{tenant_id}:campaign:{campaign_id}:engagement"
+    return f"{tenant_prefix(tenant_id)}campaign:{campaign_id}:engagement"
 
 
 def event_stream(tenant_id: UUID) -> str:
     """The tenant's campaign events, in publication order: what subscriptions read."""
-    return f"{PREFIX}:t:{tenant_id}:events"
+    return f"{tenant_prefix(tenant_id)}events"
 
 
 def published_marker(tenant_id: UUID, event_id: int) -> str:
     """Set atomically with the XADD of outbox event ``event_id``, so a relay that crashed
     after publishing and before marking never adds the same event to the stream twice."""
-    return f"{PREFIX}:t:{tenant_id}:published:{event_id}"
+    return f"{tenant_prefix(tenant_id)}published:{event_id}"
 
 
 def engagement_applied(tenant_id: UUID, event_id: int) -> str:
     """Set in the same script as the HINCRBY of ENGAGEMENT outbox event ``event_id``, so the
     request and the relay, which both try to apply it, count it once between them."""
-    return f"{PREFIX}:t:{tenant_id}:engagement-applied:{event_id}"
+    return f"{tenant_prefix(tenant_id)}engagement-applied:{event_id}"
 
 
 def engagement_fence(tenant_id: UUID) -> str:
     """Held by `chimera reconcile` while it measures the tenant's counters: no increment is
     applied meanwhile (the relay applies them once it is gone), so the measure is exact."""
-    return f"{PREFIX}:t:{tenant_id}:engagement-fence"
+    return f"{tenant_prefix(tenant_id)}engagement-fence"
 
 
 def tenant_prefix(tenant_id: UUID) -> str:
     """The start of every key of a tenant. The task scripts build the keys of a task's agent
     and campaign from it (a task names them), so they can only ever reach this tenant's."""
-    return f"{PREFIX}:t:{tenant_id}:"
+    return f"{PREFIX}:t:{{{tenant_id}}}:"
 
 
 def task(tenant_id: UUID, task_id: UUID) -> str:
