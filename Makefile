@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint schema supergraph screenshot bench clean-venv
+.PHONY: run test test-cluster lint schema supergraph screenshot bench clean-venv
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
@@ -40,6 +40,21 @@ run: $(VENV)/.installed-run
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The tests of what the app keeps in Redis, again on a Redis Cluster of six nodes that the
+# session starts on loopback (tests/redis_cluster.py): every key of a tenant in one slot.
+# Not the relay's and counters' contract tests: they inject faults into one server (a paused
+# client, a lost reply), which a cluster client would send elsewhere; the cluster's own
+# tests (tests/api/test_redis_cluster*.py) cover the relay there.
+CLUSTER_TESTS = tests/api/test_engagement.py tests/api/test_tasks.py \
+	tests/api/test_task_events.py tests/api/test_subscriptions.py \
+	tests/api/test_subscription_limits.py tests/api/test_demand_control.py \
+	tests/api/test_agent_sessions.py tests/api/test_persisted_documents.py \
+	tests/api/test_search_caches.py tests/api/test_isolation.py tests/api/test_reconcile_cli.py \
+	tests/api/test_redis_key_layout.py tests/api/test_dashboard_query.py \
+	tests/api/test_api_keys.py tests/contract/test_redis_scripts.py
+test-cluster: $(VENV)/.installed-test
+	TEST_REDIS_CLUSTER=1 $(BIN)/python -m pytest $(CLUSTER_TESTS) $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -106,9 +106,17 @@ async def migrated_engine(server_url: str, prefix: str) -> AsyncIterator[AsyncEn
 
 @contextmanager
 def redis_server(tmp: Path) -> Iterator[str]:
+    """A Redis URL: TEST_REDIS_URL; with TEST_REDIS_CLUSTER=1, a Redis Cluster of six nodes
+    started here (`make test-cluster`); else an embedded server in ``tmp``."""
     external = os.environ.get("TEST_REDIS_URL")
     if external:
         yield external
+        return
+    if os.environ.get("TEST_REDIS_CLUSTER", "").lower() in ("1", "true", "yes"):
+        from tests.redis_cluster import loopback_cluster  # it imports the app
+
+        with loopback_cluster(tmp / "redis-cluster") as cluster:
+            yield cluster.url
         return
     server = start_embedded_redis(tmp / "redis", persist=False)
     try:

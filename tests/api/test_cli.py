@@ -334,11 +334,10 @@ async def test_apikey_create_prints_the_key_once_and_token_revoke_voids_a_token(
     assert revoked.returncode == 0, revoked.stderr
     assert "revoked" in revoked.stdout
     claims = jwt.decode(token, SECRET, algorithms=[ALGORITHM])
-    from redis.asyncio import Redis
-
     from app.revocations import revoked_key
+    from app.stores.redis.client import create_redis
 
-    redis = Redis.from_url(redis_url)
+    redis = create_redis(redis_url, timeout=5)
     try:
         assert await redis.exists(revoked_key(uuid.UUID(claims["tid"]), claims["jti"]))
     finally:

@@ -357,6 +357,9 @@ async def test_after_a_network_drop_the_page_reconnects_and_misses_no_event(
                 await expect(row.locator("[data-counter='clicks']")).to_have_text("4")
                 await tenant.data(click, {"c": campaign_id})
                 await expect(live).to_have_attribute("data-received", "5", timeout=15_000)
-                assert script_errors(page) == []
+                # Chromium logs each reconnection attempt refused while the server was down
+                # (how many depends on how long that took): the drop itself, not a fault.
+                refused = f"WebSocket connection to 'ws://127.0.0.1:{port}/graphql' failed"
+                assert [e for e in script_errors(page) if not e.startswith(refused)] == []
         finally:
             await close(page)

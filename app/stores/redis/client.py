@@ -65,10 +65,11 @@ def create_redis(url: str, *, timeout: float, max_connections: int | None = None
 def _create_cluster(url: str, options: dict[str, Any], max_connections: int | None) -> Redis:
     parsed = urlparse(url)
     plain = parsed._replace(scheme=CLUSTER_SCHEMES[parsed.scheme]).geturl()
-    if max_connections is not None:
-        # Per node: a burst past it fails fast instead of waiting (the cluster client has
-        # no blocking pool), which requests report as STORE_UNAVAILABLE.
-        options["max_connections"] = max_connections
+    # No cap per node: redis-py's cluster pool cannot make a burst wait for a connection
+    # (past its cap every command fails at once), so it opens what concurrent commands
+    # need, bounded by each node's maxclients (10,000 by default). ``max_connections`` is
+    # the single-server pool's.
+    del max_connections
     # A cluster client is not a subclass of the single-server one, but answers the same
     # commands, scripts and (non-transactional) pipelines, which is all the app uses.
     return cast(Redis, RedisCluster.from_url(plain, **options))

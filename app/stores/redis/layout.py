@@ -19,6 +19,7 @@ import logging
 import re
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from app.stores.redis.keys import PREFIX
@@ -63,6 +64,8 @@ async def upgrade_layout(redis: Redis) -> int:
 async def _rename(redis: Redis, batch: list[tuple[bytes, bytes]]) -> int:
     if not batch:
         return 0
+    if isinstance(redis, RedisCluster):
+        return await _copy_across_slots(redis, batch)
     async with redis.pipeline(transaction=False) as pipe:
         for key, target in batch:
             pipe.renamenx(key, target)
@@ -77,4 +80,23 @@ async def _rename(redis: Redis, batch: list[tuple[bytes, bytes]]) -> int:
             moved += 1
         else:
             log.warning("Redis key %r not moved: %r exists already", key, target)
+    return moved
+
+
+async def _copy_across_slots(redis: RedisCluster, batch: list[tuple[bytes, bytes]]) -> int:
+    """RENAME cannot cross slots, and a key and its new name are in different slots: on a
+    cluster each key is copied (DUMP, then RESTORE with its remaining time to live) and
+    then deleted. Not atomic, which the upgrade does not need: no old process is running."""
+    moved = 0
+    for key, target in batch:
+        if await redis.exists(target):
+            log.warning("Redis key %r not moved: %r exists already", key, target)
+            continue
+        dumped = await redis.dump(key)
+        if dumped is None:
+            continue  # gone since the scan
+        remaining_ms = await redis.pttl(key)
+        await redis.restore(target, max(int(remaining_ms), 0), dumped)
+        await redis.delete(key)
+        moved += 1
     return moved
