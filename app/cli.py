@@ -17,7 +17,8 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -26,6 +27,7 @@ from uuid import UUID
 
 import jwt
 from pydantic import ValidationError
+from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -66,6 +68,20 @@ class ConfigurationError(CommandError):
 EXIT_CONFIGURATION = 2
 
 
+@asynccontextmanager
+async def _app_redis(ready: Settings) -> AsyncIterator[Redis]:
+    """The app's Redis for one command: reachable (or a clear STORE_UNAVAILABLE error) and on
+    this version's key layout, as the service itself would find it, closed afterwards."""
+    url, timeout = ready.redis_url or "", ready.store_timeout_seconds
+    redis = rd.create_redis(url, timeout=timeout)
+    try:
+        await rd.ping(redis, url, timeout=timeout)
+        await upgrade_layout(redis)
+        yield redis
+    finally:
+        await redis.aclose()
+
+
 def _with_engine(settings: Settings, action: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     async def run() -> T:
         assert settings.database_url
@@ -104,14 +120,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 await rd.ping_url(ready.redis_url or "", timeout=ready.store_timeout_seconds)
                 await migrations.upgrade(engine)
                 if not ready.is_production and not args.no_seed and await database_is_empty(engine):
-                    redis = rd.create_redis(
-                        ready.redis_url or "", timeout=ready.store_timeout_seconds
-                    )
-                    try:
-                        await upgrade_layout(redis)
+                    async with _app_redis(ready) as redis:
                         await seed_demo(engine, redis)
-                    finally:
-                        await redis.aclose()
                 return await demo_token(engine, ready, auth_secret(ready))
 
             token = _with_engine(ready, prepare)
@@ -230,12 +240,8 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
 
         async def run(engine: AsyncEngine) -> bool:
             await migrations.upgrade(engine)
-            redis = rd.create_redis(ready.redis_url or "", timeout=ready.store_timeout_seconds)
-            try:
-                await upgrade_layout(redis)
+            async with _app_redis(ready) as redis:
                 return (await seed_demo(engine, redis)).created
-            finally:
-                await redis.aclose()
 
         created = _with_engine(ready, run)
     print("demo tenant created" if created else "demo tenant already exists; left as is")
@@ -397,15 +403,10 @@ def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
             raise CommandError(f"not a token of this deployment: {exc}") from exc
 
         async def run(engine: AsyncEngine) -> bool:
-            redis = rd.create_redis(ready.redis_url or "", timeout=ready.store_timeout_seconds)
-            try:
-                await rd.ping(redis, ready.redis_url or "", timeout=ready.store_timeout_seconds)
-                await upgrade_layout(redis)
+            async with _app_redis(ready) as redis:
                 return await revoke_token(
                     redis, UUID(str(claims["tid"])), str(claims["jti"]), float(claims["exp"])
                 )
-            finally:
-                await redis.aclose()
 
         revoked = _with_engine(ready, run)
     who = f"{claims.get('sub')} of {claims.get('tenant')}"
@@ -672,16 +673,11 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     with embedded_engines(settings) as ready:
 
         async def run(engine: AsyncEngine) -> int:
-            timeout = ready.store_timeout_seconds
-            redis = rd.create_redis(ready.redis_url or "", timeout=timeout)
-            try:
-                await rd.ping(redis, ready.redis_url or "", timeout=timeout)
-                await upgrade_layout(redis)
-                reports = await reconcile(engine, redis, repair=not args.check)
-            except ReconcileError as exc:
-                raise CommandError(str(exc)) from exc
-            finally:
-                await redis.aclose()
+            async with _app_redis(ready) as redis:
+                try:
+                    reports = await reconcile(engine, redis, repair=not args.check)
+                except ReconcileError as exc:
+                    raise CommandError(str(exc)) from exc
             for line in describe(reports):
                 print(line)
             drifted = any(d.repairable for r in reports for d in r.drifts)

@@ -45,7 +45,6 @@ from uuid import UUID
 
 from opentelemetry.trace import StatusCode
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
 from sqlalchemy import Row, Text, cast, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
@@ -249,15 +248,9 @@ async def _publish(redis: Redis, groups: Sequence[Sequence[Row[Any]]]) -> set[in
     if not groups:
         return set()
     calls = [_tenant_call(events) for events in groups]
-    replies: list[Any] = []
-    for attempt in (1, 2):
-        replies = await evalsha_each(
-            redis, [(PUBLISH_TENANT.sha, call_keys, call_args) for call_keys, call_args in calls]
-        )
-        if attempt == 1 and any(isinstance(r, NoScriptError) for r in replies):
-            await redis.script_load(PUBLISH_TENANT.source)  # a restarted or new server
-            continue  # every call is idempotent: whatever ran is skipped the second time
-        break
+    # Each call is idempotent, so one that ran before a failed round trip is skipped the
+    # next time the relay tries.
+    replies = await evalsha_each(redis, PUBLISH_TENANT, calls)
     held: set[int] = set()
     for events, reply in zip(groups, replies, strict=True):
         if isinstance(reply, Exception):

@@ -24,7 +24,6 @@ from enum import StrEnum
 from uuid import UUID
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
 
 from app.ratelimit.limits import Limits
 from app.stores.redis import keys
@@ -253,15 +252,10 @@ async def _pay(redis: Redis, owed: dict[str, _Owed]) -> None:
     def arguments(debt: _Owed) -> list[str | int | bytes]:
         return [0, 1, debt.capacity, repr(debt.per_second), debt.points]
 
-    replies = await evalsha_each(
-        redis, [(CHARGE.sha, [name], arguments(owed[name])) for name in names]
-    )
+    replies = await evalsha_each(redis, CHARGE, [([name], arguments(owed[name])) for name in names])
     failure: Exception | None = None
     for name, reply in zip(names, replies, strict=True):
-        if isinstance(reply, NoScriptError):
-            # A Redis that lost its scripts: this one again, loading it.
-            await CHARGE(redis, [name], arguments(owed[name]))
-        elif isinstance(reply, Exception):
+        if isinstance(reply, Exception):
             failure = failure or reply
             continue
         del owed[name]

@@ -21,8 +21,8 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
-# One script call: its hash, its keys (one tenant's), its arguments.
-ScriptCall = tuple[str, Sequence[str], Sequence[str | int | bytes]]
+# One script call: its keys (one tenant's) and its arguments.
+ScriptCall = tuple[Sequence[str], Sequence[str | int | bytes]]
 
 HMGET_MANY = """
 local out = {}
@@ -34,22 +34,36 @@ return out
 HMGET_MANY_SHA = hashlib.sha1(HMGET_MANY.encode()).hexdigest()
 
 
-async def evalsha_each(redis: Redis, calls: Sequence[ScriptCall]) -> list[Any]:
-    """Many script calls at once; each one's reply, or the exception it raised, in order.
+async def evalsha_each(redis: Redis, script: LuaScript, calls: Sequence[ScriptCall]) -> list[Any]:
+    """Many calls of one script at once; each one's reply, or the exception it raised, in order.
 
     On one Redis they go in one pipeline: one round trip. redis-py refuses scripts in a
     cluster pipeline, so on a cluster they go concurrently instead, each to the primary of
-    its keys' slot: one round trip of wall time still.
+    its keys' slot: one round trip of wall time still. A server that lost its scripts (a
+    restart, a failover to a replica that never saw them) answers NOSCRIPT without running
+    anything, so those calls, and only those, run again once the script is loaded: callers
+    never see a NoScriptError.
     """
+    replies = await _evalsha_each(redis, script.sha, calls)
+    missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+    if missing:
+        await redis.script_load(script.source)
+        again = await _evalsha_each(redis, script.sha, [calls[i] for i in missing])
+        for i, reply in zip(missing, again, strict=True):
+            replies[i] = reply
+    return replies
+
+
+async def _evalsha_each(redis: Redis, sha: str, calls: Sequence[ScriptCall]) -> list[Any]:
     if isinstance(redis, RedisCluster):
         return list(
             await asyncio.gather(
-                *(redis.evalsha(sha, len(keys), *keys, *args) for sha, keys, args in calls),
+                *(redis.evalsha(sha, len(keys), *keys, *args) for keys, args in calls),
                 return_exceptions=True,
             )
         )
     async with redis.pipeline(transaction=False) as pipe:
-        for sha, keys, args in calls:
+        for keys, args in calls:
             pipe.evalsha(sha, len(keys), *keys, *args)
         replies: list[Any] = await pipe.execute(raise_on_error=False)
     return replies
