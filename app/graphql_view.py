@@ -1,4 +1,7 @@
-"""The GraphQL endpoint: Strawberry's ASGI view with our context and JSON-shaped HTTP errors."""
+"""The GraphQL endpoint: Strawberry's ASGI view with our context, and GraphQL over HTTP's
+response rules (app/response_media.py): the media type the client accepts, 4xx without
+``data`` for request errors under ``application/graphql-response+json``, queries over GET
+behind CSRF protection, mutations over GET refused with 405."""
 
 from __future__ import annotations
 
@@ -29,6 +32,14 @@ from app.extensions.error_codes import add_codes
 from app.graphiql import graphiql_response
 from app.jwks import signed_by_provider
 from app.log_context import note_tenant
+from app.response_media import (
+    GRAPHQL_RESPONSE_JSON,
+    JSON,
+    carries_preflight_header,
+    is_request_error,
+    negotiate,
+    request_error_status,
+)
 from app.settings import Settings
 from app.ws_protocol import ChimeraTransportWSHandler
 from loaders.plan import PlanRecorder
@@ -47,10 +58,41 @@ class ChimeraGraphQL(GraphQL[Context, None]):
             response = await self.run(request)
         except HTTPException as exc:
             # Strawberry answers malformed requests in plain text; clients expect GraphQL's shape.
-            response = error_response(exc.status_code, exc.reason, ErrorCode.BAD_USER_INPUT)
+            media = negotiate(request.headers.get("accept"))
+            response = error_response(exc.status_code, exc.reason, ErrorCode.BAD_USER_INPUT, media)
             if exc.status_code == 405:
-                response.headers["Allow"] = "GET, POST"
+                response.headers["Allow"] = "POST" if request.method == "GET" else "GET, POST"
         await response(scope, receive, send)
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = await super().get_sub_response(request)
+        if isinstance(request, Request):
+            sub_response.media_type = negotiate(request.headers.get("accept"))
+        return sub_response
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        """With ``application/graphql-response+json`` a request error is a 4xx without a
+        ``data`` entry; everything else keeps application/json's shape and status."""
+        media = sub_response.media_type or JSON
+        status = sub_response.status_code or 200
+        if media == GRAPHQL_RESPONSE_JSON and isinstance(response_data, dict):
+            body = cast(dict[str, Any], response_data)
+            if is_request_error(body):
+                response_data = cast(GraphQLHTTPResponse, {k: body[k] for k in body if k != "data"})
+                status = request_error_status(body["errors"])
+                if status == 401:
+                    sub_response.headers["WWW-Authenticate"] = "Bearer"
+            else:
+                status = 200
+        response = Response(self.encode_json(response_data), status, media_type=media)
+        response.headers.raw.extend(sub_response.headers.raw)
+        if sub_response.background:
+            response.background = sub_response.background
+        return response
 
     def decode_json(self, data: str | bytes) -> object:
         """JSON for HTTP bodies and WebSocket messages alike. Nesting too deep for the parser
@@ -89,22 +131,28 @@ class ChimeraGraphQL(GraphQL[Context, None]):
         root_value: Any,
         sub_response: Any,
     ) -> Any:
-        """Refuse an unauthenticated request before its document is parsed or validated: the
-        answers to invalid documents (unknown fields, suggestions) would describe the
-        schema to anyone, introspection or not. Then find the document a request names by
-        hash (app/documents/store.py); GET carries only such documents (a URL a CDN may
-        cache), and only queries: Strawberry refuses a mutation over GET with 405."""
+        """Refuse a GET a cross-site link or form could have sent (it carries neither a
+        header such a request cannot carry nor a persisted document), then an
+        unauthenticated request, before its document is parsed or validated: the answers
+        to invalid documents (unknown fields, suggestions) would describe the schema to
+        anyone, introspection or not. Then find the document a request names by hash
+        (app/documents/store.py). GET carries queries only: a mutation is refused with 405."""
+        single = isinstance(request_data, GraphQLRequestData)
+        persisted = persisted_hash_or_error(request_data.extensions) if single else None
+        if (
+            request_adapter.method == "GET"
+            and persisted is None
+            and not carries_preflight_header(request.headers)
+        ):
+            raise HTTPException(
+                400,
+                "A query over GET must carry an Authorization or GraphQL-Require-Preflight "
+                "header, or name a persisted document (CSRF protection)",
+            )
         if context.principal is None:
             error = context.auth_error or Unauthenticated("Authentication required")
             return refusal(error)
-        if isinstance(request_data, GraphQLRequestData):
-            persisted = persisted_hash_or_error(request_data.extensions)
-            if request_adapter.method == "GET" and persisted is None:
-                raise HTTPException(
-                    400,
-                    "A query over GET must name a persisted document "
-                    "(extensions.persistedQuery); send other operations by POST",
-                )
+        if single:
             documents = context.stores.documents
             try:
                 if documents is not None:
@@ -275,8 +323,9 @@ def persisted_hash_or_error(extensions: object) -> str | None:
         return "malformed"
 
 
-def error_response(status: int, message: str, code: ErrorCode) -> Response:
-    return JSONResponse(
-        {"data": None, "errors": [{"message": message, "extensions": {"code": code.value}}]},
-        status_code=status,
-    )
+def error_response(status: int, message: str, code: ErrorCode, media: str = JSON) -> Response:
+    """A request refused before it was a GraphQL request (malformed body, wrong method)."""
+    body: dict[str, Any] = {"errors": [{"message": message, "extensions": {"code": code.value}}]}
+    if media != GRAPHQL_RESPONSE_JSON:
+        body = {"data": None, **body}
+    return JSONResponse(body, status_code=status, media_type=media)

@@ -142,7 +142,21 @@ async def test_a_tenant_over_its_budget_gets_429_with_retry_after_and_nothing_ru
     assert body["extensions"]["cost"]["throttled"] is True
     with count_statements(engine) as sql:
         again = await tenant.post(PAGE, {"n": 10})
+        # The same refusal in the specification's media type: a request error, so no data.
+        spec = await tenant.http.post(
+            "/graphql",
+            json={"query": PAGE, "variables": {"n": 10}},
+            headers={
+                "Authorization": f"Bearer {tenant.token()}",
+                "Accept": "application/graphql-response+json",
+            },
+        )
     assert again.status_code == 429
+    assert spec.status_code == 429
+    assert spec.headers["content-type"].startswith("application/graphql-response+json")
+    assert "retry-after" in spec.headers
+    assert "data" not in spec.json()
+    assert error_codes(spec.json()) == ["RATE_LIMITED"]
     assert sql.count == 0
 
 
