@@ -10,6 +10,8 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.response_media import GRAPHQL_RESPONSE_JSON, negotiate
+
 
 class BodyTooLarge(Exception):
     pass
@@ -26,7 +28,7 @@ class BodyLimitMiddleware:
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._reject(send)
+                await self._reject(scope, send)
                 return
         seen = 0
         started = False
@@ -50,26 +52,27 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._reject(send)
+                await self._reject(scope, send)
 
-    async def _reject(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "data": None,
-                "errors": [
-                    {
-                        "message": f"Request body larger than {self.max_bytes} bytes",
-                        "extensions": {"code": "BAD_USER_INPUT"},
-                    }
-                ],
-            }
-        ).encode()
+    async def _reject(self, scope: Scope, send: Send) -> None:
+        """413 in the media type the client accepts (app/response_media.py): a request
+        error, so no ``data`` under application/graphql-response+json."""
+        accept = next((v for k, v in scope.get("headers", []) if k == b"accept"), b"")
+        media = negotiate(accept.decode("latin-1") or None)
+        error = {
+            "message": f"Request body larger than {self.max_bytes} bytes",
+            "extensions": {"code": "BAD_USER_INPUT"},
+        }
+        answer: dict[str, object] = {"errors": [error]}
+        if media != GRAPHQL_RESPONSE_JSON:
+            answer = {"data": None, **answer}
+        body = json.dumps(answer).encode()
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
                 "headers": [
-                    (b"content-type", b"application/json"),
+                    (b"content-type", media.encode()),
                     (b"content-length", str(len(body)).encode()),
                 ],
             }

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from app.events.hub import StreamHub
     from app.lifespan import Stores
     from app.ratelimit.demand import Demand
+    from app.sse import EventCursor
 
 
 @dataclass
@@ -37,6 +38,9 @@ class Context:
     demand: Demand | None = None
     # The request's plan, when it asked for one (loaders/plan.py).
     plan: PlanRecorder | None = None
+    # An SSE request's resume point and current event id (app/sse.py); None on other
+    # transports, where a WebSocket's context is shared by all of its operations.
+    event_cursor: EventCursor | None = None
 
     @property
     def loaders(self) -> Loaders:

@@ -48,7 +48,10 @@ def log_errors(errors: list[GraphQLError]) -> None:
             log.warning(
                 "%s at %s: %s%s", code, where, error.message, f" ({cause!r})" if cause else ""
             )
-        elif code in CLIENT_CODES and (original is None or isinstance(original, ChimeraError)):
+        elif code in CLIENT_CODES and (
+            # graphql-core wraps a variable's coercion error in another GraphQLError
+            original is None or isinstance(original, ChimeraError | GraphQLError)
+        ):
             log.info("%s at %s: %s", code, where, error.message)
         else:
             log.error("%s at %s: %s", code, where, error.message, exc_info=original)

@@ -5,8 +5,10 @@ behind CSRF protection, mutations over GET refused with 405."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import AsyncGenerator
 from functools import lru_cache
 from typing import Any, cast
 
@@ -19,8 +21,8 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
-from strawberry.types import ExecutionResult
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, GraphQLRequestProtocol
+from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from app.api_keys import looks_like_key
@@ -28,7 +30,8 @@ from app.auth import Principal, Role, bearer_token, decode_token
 from app.context import Context, build_context
 from app.documents.store import persisted_hash
 from app.errors import ChimeraError, ErrorCode, Unauthenticated
-from app.extensions.error_codes import add_codes
+from app.extensions.demand_control import ENDS_SUBSCRIPTION
+from app.extensions.error_codes import add_codes, strip_suggestions
 from app.graphiql import graphiql_response
 from app.jwks import signed_by_provider
 from app.log_context import note_tenant
@@ -41,6 +44,14 @@ from app.response_media import (
     request_error_status,
 )
 from app.settings import Settings
+from app.sse import (
+    COMPLETE,
+    Chunk,
+    EventCursor,
+    EventStreamResponse,
+    next_event,
+    wants_event_stream,
+)
 from app.ws_protocol import ChimeraTransportWSHandler
 from loaders.plan import PlanRecorder
 
@@ -63,6 +74,51 @@ class ChimeraGraphQL(GraphQL[Context, None]):
             if exc.status_code == 405:
                 response.headers["Allow"] = "POST" if request.method == "GET" else "GET, POST"
         await response(scope, receive, send)
+
+    async def _create_streaming_response(
+        self,
+        request: Request,
+        result: SubscriptionExecutionResult,
+        protocol: GraphQLRequestProtocol,
+        sub_response: Response,
+    ) -> Response:
+        """graphql-sse through our own event stream (app/sse.py): event ids, resumption,
+        refusals that end the stream, and a cut for a reader that stopped reading."""
+        if protocol != "sse":
+            return await super()._create_streaming_response(request, result, protocol, sub_response)
+        settings: Settings = request.app.state.settings
+        cursor = getattr(request.state, "event_cursor", None) or EventCursor()
+        stream = EventStreamResponse(
+            self._sse_chunks(request, result, cursor),
+            headers={k: v for k, v in sub_response.headers.items() if k != "content-type"},
+            heartbeat_seconds=settings.ws_keepalive_seconds,
+            send_timeout=settings.sse_send_timeout_seconds,
+            encode_json=self.encode_json,
+        )
+        return cast(Response, stream)
+
+    async def _sse_chunks(
+        self, request: Request, results: SubscriptionExecutionResult, cursor: EventCursor
+    ) -> AsyncGenerator[Chunk, None]:
+        """A ``next`` per result, with the id of the event it was made of, and ``complete``.
+        An event refused by the rate limit goes without its id (it was withheld: resuming
+        delivers it) and ends the stream."""
+        try:
+            async with contextlib.aclosing(cast(AsyncGenerator[Any, None], results)) as values:
+                async for value in values:
+                    event_id, cursor.current = cursor.current, None
+                    processed, _ = await self._process_stream_result(request, value, [])
+                    refused = getattr(value, ENDS_SUBSCRIPTION, False)
+                    shown = None if refused else event_id
+                    yield next_event(self.encode_json(processed), shown), shown
+                    if refused:
+                        break
+        except GraphQLError as error:  # raised before execution (the parser cache's)
+            add_codes([error])
+            if self.hide_suggestions:
+                strip_suggestions([error])
+            yield next_event(self.encode_json({"errors": [error.formatted]})), None
+        yield COMPLETE, None
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)
@@ -149,9 +205,10 @@ class ChimeraGraphQL(GraphQL[Context, None]):
                 "A query over GET must carry an Authorization or GraphQL-Require-Preflight "
                 "header, or name a persisted document (CSRF protection)",
             )
+        streamed = single and request_data.protocol == "sse"
         if context.principal is None:
             error = context.auth_error or Unauthenticated("Authentication required")
-            return refusal(error)
+            return _streamed(refusal(error)) if streamed else refusal(error)
         if single:
             documents = context.stores.documents
             try:
@@ -160,9 +217,9 @@ class ChimeraGraphQL(GraphQL[Context, None]):
                         context.principal.tenant_id, request_data.query, request_data.extensions
                     )
             except ChimeraError as error:
-                return refusal(error)
-            if request_adapter.method == "GET" and not only_queries(
-                request_data.query, request_data.operation_name
+                return _streamed(refusal(error)) if streamed else refusal(error)
+            if request_adapter.method == "GET" and not only_reads(
+                request_data.query, request_data.operation_name, subscriptions=streamed
             ):
                 raise HTTPException(405, "Only queries may be sent over GET; use POST")
         return await super().execute_operation(
@@ -205,9 +262,13 @@ class ChimeraGraphQL(GraphQL[Context, None]):
         except ChimeraError as exc:
             auth_error = exc
         plan = PlanRecorder() if _plan_wanted(request, state.settings, principal) else None
-        return build_context(
+        context = build_context(
             request, response, state.settings, state.stores, principal, auth_error, state.hub, plan
         )
+        if isinstance(request, Request) and wants_event_stream(request.headers.get("accept")):
+            resume = request.headers.get("last-event-id", "").strip() or None
+            context.event_cursor = request.state.event_cursor = EventCursor(resume)
+        return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Authenticate a WebSocket in connection_init, before any subscription can start."""
@@ -291,10 +352,21 @@ def refusal(error: ChimeraError) -> ExecutionResult:
     )
 
 
+async def _streamed(result: ExecutionResult) -> AsyncGenerator[ExecutionResult, None]:
+    """A refusal as an event stream's only result: graphql-sse reports errors in the stream."""
+    yield result
+
+
 @lru_cache(maxsize=256)
-def only_queries(query: str | None, operation_name: str | None) -> bool:
-    """Whether the operation a GET would run is a query (as far as a document that does
-    not parse, or names no such operation, can say: execution reports those)."""
+def only_reads(query: str | None, operation_name: str | None, *, subscriptions: bool) -> bool:
+    """Whether the operation a GET would run is a query (or, asking for an event stream, a
+    subscription), as far as a document that does not parse, or names no such operation,
+    can say: execution reports those."""
+    allowed = (
+        {OperationType.QUERY, OperationType.SUBSCRIPTION}
+        if subscriptions
+        else {OperationType.QUERY}
+    )
     if query is None:
         return True
     try:
@@ -304,7 +376,7 @@ def only_queries(query: str | None, operation_name: str | None) -> bool:
     for definition in document.definitions:
         if (
             isinstance(definition, OperationDefinitionNode)
-            and definition.operation is not OperationType.QUERY
+            and definition.operation not in allowed
             and (
                 operation_name is None
                 or (definition.name is not None and definition.name.value == operation_name)

@@ -38,6 +38,7 @@ from app.media_routes import serve_media
 from app.ratelimit.limits import default_limits
 from app.schema import build_schema
 from app.settings import Settings, load_settings
+from app.sse import SSE_PROTOCOL, quiet_deliberate_drops
 from app.stopping import bounded_teardown, stop_task
 from app.stores.vectors.cached import SimilarCache
 from app.telemetry import Telemetry, instrumented, telemetry_from_environment
@@ -96,7 +97,7 @@ def create_app(
         finally:
             metrics.shutdown()
 
-    protocols = [GRAPHQL_TRANSPORT_WS_PROTOCOL]
+    protocols = [GRAPHQL_TRANSPORT_WS_PROTOCOL, SSE_PROTOCOL]
     if settings.legacy_graphql_ws:
         protocols.append(GRAPHQL_WS_PROTOCOL)
     graphql = ChimeraGraphQL(
@@ -112,6 +113,7 @@ def create_app(
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
     )
     graphql.hide_suggestions = settings.is_production
+    quiet_deliberate_drops()
     app = Starlette(
         routes=[
             # The body cap guards the GraphQL endpoint; media uploads have their own, larger one.

@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
+from graphql import GraphQLError
+
 from app.errors import ErrorCode
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
@@ -77,6 +79,11 @@ def is_request_error(body: Mapping[str, Any]) -> bool:
     happened at a position of the response (parse, validation, coercion, refusals)."""
     errors: Sequence[Mapping[str, Any]] = body.get("errors") or ()
     return body.get("data") is None and bool(errors) and all("path" not in e for e in errors)
+
+
+def refused_before_execution(data: object, errors: Sequence[GraphQLError]) -> bool:
+    """The same test on a result not yet formatted."""
+    return data is None and bool(errors) and all(e.path is None for e in errors)
 
 
 def request_error_status(errors: Sequence[Mapping[str, Any]]) -> int:

@@ -23,4 +23,6 @@ def server_config(
         access_log=not settings.access_log,
         ws_ping_interval=settings.ws_keepalive_seconds,
         ws_ping_timeout=settings.ws_keepalive_seconds,
+        # A WebSocket message is held to the HTTP body's limit: bigger ones close 1009.
+        ws_max_size=settings.max_body_bytes,
     )

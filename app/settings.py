@@ -210,7 +210,17 @@ class Settings(BaseSettings):
         description="Per app instance: live subscriptions one tenant may hold open.",
     )
     ws_keepalive_seconds: float = Field(
-        default=15.0, gt=0, validation_alias="CHIMERA_WS_KEEPALIVE_SECONDS"
+        default=15.0,
+        gt=0,
+        validation_alias="CHIMERA_WS_KEEPALIVE_SECONDS",
+        description="How often an idle WebSocket gets a ping, and an idle SSE stream a comment.",
+    )
+    sse_send_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias="CHIMERA_SSE_SEND_TIMEOUT_SECONDS",
+        description="An SSE reader that takes no data for this long is cut off with a "
+        "SLOW_CONSUMER error naming the event to resume after.",
     )
 
     federation: bool = Field(

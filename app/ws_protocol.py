@@ -41,6 +41,7 @@ from uvicorn.protocols.utils import ClientDisconnected
 from app.errors import ChimeraError, ErrorCode
 from app.extensions.demand_control import ENDS_SUBSCRIPTION
 from app.extensions.error_codes import add_codes, strip_suggestions
+from app.response_media import refused_before_execution
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class ChimeraTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
         self, operation: Operation[Any, None], result_source: Any
     ) -> None:
         try:
-            await super()._send_result_stream(operation, _until_refused(result_source))
+            await super()._send_result_stream(operation, self._until_refused(result_source))
         except GraphQLError as error:  # raised before execution (the parser cache's syntax error)
             await self._send_errors(operation, [error])
         except _Refused as refused:
@@ -138,6 +139,23 @@ class ChimeraTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
         add_codes(errors)
         return errors
 
+    async def _until_refused(self, results: Any) -> AsyncGenerator[Any, None]:
+        """The results of an operation, coded, until one is refused: a first result that
+        is a request error (refused before execution: a variable that does not coerce, a
+        cost limit) or an event its rate limit refused (app/extensions/demand_control.py).
+        That one ends the operation as an ``error`` message, which graphql-transport-ws
+        defines as final, instead of going out as a ``next``. (Strawberry sends a result
+        before the operation's extensions finish, so the codes are set here.)"""
+        first = True
+        async for result in results:
+            errors = self._coded(list(result.errors or []))
+            if getattr(result, ENDS_SUBSCRIPTION, False) or (
+                first and refused_before_execution(result.data, errors)
+            ):
+                raise _Refused(errors)
+            first = False
+            yield result
+
     async def handle_task_exception(self, error: Exception) -> None:
         if _client_left(error):
             log.debug("client left while an operation was sending: %s", error)
@@ -149,16 +167,6 @@ class _Refused(Exception):
     def __init__(self, errors: list[GraphQLError]) -> None:
         super().__init__("event refused")
         self.errors = errors
-
-
-async def _until_refused(results: Any) -> AsyncGenerator[Any, None]:
-    """The results of an operation, until one its rate limit refused (app/extensions/
-    demand_control.py): that one ends the operation as an `error` message, which
-    graphql-transport-ws defines as final, instead of going out as a `next`."""
-    async for result in results:
-        if getattr(result, ENDS_SUBSCRIPTION, False):
-            raise _Refused(list(result.errors or []))
-        yield result
 
 
 def _client_left(error: BaseException) -> bool:

@@ -108,6 +108,9 @@ async def follow(
     replayed first, then live ones, without a gap or a repeat across the seam."""
     ctx = info.context
     principal = ctx.require_principal()
+    cursor = ctx.event_cursor  # over SSE: Last-Event-ID wins, and each event's id is noted
+    if cursor is not None and cursor.resume_after is not None:
+        after = cursor.resume_after
     seen = parse(after) if after is not None else None
     redis, timeout = ctx.stores.redis, ctx.settings.store_timeout_seconds
     key = STREAMS[stream](principal.tenant_id)
@@ -130,6 +133,8 @@ async def follow(
                 for event in chunk:
                     seen = parse(event.stream_id)
                     if wanted(event):
+                        if cursor is not None:
+                            cursor.current = event.stream_id
                         with deliveries.span(event, replayed=True):
                             yield replayed.payload(event, ctx.fresh_loaders, build)
                         if metrics is not None:
@@ -149,13 +154,18 @@ async def follow(
                 if wanted(event):
                     # The same object for every subscriber of this batch: what it names is
                     # read once, and equal operations are executed once (app/execution.py).
+                    if cursor is not None:
+                        cursor.current = event.stream_id
                     with deliveries.span(event, replayed=False):
                         yield batch.payload(event, ctx.fresh_loaders, build)
                     if metrics is not None:
                         metrics.events_delivered.add(1, {"stream": stream, "replayed": False})
-            if subscriber.overflowed and subscriber.queue.empty():
+            if subscriber.overflowed:
+                # Cut now rather than push the batches it is behind on through a pipe that
+                # could not take them: resuming replays them from the stream.
                 raise SubscriberTooSlow(
                     "This subscription fell too far behind; resume with 'after'",
+                    reason="SLOW_CONSUMER",
                     after=f"{seen[0]}-{seen[1]}" if seen else None,
                 )
     finally:
