@@ -140,20 +140,20 @@ class ChimeraTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
         return errors
 
     async def _until_refused(self, results: Any) -> AsyncGenerator[Any, None]:
-        """The results of an operation, coded, until one is refused: a first result that
-        is a request error (refused before execution: a variable that does not coerce, a
-        cost limit) or an event its rate limit refused (app/extensions/demand_control.py).
-        That one ends the operation as an ``error`` message, which graphql-transport-ws
-        defines as final, instead of going out as a ``next``. (Strawberry sends a result
-        before the operation's extensions finish, so the codes are set here.)"""
-        first = True
+        """The results of an operation, coded, until one ends it with errors of no position
+        in a response: refused before execution (a variable that does not coerce, a cost
+        limit, the tenant's subscription cap, an expired cursor), a subscription's source
+        failing (it fell behind, a store went away), or an event its rate limit refused
+        (app/extensions/demand_control.py). That one goes out as an ``error`` message, which
+        graphql-transport-ws defines as final, instead of a ``next`` and a ``complete`` a
+        client could take for a normal end. (Strawberry sends a result before the
+        operation's extensions finish, so the codes are set here.)"""
         async for result in results:
             errors = self._coded(list(result.errors or []))
-            if getattr(result, ENDS_SUBSCRIPTION, False) or (
-                first and refused_before_execution(result.data, errors)
+            if getattr(result, ENDS_SUBSCRIPTION, False) or refused_before_execution(
+                result.data, errors
             ):
                 raise _Refused(errors)
-            first = False
             yield result
 
     async def handle_task_exception(self, error: Exception) -> None:
