@@ -101,11 +101,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     before anything is started, migrated or printed; then engines, migrations, demo data,
     the banner, and uvicorn on the socket bound at the start."""
     narrate("alembic.runtime.migration")
-    import uvicorn
-
     from app.main import create_app
     from app.seed import database_is_empty, seed_demo
-    from app.serving import server_config
+    from app.serving import ChimeraServer, server_config
 
     if "public_url" not in settings.model_fields_set:
         # Local media URLs must point at the address this server really listens on.
@@ -131,7 +129,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 ready.log_level, json_lines=ready.json_logs, uvicorn_access=not ready.access_log
             )
             print_banner(ready, f"http://{args.host}:{args.port}/graphql", token)
-            uvicorn.Server(config).run(sockets=[listener])
+            ChimeraServer(config).run(sockets=[listener])
     finally:
         listener.close()
     return 0

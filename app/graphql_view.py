@@ -94,6 +94,7 @@ class ChimeraGraphQL(GraphQL[Context, None]):
             heartbeat_seconds=settings.ws_keepalive_seconds,
             send_timeout=settings.sse_send_timeout_seconds,
             encode_json=self.encode_json,
+            open_streams=request.app.state.event_streams,
         )
         return cast(Response, stream)
 

@@ -138,6 +138,7 @@ def create_app(
         ],
     )
     app.state.settings = settings
+    app.state.event_streams = set()  # open SSE streams, ended when the server stops (app/sse.py)
     app.state.telemetry = telemetry
     app.state.metrics = metrics
     app.state.provider_tokens = (

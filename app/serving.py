@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import socket
+
 import uvicorn
 from starlette.types import ASGIApp
 
 from app.settings import Settings
+from app.sse import end_event_streams
+
+
+class ChimeraServer(uvicorn.Server):
+    """uvicorn's server, ending open event streams (app/sse.py) when it starts to stop: it
+    waits for every response to finish first, and a subscription's stream never would."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        end_event_streams(self.config.app)
+        await super().shutdown(sockets)
 
 
 def server_config(

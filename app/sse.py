@@ -90,7 +90,9 @@ class EventStreamResponse:
         heartbeat_seconds: float,
         send_timeout: float,
         encode_json: Callable[[object], str],
+        open_streams: set[asyncio.Event],
     ) -> None:
+        self.open_streams = open_streams  # the app's, for end_event_streams
         self.chunks = chunks
         self.headers = headers
         self.heartbeat_seconds = heartbeat_seconds
@@ -101,16 +103,26 @@ class EventStreamResponse:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw = [(k.lower().encode(), v.encode()) for k, v in {**self.headers, **HEADERS}.items()]
         await send({"type": "http.response.start", "status": 200, "headers": raw})
+        stopping = asyncio.Event()
+        self.open_streams.add(stopping)
         streaming = asyncio.create_task(self._stream(send))
         leaving = asyncio.create_task(_disconnected(receive))
+        ending = asyncio.create_task(stopping.wait())
         try:
-            await asyncio.wait({streaming, leaving}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({streaming, leaving, ending}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (streaming, leaving):
+            self.open_streams.discard(stopping)
+            for task in (streaming, leaving, ending):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await self.chunks.aclose()
+        if stopping.is_set() and not leaving.done():
+            # The server is stopping: the connection is closed unfinished, which clients
+            # take for a network failure and reconnect (to another instance) with
+            # Last-Event-ID. A clean end would tell graphql-sse's client it was done.
+            self.dropped = True
+            log.info("SSE stream ended by the server stopping; its client resumes elsewhere")
         if self.dropped:
             _DROPPED.set(True)  # for the server's log: this response was cut on purpose
 
@@ -151,6 +163,15 @@ class EventStreamResponse:
             log.info("SSE reader took no data for %.0f s: connection dropped", self.send_timeout)
         else:
             log.info("SSE reader took no data for %.0f s: stream cut", self.send_timeout)
+
+
+def end_event_streams(app: object) -> int:
+    """End every event stream ``app`` has open: a server stopping gracefully waits for its
+    responses to finish, and an event stream never would. Returns how many there were."""
+    streams: set[asyncio.Event] = getattr(getattr(app, "state", None), "event_streams", set())
+    for stopping in streams:
+        stopping.set()
+    return len(streams)
 
 
 # Whether the response of the request being handled was dropped on purpose (a context

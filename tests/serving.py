@@ -11,7 +11,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from app.serving import server_config
+from app.serving import ChimeraServer, server_config
 from tests.processes import free_port
 
 
@@ -39,7 +39,7 @@ async def served_asgi(app: Any) -> AsyncIterator[str]:
 @asynccontextmanager
 async def _serving(config: uvicorn.Config) -> AsyncIterator[None]:
     config.lifespan = "off"
-    server = uvicorn.Server(config)
+    server = ChimeraServer(config)
     # The test process keeps its own signal handling: uvicorn would otherwise take SIGINT and
     # SIGTERM for itself, and a stuck run could no longer be stopped.
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]

@@ -9,6 +9,7 @@ connection the test drops, and by httpx for what a protocol client hides.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from pathlib import Path
@@ -364,3 +365,53 @@ async def test_a_reader_that_cannot_keep_up_is_cut_with_a_coded_error_and_resume
     ids = [e["id"] for e in delivered] + [e["id"] for e in rest]
     assert len(ids) == sent and len(set(ids)) == sent
     assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))
+
+
+async def test_a_stopping_server_ends_its_open_streams_and_the_client_resumes_elsewhere(
+    settings: Settings, engine: AsyncEngine, tenant: TenantClient, tmp_path: Path
+) -> None:
+    """A server stopping gracefully waits for its responses to finish, and an event stream
+    never would: it ends them, unfinished, so that it stops at once and each client takes
+    it for a network failure and reconnects, here to another instance, with Last-Event-ID."""
+    campaign_id = await new_campaign(tenant)
+    await clicks(tenant, campaign_id, 2)
+    await relayed(engine, tenant)
+    body = {
+        "query": EVENTS.replace("(campaignId: $c)", '(campaignId: $c, after: "0-0")'),
+        "variables": {"c": campaign_id},
+    }
+    async with (
+        another_app(settings, tmp_path / "b") as second,
+        served(second) as elsewhere,
+        another_app(settings, tmp_path / "a") as first,
+        httpx.AsyncClient(timeout=20) as client,
+    ):
+        server = contextlib.AsyncExitStack()
+        host = await server.enter_async_context(served(first))
+        async with client.stream(
+            "POST", f"http://{host}/graphql", json=body, headers={**STREAM, **auth(tenant)}
+        ) as response:
+            chunks, text = response.aiter_text(), ""
+            while len(seen := sse_events(text.rpartition("\n\n")[0])) < 3:
+                text += await anext(chunks)
+            stopping = asyncio.create_task(server.aclose())
+            async with asyncio.timeout(5):  # a server waiting for the stream would hang here
+                with pytest.raises(httpx.RemoteProtocolError):  # cut, not a normal end
+                    async for _ in chunks:
+                        pass
+                await stopping  # and the server stopped at once
+        assert [e["data"]["data"]["campaignEvents"]["type"] for e in seen] == [
+            "CREATED",
+            "ENGAGEMENT",
+            "ENGAGEMENT",
+        ]
+        await clicks(tenant, campaign_id, 1)  # while it is away
+        async with client.stream(
+            "POST",
+            f"http://{elsewhere}/graphql",
+            json=body,
+            headers={**STREAM, **auth(tenant), "Last-Event-ID": seen[-1]["id"]},
+        ) as response:
+            rest = await read_events(response, until_complete=False, count=1)
+    assert rest[0]["data"]["data"]["campaignEvents"]["type"] == "ENGAGEMENT"
+    assert rest[0]["id"] > seen[-1]["id"]
