@@ -50,7 +50,6 @@ from app.sse import (
     EventCursor,
     EventStreamResponse,
     next_event,
-    wants_event_stream,
 )
 from app.ws_protocol import ChimeraTransportWSHandler
 from loaders.plan import PlanRecorder
@@ -207,6 +206,11 @@ class ChimeraGraphQL(GraphQL[Context, None]):
                 "header, or name a persisted document (CSRF protection)",
             )
         streamed = single and request_data.protocol == "sse"
+        if streamed:
+            # The subscription resumes after the last event a reconnecting client saw, and
+            # notes each event's id as it goes (resolvers/events/subscriptions.py).
+            resume = request.headers.get("last-event-id", "").strip() or None
+            context.event_cursor = request.state.event_cursor = EventCursor(resume)
         if context.principal is None:
             error = context.auth_error or Unauthenticated("Authentication required")
             return _streamed(refusal(error)) if streamed else refusal(error)
@@ -266,9 +270,6 @@ class ChimeraGraphQL(GraphQL[Context, None]):
         context = build_context(
             request, response, state.settings, state.stores, principal, auth_error, state.hub, plan
         )
-        if isinstance(request, Request) and wants_event_stream(request.headers.get("accept")):
-            resume = request.headers.get("last-event-id", "").strip() or None
-            context.event_cursor = request.state.event_cursor = EventCursor(resume)
         return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

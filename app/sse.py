@@ -59,12 +59,6 @@ class EventCursor:
     current: str | None = None
 
 
-def wants_event_stream(accept: str | None) -> bool:
-    return bool(accept) and any(
-        part.split(";", 1)[0].strip().lower() == EVENT_STREAM for part in (accept or "").split(",")
-    )
-
-
 def next_event(data: str, event_id: str | None = None) -> str:
     """One ``next`` event; ``data`` is compact JSON, which holds no line break."""
     head = f"id: {event_id}\n" if event_id else ""

@@ -165,3 +165,14 @@ class TenantLoader(DataLoader[K, V], Generic[K, V]):
                 raise
             replicas.failed(engine, exc)
             return await reads.fetch(replicas.primary, sql, *args)
+
+    async def read_known(self, sql: str, *args: Any) -> list[Record]:
+        """Like ``read``, for rows the request knows exist: an empty answer from a replica
+        is asked of the primary again, since a replica within its allowed lag may not have
+        replayed the rows' creation yet (the caller's tenant, found on the primary by
+        authentication a moment ago, must not vanish behind that lag)."""
+        rows = await self.read(sql, *args)
+        replicas = self.ctx.replicas
+        if rows or replicas is None or self.ctx.engine is replicas.primary:
+            return rows
+        return await reads.fetch(replicas.primary, sql, *args)

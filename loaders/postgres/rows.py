@@ -66,11 +66,13 @@ class AgentMemoryByIdLoader(RowByIdLoader):
 
 
 class TenantByIdLoader(TenantLoader[UUID, Row | None]):
-    """Only ever answers for the caller's own tenant; any other id is simply absent."""
+    """Only ever answers for the caller's own tenant; any other id is simply absent. The
+    caller's tenant exists (authentication checked it on the primary), so a replica's miss
+    is lag, confirmed on the primary."""
 
     async def fetch(self, keys: Sequence[UUID]) -> list[Row | None]:
         if self.tenant_id not in keys:
             return [None for _ in keys]
-        rows = await self.read("SELECT * FROM tenant WHERE id = $1", self.tenant_id)
+        rows = await self.read_known("SELECT * FROM tenant WHERE id = $1", self.tenant_id)
         row = rows[0] if rows else None
         return [row if key == self.tenant_id else None for key in keys]

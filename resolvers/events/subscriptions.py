@@ -47,7 +47,9 @@ def _event(event: StreamEvent, loaders: Loaders) -> CampaignEvent:
     )
 
 
-async def _check_cursor(redis: Redis, key: str, seen: tuple[int, int], timeout: float) -> None:
+async def _check_cursor(
+    redis: Redis, key: str, seen: tuple[int, int], given_as: str, timeout: float
+) -> None:
     """Refuse a cursor the stream cannot honour, rather than replay from it with a gap."""
     async with unavailable_as_error(timeout), redis.pipeline(transaction=False) as pipe:
         pipe.xrange(key, count=1)
@@ -55,16 +57,16 @@ async def _check_cursor(redis: Redis, key: str, seen: tuple[int, int], timeout: 
         oldest, newest = (entries_of(reply) for reply in await pipe.execute())
     if oldest and seen < parse(oldest[0].stream_id):
         raise BadUserInput(
-            "Events after this id are no longer kept; reload and subscribe without 'after'",
-            argument="after",
+            f"Events after this id are no longer kept; reload and subscribe without '{given_as}'",
+            argument=given_as,
             reason="CURSOR_EXPIRED",
         )
     if not newest or seen > parse(newest[0].stream_id):
         # Not an id this stream issued (or Redis lost it): trusting it would skip every
         # event until the stream caught up with it.
         raise BadUserInput(
-            "No event with this id is known; reload and subscribe without 'after'",
-            argument="after",
+            f"No event with this id is known; reload and subscribe without '{given_as}'",
+            argument=given_as,
             reason="CURSOR_EXPIRED",
         )
 
@@ -109,9 +111,10 @@ async def follow(
     ctx = info.context
     principal = ctx.require_principal()
     cursor = ctx.event_cursor  # over SSE: Last-Event-ID wins, and each event's id is noted
+    given_as = "after"
     if cursor is not None and cursor.resume_after is not None:
-        after = cursor.resume_after
-    seen = parse(after) if after is not None else None
+        after, given_as = cursor.resume_after, "Last-Event-ID"
+    seen = parse(after, given_as) if after is not None else None
     redis, timeout = ctx.stores.redis, ctx.settings.store_timeout_seconds
     key = STREAMS[stream](principal.tenant_id)
     subscriber = await ctx.events.subscribe(principal.tenant_id, stream)
@@ -121,7 +124,7 @@ async def follow(
         metrics.subscriptions_open.add(1, {"stream": stream})
     try:
         if seen is not None and seen != (0, 0):
-            await _check_cursor(redis, key, seen, timeout)
+            await _check_cursor(redis, key, seen, given_as, timeout)
         if seen is not None:
             start = f"({after}"
             while True:

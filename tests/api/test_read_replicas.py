@@ -152,6 +152,24 @@ async def test_a_client_reads_its_own_write_while_the_replica_lags_behind_it(
     assert set(ports) == {deployment.pair.replica.port}
 
 
+async def test_a_tenant_the_replica_has_not_replayed_yet_is_read_from_the_primary(
+    deployment: Deployment,
+) -> None:
+    await deployment.pair.replica.execute("SELECT pg_wal_replay_pause()")
+    try:
+        # Created on the primary while the replica, within its allowed lag, replays nothing.
+        tenant = await new_tenant(deployment.engine, deployment.http)
+        with reads_by_server() as ports:
+            body = await tenant.gql("{ viewer { tenant { slug } } }", role=Role.VIEWER)
+        assert "errors" not in body, body
+        assert body["data"]["viewer"]["tenant"]["slug"] == tenant.slug
+        # Missed on the replica, confirmed on the primary.
+        assert ports == [deployment.pair.replica.port, deployment.pair.primary.port]
+    finally:
+        await deployment.pair.replica.execute("SELECT pg_wal_replay_resume()")
+    await deployment.replica_seen_caught_up()
+
+
 async def test_a_replica_lagging_past_the_bound_gets_no_reads_and_the_fallback_is_counted(
     deployment: Deployment,
 ) -> None:

@@ -237,6 +237,9 @@ async def test_errors_before_any_event_come_in_the_stream_with_their_code(
     errors = events[0]["data"]["errors"]
     assert [e["extensions"]["code"] for e in errors][:1] == [code], errors
     assert "id" not in events[0]
+    if headers == "auth+bad-cursor":  # the refusal names what the client sent
+        assert errors[0]["extensions"]["argument"] == "Last-Event-ID", errors
+        assert "'Last-Event-ID'" in errors[0]["message"], errors
 
 
 class RawStream:
