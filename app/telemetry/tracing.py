@@ -18,6 +18,7 @@ from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -46,9 +47,9 @@ def _exporter(name: str, protocol: str) -> SpanExporter:
         )
 
         return GrpcSpanExporter()
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from app.telemetry.otlp_http import OTLPHttpSpanExporter
 
-    return OTLPSpanExporter()
+    return OTLPHttpSpanExporter()
 
 
 def _instrumentors() -> list[BaseInstrumentor]:
@@ -104,6 +105,9 @@ class Telemetry:
             app,
             excluded_urls=EXCLUDED_URLS,
             tracer_provider=self.provider,
+            # The request metrics are the app's own (app/telemetry/metrics.py), by operation
+            # name and outcome; the middleware's http.server.* would only double them.
+            meter_provider=NoOpMeterProvider(),
             # A span per body chunk sent or received is noise, not insight.
             exclude_spans=["receive", "send"],
         )
