@@ -353,6 +353,8 @@ async def measure(settings: Settings, tenant_id: uuid.UUID, args: argparse.Names
 
         gc.callbacks.append(timed_gc)
         print(f"measuring in process {os.getpid()}", flush=True)
+        if args.callgrind:
+            callgrind_instrumentation("on")
         cpu, wall, main = time.process_time(), time.perf_counter(), time.thread_time()
         if profiler:
             profiler.enable()
@@ -365,6 +367,8 @@ async def measure(settings: Settings, tenant_id: uuid.UUID, args: argparse.Names
         await asyncio.gather(*(client() for _ in range(args.concurrency)))
         if profiler:
             profiler.disable()
+        if args.callgrind:
+            callgrind_instrumentation("off")
         gc.callbacks.remove(timed_gc)
         print(
             f"garbage collection: {gc_time[0] / args.requests * 1000:.2f} ms/request; "
@@ -386,6 +390,14 @@ async def measure(settings: Settings, tenant_id: uuid.UUID, args: argparse.Names
             stats = pstats.Stats(profiler).sort_stats("cumulative")
             stats.print_stats(40)
             stats.sort_stats("tottime").print_stats(40)
+
+
+def callgrind_instrumentation(state: str) -> None:
+    """Under ``valgrind --tool=callgrind --instr-atstart=no``: count instructions only while
+    the measured requests run (start-up, seeding and warm-up are left out)."""
+    import subprocess
+
+    subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=True)
 
 
 def print_cycles() -> None:
@@ -507,6 +519,11 @@ def main() -> None:
     )
     parser.add_argument("--env", default="production", choices=["dev", "production"])
     parser.add_argument("--profile", help="write a cProfile file and print the top entries")
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="run under valgrind --tool=callgrind --instr-atstart=no: count only the requests",
+    )
     parser.add_argument("--dump", help="write the first response to this file")
     parser.add_argument(
         "--memory", action="store_true", help="report memory growth over the requests"

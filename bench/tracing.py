@@ -11,11 +11,15 @@ code, each one uvicorn process:
   before  with ``--baseline REV``: the app as it was at REV (git archive), no variables:
           the hot path before tracing existed, to show that "off" costs nothing.
 
-wrk loads them in turn (off, on, before, off, ...) so that drift on a shared machine hits
-all alike, and the bench reports req/s, p50/p99 and the server's CPU per request, and the
-ratios to "off" measured in the same run. The sink counts the export requests and spans it
-received, so that "on" is shown to have really exported every request's spans. Results go
-to .chimera-bench/results/tracing-*.json; docs/benchmarks.md quotes them by hand.
+In each round wrk loads all of them at once (``--one-at-a-time``: in turn), so that what
+else the shared machine does in those seconds weighs on every setup alike; the bench
+reports req/s, p50/p99 and each server's CPU per request, and the ratio to "off" within
+each round and its median over the rounds. Then callgrind counts the instructions the app
+executes per request, off and on (bench/profile_query.py in process, valgrind's count is
+the same on every run to about 0.1%): the measure of the work itself, free of this
+machine's noise. The sink counts the export requests and spans it received, so that "on"
+is shown to have really exported every request's spans. Results go to
+.chimera-bench/results/tracing-*.json; docs/benchmarks.md quotes them by hand.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import asyncio
 import contextlib
 import io
 import json
+import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -32,6 +38,7 @@ import sys
 import tarfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -62,6 +69,8 @@ class Sink:
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as a collector's receiver does
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
@@ -116,6 +125,60 @@ def baseline_code(rev: str, target: Path) -> Path:
     return target
 
 
+INSTRUCTION_REQUESTS = 50
+
+
+def count_instructions(server_url: str, redis_url: str, env: dict[str, str], log: Path) -> int:
+    """Instructions the app executes for INSTRUCTION_REQUESTS dashboard requests, counted by
+    callgrind: the same on every run whatever else the machine does (to about 0.1%), where
+    CPU time under wrk varies by a tenth between rounds. bench/profile_query.py drives the
+    app in process (no HTTP server: the instrumentation, spans and export are all there)
+    and switches counting on for its measured requests only."""
+    argv = [
+        "valgrind",
+        "--tool=callgrind",
+        "--instr-atstart=no",
+        f"--callgrind-out-file={log.with_suffix('.callgrind')}",
+        sys.executable,
+        str(ROOT / "bench" / "profile_query.py"),
+        f"--database-url={server_url}",
+        f"--redis-url={redis_url}",
+        "--query=C",
+        f"--first={PAGE_SIZE}",
+        f"--requests={INSTRUCTION_REQUESTS}",
+        "--warmup=10",
+        "--callgrind",
+    ]
+    with log.open("w") as out:
+        subprocess.run(
+            argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, check=True
+        )
+    match = re.search(r"Collected : (\d+)", log.read_text())
+    if match is None:
+        raise RuntimeError(f"callgrind reported no count; see {log}")
+    return int(match.group(1))
+
+
+def instructions_per_request(
+    engines: Any, tracing: dict[str, str], run_dir: Path
+) -> dict[str, float] | None:
+    """Instructions per request off and on (100% sampled, exported), or None without
+    valgrind."""
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        say("valgrind is not installed: no instruction counts (apt-get install valgrind)")
+        return None
+    counts: dict[str, float] = {}
+    server_url = engines.sqlalchemy_url("postgres")
+    for key, env in (("off", {}), ("on", tracing)):
+        say(f"counting instructions, tracing {key} (a minute or two under valgrind)")
+        total = count_instructions(
+            server_url, engines.redis_url, env, run_dir / f"instructions-{key}.log"
+        )
+        counts[key] = total / INSTRUCTION_REQUESTS
+        say(f"  {counts[key] / 1e6:.2f} M instructions a request")
+    return counts
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=(__doc__ or "").splitlines()[0],
@@ -125,6 +188,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", help="also serve the app as it was at this git revision")
     parser.add_argument("--smoke", action="store_true", help="150 campaigns, 2 s, 1 round")
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".chimera-bench")
+    parser.add_argument(
+        "--one-at-a-time",
+        action="store_true",
+        help="load one setup after another in each round, not all of them at once",
+    )
+    parser.add_argument(
+        "--no-instructions",
+        action="store_true",
+        help="skip the instruction counts under valgrind (about 3 minutes; never in --smoke)",
+    )
     args = parser.parse_args(argv)
     dataset = SMOKE if args.smoke else FULL
     duration, rounds = (2.0, 1) if args.smoke else (args.duration, args.rounds)
@@ -199,9 +272,10 @@ def main(argv: list[str] | None = None) -> int:
         results: list[RoundResult] = []
         exported_before = len(sink.bodies)
         for number in range(1, rounds + 1):
-            for key, server in servers.items():
-                result = measure_round(
-                    server,
+
+            def measured(key: str, number: int = number) -> RoundResult:
+                return measure_round(
+                    servers[key],
                     key,
                     number,
                     postmaster_pid=postmaster,
@@ -212,6 +286,15 @@ def main(argv: list[str] | None = None) -> int:
                     connections=args.connections,
                     threads=args.threads,
                 )
+
+            if args.one_at_a_time:
+                in_round = [measured(key) for key in servers]
+            else:
+                # Every setup loaded in the same seconds: whatever else the machine does
+                # then weighs on all of them alike, and their ratio keeps only what differs.
+                with ThreadPoolExecutor(len(servers)) as pool:
+                    in_round = list(pool.map(measured, servers))
+            for key, result in zip(servers, in_round, strict=True):
                 results.append(result)
                 say(
                     f"round {number} {key:6}: {result.wrk.rps:7.1f} req/s  "
@@ -226,6 +309,13 @@ def main(argv: list[str] | None = None) -> int:
         summary["exports"] = len(sink.bodies) - exported_before
         summary["spans_exported"] = spans
         summary["traced_requests"] = traced_requests
+        if not (args.smoke or args.no_instructions):
+            for server in servers.values():  # the counts run alone on the machine
+                server.stop()
+            counts = instructions_per_request(engines, tracing, run_dir)
+            if counts is not None:
+                summary["instructions_per_request"] = counts
+                summary["instruction_ratio_on_to_off"] = counts["on"] / counts["off"]
         say(json.dumps(summary, indent=2))
         out = data_dir / "results" / f"tracing-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -269,9 +359,21 @@ def summarise(results: list[RoundResult]) -> dict[str, Any]:
             "app_cpu_ms_per_request": statistics.median(r.app_cpu_ms for r in mine),
         }
     off = by["off"]["app_cpu_ms_per_request"]
+    rounds = sorted({r.round for r in results})
+    per_round: dict[str, list[float]] = {}
+    for key in by:
+        for number in rounds:
+            [mine] = [r for r in results if r.setup == key and r.round == number]
+            [base] = [r for r in results if r.setup == "off" and r.round == number]
+            per_round.setdefault(key, []).append(mine.app_cpu_ms / base.app_cpu_ms)
     return {
         "setups": by,
         "cpu_ratio_to_off": {k: v["app_cpu_ms_per_request"] / off for k, v in by.items()},
+        # The ratio within each round (same seconds, same machine state), then its median.
+        "cpu_ratio_to_off_by_round": per_round,
+        "cpu_ratio_to_off_median_of_rounds": {
+            k: statistics.median(v) for k, v in per_round.items()
+        },
     }
 
 
