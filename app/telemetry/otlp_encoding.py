@@ -86,6 +86,8 @@ def _any_value(value: Any) -> bytes:
     if isinstance(value, str):
         return _field(1, value.encode("utf-8", "surrogatepass"))
     if isinstance(value, int):
+        if not -(1 << 63) <= value < 1 << 63:
+            raise ValueError(f"{value} does not fit an OTLP int_value (64 bits)")
         return b"\x18" + _varint(value)
     if isinstance(value, float):
         return b"\x21" + _DOUBLE(value)
@@ -115,20 +117,20 @@ def _attributes(number: int, attributes: Mapping[str, Any] | None) -> bytes:
     pairs = getattr(attributes, "_dict", attributes)
     for key, value in pairs.items():
         kind = type(value)
-        if kind is str or kind is int or kind is bool or kind is float:
-            cache_key = (number, key, kind, value)
-            encoded = _pairs.get(cache_key)
-            if encoded is None:
+        scalar = kind is str or kind is int or kind is bool or kind is float
+        cache_key = (number, key, kind, value) if scalar else None
+        encoded = _pairs.get(cache_key) if scalar else None  # type: ignore[arg-type]
+        if encoded is None:
+            try:
                 encoded = _field(number, _key_value(key, value))
+            except Exception:  # as the library's encoder: an attribute it cannot write is dropped
+                log.exception("Failed to encode attribute %s", key)
+                continue
+            if cache_key is not None:
                 if len(_pairs) >= _PAIRS_REMEMBERED:
                     _pairs.clear()
                 _pairs[cache_key] = encoded
-            parts.append(encoded)
-            continue
-        try:
-            parts.append(_field(number, _key_value(key, value)))
-        except Exception:  # as the library's encoder: an attribute it cannot write is dropped
-            log.exception("Failed to encode attribute %s", key)
+        parts.append(encoded)
     return b"".join(parts)
 
 

@@ -157,3 +157,11 @@ def test_the_http_exporter_sends_with_this_encoder_on_the_installed_library() ->
         assert exporter._own_encoding
     finally:
         exporter.shutdown()  # type: ignore[no-untyped-call]
+
+
+def test_an_integer_beyond_64_bits_is_dropped_as_the_library_drops_it() -> None:
+    with recorded() as (tracer, exporter):
+        with tracer.start_as_current_span("big", attributes={"kept": 1}) as span:
+            # The SDK accepts any int; OTLP's int_value holds 64 bits.
+            span.set_attribute("too.big", 2**70)
+        assert_same_message(exporter.get_finished_spans())
