@@ -15,9 +15,10 @@ In each round wrk loads all of them at once (``--one-at-a-time``: in turn), so t
 else the shared machine does in those seconds weighs on every setup alike; the bench
 reports req/s, p50/p99 and each server's CPU per request, and the ratio to "off" within
 each round and its median over the rounds. Then callgrind counts the instructions the app
-executes per request, off and on (bench/profile_query.py in process, valgrind's count is
-the same on every run to about 0.1%): the measure of the work itself, free of this
-machine's noise. The sink counts the export requests and spans it received, so that "on"
+executes per request, off and on (bench/profile_query.py in process, valgrind's count
+repeats to about 0.1% on a quiet machine): the measure of the work itself, nearly free of
+this machine's noise (a busy machine stretches the run, and the app's timed background
+work with it, by a percent or two). The sink counts the export requests and spans it received, so that "on"
 is shown to have really exported every request's spans. Results go to
 .chimera-bench/results/tracing-*.json; docs/benchmarks.md quotes them by hand.
 """
@@ -130,8 +131,9 @@ INSTRUCTION_REQUESTS = 50
 
 def count_instructions(server_url: str, redis_url: str, env: dict[str, str], log: Path) -> int:
     """Instructions the app executes for INSTRUCTION_REQUESTS dashboard requests, counted by
-    callgrind: the same on every run whatever else the machine does (to about 0.1%), where
-    CPU time under wrk varies by a tenth between rounds. bench/profile_query.py drives the
+    callgrind: the same from run to run to about 0.1% (a percent or two when the machine is
+    busy enough to stretch the run), where CPU time under wrk varies by a tenth between
+    rounds. bench/profile_query.py drives the
     app in process (no HTTP server: the instrumentation, spans and export are all there)
     and switches counting on for its measured requests only."""
     argv = [
