@@ -17,6 +17,7 @@ from app.log_context import RequestLog, current_request
 
 log = logging.getLogger("chimera.access")
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+CLIENT_CLOSED_REQUEST = 499
 
 
 class AccessLog:
@@ -45,6 +46,9 @@ class AccessLog:
 
         try:
             await self.app(scope, receive, send_and_note)
+            # Nothing sent and nothing raised: the client left before an answer started
+            # (nginx's 499, "client closed request").
+            status = status or CLIENT_CLOSED_REQUEST
         except BaseException:
             status = status or 500
             raise

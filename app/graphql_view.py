@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 from collections.abc import AsyncGenerator
 from functools import lru_cache
@@ -15,7 +16,7 @@ from typing import Any, cast
 import orjson
 from cross_web import HTTPException
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -54,6 +55,8 @@ from app.sse import (
 from app.ws_protocol import ChimeraTransportWSHandler
 from loaders.plan import PlanRecorder
 
+log = logging.getLogger("chimera.http")
+
 
 class ChimeraGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = ChimeraTransportWSHandler
@@ -66,6 +69,11 @@ class ChimeraGraphQL(GraphQL[Context, None]):
         request = Request(scope=scope, receive=receive)
         try:
             response = await self.run(request)
+        except ClientDisconnect:
+            # The client left while its body was still arriving (a load tool closing its
+            # connections, a browser tab shut): a client's event, with no one left to answer.
+            log.info("the client left before its request body arrived; nothing was run")
+            return
         except HTTPException as exc:
             # Strawberry answers malformed requests in plain text; clients expect GraphQL's shape.
             media = negotiate(request.headers.get("accept"))

@@ -102,6 +102,17 @@ class LoopbackCluster:
             time.sleep(0.2)
         raise RuntimeError("the Redis Cluster did not become healthy")
 
+    def wait_until_replaced(self, killed: Node, timeout: float = 60) -> None:
+        """Until a replica has taken over the slots of ``killed``, a primary, and the
+        cluster is healthy again. (Right after a kill the cluster still says it is healthy:
+        its nodes notice a dead one only after `cluster-node-timeout`.)"""
+        deadline = time.monotonic() + timeout
+        while killed in self.primaries():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no replica took over from {killed.address}")
+            time.sleep(0.2)
+        self.wait_until_healthy(timeout=max(deadline - time.monotonic(), 1))
+
 
 def _cli() -> str:
     server = Path(redis_server_binary())

@@ -26,7 +26,7 @@ from app.errors import ChimeraError, ErrorCode
 from app.events.stream_ids import as_text
 from app.stopping import stop_task
 from app.stores.redis import keys
-from app.stores.redis.client import unavailable_as_error
+from app.stores.redis.client import read_stream, unavailable_as_error
 
 if TYPE_CHECKING:
     from loaders.registry import Loaders
@@ -158,14 +158,19 @@ class _TenantReader:
         delay = 0.1
         while self.subscribers:
             try:
-                reply = await self.hub.readers_redis.xread(
-                    {key: self.last_id}, block=self.hub.block_ms, count=500
+                reply = await read_stream(
+                    self.hub.readers_redis, key, self.last_id, block_ms=self.hub.block_ms, count=500
                 )
                 delay = 0.1
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.warning("event reader for %s lost Redis; retrying", self.tenant_id)
+            except Exception as exc:
+                log.warning(
+                    "event reader for %s lost Redis (%s: %s); retrying",
+                    self.tenant_id,
+                    type(exc).__name__,
+                    exc,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,6 +24,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.types import Message
 
 from app.auth import Role
 from app.ids import encode_id
@@ -344,6 +346,50 @@ async def test_a_body_just_under_the_size_cap_is_still_served(
     body = sane(response)
     assert response.status_code == 200
     assert body["data"] == {"agents": {"totalCount": 0}}
+
+
+async def test_a_client_that_leaves_before_its_body_arrives_is_logged_as_such_not_as_an_error(
+    app: Starlette, tenant: TenantClient, engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = json.dumps({"query": CREATE_AGENT, "variables": {"name": "half", "persona": "x"}})
+    arriving = [
+        {"type": "http.request", "body": body[: len(body) // 2].encode(), "more_body": True}
+    ]
+
+    async def receive() -> Message:
+        return arriving.pop(0) if arriving else {"type": "http.disconnect"}
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    headers = {**auth(tenant), "Content-Type": "application/json"}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        + [(b"content-length", str(len(body)).encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    before = await counts(engine, tenant.id)
+    with caplog.at_level(logging.INFO):
+        await app(scope, receive, send)  # raised ClientDisconnect: a traceback in the log
+
+    assert sent == []  # no one to answer
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert any("left before its request body arrived" in r.getMessage() for r in caplog.records)
+    access = [r for r in caplog.records if r.name == "chimera.access"]
+    assert [getattr(r, "status", None) for r in access] == [499]
+    assert await counts(engine, tenant.id) == before
 
 
 # --- the GraphQL document --------------------------------------------------------------------

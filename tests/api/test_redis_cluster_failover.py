@@ -14,19 +14,24 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from uuid import uuid4
 
 import httpx
 from httpx import ASGITransport, AsyncClient
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import Role
 from app.engagement.reconcile import reconcile
 from app.events.relay import is_stream_event
+from app.events.stream_ids import as_text
 from app.ids import decode_id
 from app.settings import Settings
 from app.stores.redis import keys
+from app.stores.redis.client import create_redis, read_stream
 from tests.api.load_clients import (
     SETTLE_SECONDS,
     Acknowledged,
@@ -179,6 +184,54 @@ async def test_a_primary_killed_under_load_fails_over_and_loses_only_the_replica
                 f"{len(lost_events)}, counter increments {sum(drift.values())}, tasks "
                 f"{len(lost_tasks)}; subscriber errors {[dict(s.errors) for s in subscribers]}"
             )
+
+
+async def test_a_stream_reader_whose_default_node_is_killed_reads_from_the_new_primary(
+    tmp_path: Path,
+) -> None:
+    """The hub's readers only ever run XREAD. redis-py asks its default node for XREAD's keys
+    before each call, outside the handling that refreshes its map of the cluster; with that
+    node killed a reader would fail forever, as it once did under the test above."""
+    with loopback_cluster(tmp_path / "cluster") as cluster:
+        writer = create_redis(cluster.url, timeout=5)
+        reader = create_redis(cluster.url, timeout=5)
+        try:
+            routing = cast(RedisCluster, reader)
+            await routing.initialize()
+            default = routing.get_default_node()
+            key = next(
+                candidate
+                for candidate in (keys.event_stream(uuid4()) for _ in range(1000))
+                if routing.get_node_from_key(candidate) == default
+            )
+            written = as_text(await writer.xadd(key, {"n": b"1"}))
+            primary = cast(RedisCluster, writer).get_node_from_key(key)
+            # On the replica too, so that its taking over keeps the entry.
+            assert (
+                await cast(Any, writer).execute_command("WAIT", 1, 5000, target_nodes=primary) == 1
+            )
+            assert await read_stream(reader, key, "0", block_ms=100, count=10)
+
+            victim = next(node for node in cluster.nodes if node.address == default.name)
+            cluster.kill(victim)
+            await asyncio.to_thread(cluster.wait_until_replaced, victim)
+            failures = 0
+            async with asyncio.timeout(SETTLE_SECONDS):
+                while True:
+                    try:
+                        reply = await read_stream(reader, key, "0", block_ms=100, count=10)
+                        break
+                    except RedisError:
+                        failures += 1
+                        await asyncio.sleep(0.1)
+            # The read that finds the node dead asks for a refresh; the next one is routed by it.
+            assert failures <= 1, failures
+            assert [entry.decode() for _stream, entries in reply for entry, _ in entries] == [
+                written
+            ]
+        finally:
+            await writer.aclose()
+            await reader.aclose()
 
 
 async def _first_write_sent_and_answered_after(writer: Writer, agent: str) -> float:

@@ -75,6 +75,26 @@ def _create_cluster(url: str, options: dict[str, Any], max_connections: int | No
     return cast(Redis, RedisCluster.from_url(plain, **options))
 
 
+async def read_stream(client: Redis, key: str, after: str, *, block_ms: int, count: int) -> Any:
+    """XREAD of one stream after ``after``, waiting up to ``block_ms`` for an entry.
+
+    On a cluster client, routed to the key's node here. redis-py finds the keys of XREAD
+    (whose keys move with STREAMS) by asking its default node `COMMAND GETKEYS` before every
+    call, outside the handling that refreshes its map of the cluster: were that node killed,
+    a client that only reads streams would ask the dead node forever, even after a replica
+    took over. Routing it here also saves that round trip on each read.
+    """
+    if not isinstance(client, RedisCluster):
+        return await client.xread({key: after}, block=block_ms, count=count)
+    # A refresh that a failed command asked for happens before the key is routed, so a
+    # read after a failover goes to the new primary.
+    await client.initialize()
+    node = client.get_node_from_key(key)
+    return await client.execute_command(
+        "XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", key, after, target_nodes=node
+    )
+
+
 async def ping(client: Redis, url: str, *, timeout: float) -> str:
     try:
         async with asyncio.timeout(timeout):
