@@ -9,7 +9,11 @@ code, each one uvicorn process:
   on      OTEL_EXPORTER_OTLP_ENDPOINT at a sink in this process, OTEL_TRACES_SAMPLER
           always_on: every request traced, its spans batched and exported over OTLP/HTTP;
   before  with ``--baseline REV``: the app as it was at REV (git archive), no variables:
-          the hot path before tracing existed, to show that "off" costs nothing.
+          the hot path before tracing existed, to show that "off" costs nothing;
+  LABEL   with ``--also "LABEL:VAR=VALUE;VAR=VALUE"`` (repeatable): as "on", with these
+          variables too, e.g. ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=asyncpg,redis`` (no
+          span per store call) or ``OTEL_TRACES_SAMPLER=always_off`` (everything in place,
+          nothing recorded): where the CPU time of "on" goes.
 
 In each round wrk loads all of them at once (``--one-at-a-time``: in turn), so that what
 else the shared machine does in those seconds weighs on every setup alike; the bench
@@ -181,6 +185,15 @@ def instructions_per_request(
     return counts
 
 
+def variant(text: str) -> tuple[str, dict[str, str]]:
+    """``LABEL:VAR=VALUE;VAR=VALUE`` as the label and its variables."""
+    label, _, assignments = text.partition(":")
+    variables = dict(a.split("=", 1) for a in assignments.split(";") if "=" in a)
+    if not label or label in ("off", "on", "before") or not variables:
+        raise argparse.ArgumentTypeError(f"expected LABEL:VAR=VALUE;..., got {text!r}")
+    return label, variables
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=(__doc__ or "").splitlines()[0],
@@ -194,6 +207,14 @@ def main(argv: list[str] | None = None) -> int:
         "--one-at-a-time",
         action="store_true",
         help="load one setup after another in each round, not all of them at once",
+    )
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        type=variant,
+        metavar="LABEL:VAR=VALUE;...",
+        help="also serve 'on' with these variables added or changed; repeatable",
     )
     parser.add_argument(
         "--no-instructions",
@@ -229,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
         current = snapshot_code(data_dir / "code-tracing")
         copies.append(current)
         code = {"off": current, "on": current}
+        traced: dict[str, dict[str, str]] = {"on": {}}  # each traced setup's own variables
+        for label, variables in args.also:
+            code[label] = current
+            traced[label] = variables
         if args.baseline:
             code["before"] = baseline_code(args.baseline, data_dir / "code-baseline")
             copies.append(code["before"])
@@ -249,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                 data_dir=data_dir / "app-data",
                 port=port,
                 code_root=root,
-                **(tracing if key == "on" else {}),
+                **({**tracing, **traced[key]} if key in traced else {}),
             )
             server = Server(
                 key=key,
@@ -258,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
                 env=env,
                 cwd=root,
                 port=port,
-                log_path=run_dir / f"server-tracing-{key}.log",
+                log_path=run_dir / f"server-tracing-{key.replace(' ', '-')}.log",
             )
             say(f"starting {key} on 127.0.0.1:{port}")
             server.start()
@@ -306,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
         time.sleep(6)  # the batch processor exports every 5 s
         spans = sink.spans()
-        traced_requests = sum(r.wrk.requests for r in results if r.setup == "on")
+        # Every traced setup exports to the one sink.
+        traced_requests = sum(r.wrk.requests for r in results if r.setup in traced)
         summary = summarise(results)
         summary["exports"] = len(sink.bodies) - exported_before
         summary["spans_exported"] = spans

@@ -62,6 +62,15 @@ def trace_export(environ: Mapping[str, str]) -> TraceExport | None:
     return TraceExport(exporters, protocol)
 
 
+def disabled_instrumentations(environ: Mapping[str, str]) -> frozenset[str]:
+    """``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` as the opentelemetry-instrument launcher
+    reads it: instrumentation names separated by commas (``asyncpg, redis``), or ``*`` for
+    all. A name this service has no instrumentation for is ignored, as the launcher ignores
+    it: one value is often set for every Python service of a deployment."""
+    value = environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "")
+    return frozenset(name.strip() for name in value.split(",") if name.strip())
+
+
 def metrics_export(environ: Mapping[str, str]) -> str | None:
     """The OTLP protocol metrics are pushed with, or None: Prometheus text on ``/metrics``
     is always there, so OTLP is an addition, on when an endpoint is given (or

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import Tracer
 
-from app.telemetry.environment import TraceExport, trace_export
+from app.telemetry.environment import TraceExport, disabled_instrumentations, trace_export
 
 log = logging.getLogger("chimera.telemetry")
 
@@ -52,20 +52,33 @@ def _exporter(name: str, protocol: str) -> SpanExporter:
     return OTLPHttpSpanExporter()
 
 
-def _instrumentors() -> list[BaseInstrumentor]:
+def _instrumentors(disabled: frozenset[str]) -> list[BaseInstrumentor]:
+    """The store clients' instrumentations, but those ``disabled`` names (by their entry
+    point names, as OTEL_PYTHON_DISABLED_INSTRUMENTATIONS gives them, or ``*``)."""
     from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
-    asyncpg = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
-    return [asyncpg, RedisInstrumentor(), AioHttpClientInstrumentor()]
+    if "*" in disabled:
+        return []
+    named: dict[str, Callable[[], BaseInstrumentor]] = {
+        "asyncpg": AsyncPGInstrumentor,
+        "redis": RedisInstrumentor,
+        "aiohttp-client": AioHttpClientInstrumentor,  # the vector index's and S3's HTTP
+    }
+    return [make() for name, make in named.items() if name not in disabled]
 
 
 class Telemetry:
     """Traces for one app: ``processors`` receive its spans (tests pass an in-memory
     exporter's; ``telemetry_from_environment`` the configured exporters')."""
 
-    def __init__(self, processors: Sequence[SpanProcessor]) -> None:
+    def __init__(
+        self,
+        processors: Sequence[SpanProcessor],
+        *,
+        disabled_instrumentations: frozenset[str] = frozenset(),
+    ) -> None:
         attributes: dict[str, Any] = {}
         if not os.environ.get("OTEL_SERVICE_NAME"):
             attributes[SERVICE_NAME] = SERVICE
@@ -75,13 +88,14 @@ class Telemetry:
         for processor in processors:
             self.provider.add_span_processor(processor)
         self._instrumented: list[BaseInstrumentor] = []
+        self._disabled = disabled_instrumentations
 
     def tracer(self, name: str) -> Tracer:
         return self.provider.get_tracer(name)
 
     def start(self) -> None:
         """Instrument the store clients for this app's provider."""
-        for instrumentor in _instrumentors():
+        for instrumentor in _instrumentors(self._disabled):
             if instrumentor.is_instrumented_by_opentelemetry:
                 # Another app of this process traces already (two apps in one test run).
                 log.warning("%s is instrumented already", type(instrumentor).__name__)
@@ -115,7 +129,8 @@ class Telemetry:
 
 def telemetry_from_environment(environ: Mapping[str, str] | None = None) -> Telemetry | None:
     """The telemetry the ``OTEL_*`` variables configure, or None when tracing is off."""
-    export: TraceExport | None = trace_export(os.environ if environ is None else environ)
+    environ = os.environ if environ is None else environ
+    export: TraceExport | None = trace_export(environ)
     if export is None:
         return None
     processors: list[SpanProcessor] = []
@@ -125,7 +140,7 @@ def telemetry_from_environment(environ: Mapping[str, str] | None = None) -> Tele
         processors.append(
             SimpleSpanProcessor(exporter) if name == "console" else BatchSpanProcessor(exporter)
         )
-    return Telemetry(processors)
+    return Telemetry(processors, disabled_instrumentations=disabled_instrumentations(environ))
 
 
 @contextmanager

@@ -143,6 +143,30 @@ async def test_the_dashboard_query_is_one_trace_from_the_request_to_each_store_c
             assert systems == {"redis"}, (span.name, [call.name for call in calls])
 
 
+async def test_a_disabled_instrumentation_leaves_its_store_calls_out_and_the_batches_in(
+    settings: Settings, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    exporter = InMemorySpanExporter()
+    telemetry = Telemetry(
+        [SimpleSpanProcessor(exporter)], disabled_instrumentations=frozenset({"asyncpg", "nope"})
+    )
+    async with another_app(settings, tmp_path, telemetry=telemetry) as application:
+        transport = ASGITransport(app=application)
+        async with AsyncClient(transport=transport, base_url="http://test") as http:
+            tenant = await dashboard_tenant(application, engine, http)
+            exporter.clear()
+            spans = await dashboard(Traced(application, http, tenant, exporter), 6)
+    systems = Counter(str(s.attributes.get("db.system")) for s in spans if s.attributes)
+    assert systems["postgresql"] == 0, systems
+    assert systems["redis"] > 0, systems
+    stores = {
+        s.attributes["chimera.store"]
+        for s in spans
+        if s.attributes and "chimera.loader" in s.attributes
+    }
+    assert {"PostgreSQL", "Redis"} <= stores, stores
+
+
 async def test_spans_per_request_do_not_grow_with_the_page_size(traced: Traced) -> None:
     small = await dashboard(traced, 3)
     large = await dashboard(traced, 6)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from app.telemetry.environment import TelemetryConfigurationError, trace_export
+from app.telemetry.environment import (
+    TelemetryConfigurationError,
+    disabled_instrumentations,
+    trace_export,
+)
 
 
 @pytest.mark.parametrize(
@@ -41,3 +45,19 @@ def test_an_exporter_or_protocol_the_service_cannot_use_is_refused_by_name(
 ) -> None:
     with pytest.raises(TelemetryConfigurationError, match="OTEL_"):
         trace_export(environ)
+
+
+@pytest.mark.parametrize(
+    ("value", "disabled"),
+    [
+        ("", set()),
+        ("asyncpg", {"asyncpg"}),
+        (" redis , aiohttp-client,", {"redis", "aiohttp-client"}),  # as the launcher strips
+        ("*", {"*"}),
+        ("urllib3,asyncpg", {"urllib3", "asyncpg"}),  # another service's names: ignored later
+    ],
+)
+def test_disabled_instrumentations_are_read_as_the_opentelemetry_launcher_reads_them(
+    value: str, disabled: set[str]
+) -> None:
+    assert disabled_instrumentations({"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": value}) == disabled
