@@ -391,9 +391,9 @@ def summarise(results: list[RoundResult]) -> dict[str, Any]:
     per_round: dict[str, list[float]] = {}
     for key in by:
         for number in rounds:
-            [mine] = [r for r in results if r.setup == key and r.round == number]
+            [result] = [r for r in results if r.setup == key and r.round == number]
             [base] = [r for r in results if r.setup == "off" and r.round == number]
-            per_round.setdefault(key, []).append(mine.app_cpu_ms / base.app_cpu_ms)
+            per_round.setdefault(key, []).append(result.app_cpu_ms / base.app_cpu_ms)
     return {
         "setups": by,
         "cpu_ratio_to_off": {k: v["app_cpu_ms_per_request"] / off for k, v in by.items()},
