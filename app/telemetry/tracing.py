@@ -57,14 +57,20 @@ def _instrumentors(disabled: frozenset[str]) -> list[BaseInstrumentor]:
     point names, as OTEL_PYTHON_DISABLED_INSTRUMENTATIONS gives them, or ``*``)."""
     from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
     if "*" in disabled:
         return []
     named: dict[str, Callable[[], BaseInstrumentor]] = {
-        "asyncpg": AsyncPGInstrumentor,
+        "asyncpg": AsyncPGInstrumentor,  # PostgreSQL, pgvector's searches included
         "redis": RedisInstrumentor,
-        "aiohttp-client": AioHttpClientInstrumentor,  # the vector index's and S3's HTTP
+        "aiohttp-client": AioHttpClientInstrumentor,  # S3 (aiobotocore)
+        # Weaviate: searches and batch writes over gRPC (channels opened after this, as the
+        # app's are), its schema and tenants over REST (httpx).
+        "grpc_aio_client": GrpcAioInstrumentorClient,
+        "httpx": HTTPXClientInstrumentor,
     }
     return [make() for name, make in named.items() if name not in disabled]
 

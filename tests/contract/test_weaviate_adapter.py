@@ -21,6 +21,10 @@ from contextlib import asynccontextmanager
 import grpc
 import pytest
 import pytest_asyncio
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from pytest_httpserver import HTTPServer
 from weaviate.proto.v1 import base_pb2
 
@@ -35,6 +39,7 @@ from app.stores.vectors.port import (
     object_uuid,
 )
 from app.stores.vectors.weaviate import COLLECTIONS, WeaviateVectorIndex, open_weaviate_index
+from app.telemetry import Telemetry
 from tests.contract.vector_contract import VectorIndexContract
 from tests.contract.weaviate_fakes import (
     FakeWeaviate,
@@ -689,6 +694,58 @@ async def test_ping_reports_version_and_maps_a_down_server(
     fake.fail_grpc(grpc.StatusCode.UNAVAILABLE, times=1, method="Check")
     with pytest.raises(StoreUnavailable, match="gRPC health"):
         await index.ping()
+
+
+async def test_traced_calls_are_client_spans_of_the_maintained_instrumentations_under_the_caller(
+    fake: FakeWeaviate, httpserver: HTTPServer
+) -> None:
+    """With tracing on, each gRPC call (searches, batch writes) and each REST call (schema,
+    tenants) the client makes is a span of OpenTelemetry's grpc and httpx instrumentations,
+    under the span that was current: in a request, the loader batch's. A failing call is a
+    span with an error status, and still StoreUnavailable to us."""
+    exporter = InMemorySpanExporter()
+    telemetry = Telemetry([SimpleSpanProcessor(exporter)])
+    telemetry.start()
+    tenant = uuid.uuid4()
+    try:
+        tracer = telemetry.tracer("test")
+        # Opened while instrumented, as the app opens its stores.
+        async with connected(fake, httpserver) as index:
+            with tracer.start_as_current_span("VectorIndex batch") as batch:
+                await index.upsert(tenant, [campaign(uuid.uuid4(), vec(1.0))])
+                await index.search(tenant, VectorQuery(vec(1.0), (VectorKind.CAMPAIGN,), 1))
+            fake.fail_grpc(grpc.StatusCode.INVALID_ARGUMENT, times=1, method="Search")
+            with (
+                tracer.start_as_current_span("failing batch") as failing,
+                pytest.raises(StoreUnavailable),
+            ):
+                await index.search(tenant, VectorQuery(vec(1.0), (VectorKind.CAMPAIGN,), 1))
+    finally:
+        telemetry.stop()
+    spans = exporter.get_finished_spans()
+
+    def grpc_children(parent: Span) -> list[ReadableSpan]:
+        span_id = parent.get_span_context().span_id
+        return [
+            s
+            for s in spans
+            if s.parent is not None
+            and s.parent.span_id == span_id
+            and s.kind is SpanKind.CLIENT
+            and (s.attributes or {}).get("rpc.system") == "grpc"
+        ]
+
+    names = {s.name for s in grpc_children(batch)}
+    assert {"/weaviate.v1.Weaviate/Search", "/weaviate.v1.Weaviate/BatchObjects"} <= names
+    [failed] = grpc_children(failing)
+    assert failed.name == "/weaviate.v1.Weaviate/Search"
+    assert failed.status.status_code is StatusCode.ERROR
+    rest = [
+        s
+        for s in spans
+        if s.kind is SpanKind.CLIENT and "/v1/" in str((s.attributes or {}).get("http.url", ""))
+    ]
+    assert rest, [(s.name, dict(s.attributes or {})) for s in spans]
 
 
 def _free_port() -> int:
