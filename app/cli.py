@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 import jwt
@@ -52,6 +52,9 @@ from app.stores.postgres.tables import agent as agent_table
 from app.stores.redis import client as rd
 from app.stores.redis.layout import upgrade_layout
 from app.telemetry.environment import TelemetryConfigurationError, metrics_export, trace_export
+
+if TYPE_CHECKING:
+    from app.telemetry import Telemetry
 
 T = TypeVar("T")
 log = logging.getLogger("chimera")
@@ -564,21 +567,28 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     # Until _until_signalled takes both signals over, SIGTERM interrupts start-up the way
     # Ctrl-C does (exit 130), so embedded engines this process started are stopped too.
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    from app.telemetry import instrumented, telemetry_from_environment
+
+    telemetry = telemetry_from_environment()
     try:
-        with embedded_engines(settings) as ready:
-            return _with_stores(ready, partial(_work, relay_partitions=ready.relay_partitions))
+        # As in `serve`: the stores open instrumented, idle polls are not traced, batches of
+        # traced writes are.
+        with (
+            embedded_engines(settings) as ready,
+            instrumented(telemetry, weaviate=settings.uses_weaviate),
+        ):
+            work = partial(_work, telemetry=telemetry, relay_partitions=ready.relay_partitions)
+            return _with_stores(ready, work)
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
-async def _work(stores: Stores, *, relay_partitions: int = 1) -> int:
+async def _work(stores: Stores, *, telemetry: Telemetry | None, relay_partitions: int = 1) -> int:
     from app.events.relay import run_forever as relay_forever
     from app.indexing.indexer import run_forever as index_forever
     from app.metrics.consumer import run_forever as metrics_forever
     from app.queue.sweeper import run_forever as sweep_forever
-    from app.telemetry import instrumented, telemetry_from_environment
 
-    telemetry = telemetry_from_environment()
     tracer = telemetry.tracer("chimera.worker") if telemetry is not None else None
     jobs: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
         "relay": lambda: relay_forever(
@@ -598,9 +608,7 @@ async def _work(stores: Stores, *, relay_partitions: int = 1) -> int:
             stores.engine, stores.vectors, embedder, tracer=tracer
         )
         banner = "relay, metrics, task sweeper and indexer running; Ctrl-C stops them"
-    # As in `serve`: idle polls are not traced, batches of traced writes are.
-    with instrumented(telemetry):
-        await _until_signalled(jobs, banner)
+    await _until_signalled(jobs, banner)
     return 0
 
 

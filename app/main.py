@@ -63,7 +63,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
             # The instrumented clients trace requests, not the background loops' polls.
-            with instrumented(telemetry):
+            with instrumented(telemetry, weaviate=settings.uses_weaviate):
                 tracer = telemetry.tracer("chimera.loaders") if telemetry else None
                 async with (
                     bounded_teardown(settings.shutdown_grace_seconds, "shutdown") as stopping,

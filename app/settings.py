@@ -487,6 +487,10 @@ class Settings(BaseSettings):
         return VectorIndexKind.WEAVIATE if self.weaviate_url else VectorIndexKind.PGVECTOR
 
     @property
+    def uses_weaviate(self) -> bool:
+        return self.vector_index_kind is VectorIndexKind.WEAVIATE
+
+    @property
     def object_store_kind(self) -> ObjectStoreKind:
         if self.object_store is not None:
             return self.object_store

@@ -4,8 +4,8 @@ Off unless configured, and then free: no provider, no instrumentation, no extens
 is made. On, one request is one trace: the HTTP request (ASGI instrumentation, honouring an
 incoming ``traceparent``), the GraphQL operation with its parse, validation and execution
 (app/extensions/operation_tracing.py), each loader batch (loaders/base.py), and the store
-calls under it from the maintained instrumentations of asyncpg, redis-py and aiohttp (the
-HTTP client aiobotocore speaks S3 with).
+calls under it from the maintained instrumentations of asyncpg, redis-py, aiohttp (the
+HTTP client aiobotocore speaks S3 with), and, with Weaviate, grpc.aio and httpx.
 """
 
 from app.telemetry.tracing import Telemetry, instrumented, telemetry_from_environment

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from importlib import import_module
 from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
@@ -52,27 +53,30 @@ def _exporter(name: str, protocol: str) -> SpanExporter:
     return OTLPHttpSpanExporter()
 
 
-def _instrumentors(disabled: frozenset[str]) -> list[BaseInstrumentor]:
-    """The store clients' instrumentations, but those ``disabled`` names (by their entry
-    point names, as OTEL_PYTHON_DISABLED_INSTRUMENTATIONS gives them, or ``*``)."""
-    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
-    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
-    from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient
-    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-    from opentelemetry.instrumentation.redis import RedisInstrumentor
+# The store clients' maintained instrumentations, by their entry point names (as
+# OTEL_PYTHON_DISABLED_INSTRUMENTATIONS gives them): module and class, imported only when used.
+_INSTRUMENTORS = {
+    "asyncpg": ("asyncpg", "AsyncPGInstrumentor"),  # PostgreSQL, pgvector's searches included
+    "redis": ("redis", "RedisInstrumentor"),
+    "aiohttp-client": ("aiohttp_client", "AioHttpClientInstrumentor"),  # S3 (aiobotocore)
+    # Weaviate: searches and batch writes over gRPC (channels opened after instrumenting, as
+    # the stores are), its schema and tenants over REST (httpx).
+    "grpc_aio_client": ("grpc", "GrpcAioInstrumentorClient"),
+    "httpx": ("httpx", "HTTPXClientInstrumentor"),
+}
+# Only Weaviate's client speaks these: without it, importing grpc is start-up time for nothing.
+WEAVIATE_CLIENTS = frozenset({"grpc_aio_client", "httpx"})
 
+
+def _instrumentors(disabled: frozenset[str]) -> list[BaseInstrumentor]:
+    """The store clients' instrumentations, but those ``disabled`` (or all, with ``*``)."""
     if "*" in disabled:
         return []
-    named: dict[str, Callable[[], BaseInstrumentor]] = {
-        "asyncpg": AsyncPGInstrumentor,  # PostgreSQL, pgvector's searches included
-        "redis": RedisInstrumentor,
-        "aiohttp-client": AioHttpClientInstrumentor,  # S3 (aiobotocore)
-        # Weaviate: searches and batch writes over gRPC (channels opened after this, as the
-        # app's are), its schema and tenants over REST (httpx).
-        "grpc_aio_client": GrpcAioInstrumentorClient,
-        "httpx": HTTPXClientInstrumentor,
-    }
-    return [make() for name, make in named.items() if name not in disabled]
+    return [
+        getattr(import_module(f"opentelemetry.instrumentation.{module}"), name)()
+        for key, (module, name) in _INSTRUMENTORS.items()
+        if key not in disabled
+    ]
 
 
 class Telemetry:
@@ -99,9 +103,11 @@ class Telemetry:
     def tracer(self, name: str) -> Tracer:
         return self.provider.get_tracer(name)
 
-    def start(self) -> None:
-        """Instrument the store clients for this app's provider."""
-        for instrumentor in _instrumentors(self._disabled):
+    def start(self, *, weaviate: bool = True) -> None:
+        """Instrument the store clients for this app's provider (Weaviate's transports only
+        when it uses Weaviate)."""
+        unused = frozenset() if weaviate else WEAVIATE_CLIENTS
+        for instrumentor in _instrumentors(self._disabled | unused):
             if instrumentor.is_instrumented_by_opentelemetry:
                 # Another app of this process traces already (two apps in one test run).
                 log.warning("%s is instrumented already", type(instrumentor).__name__)
@@ -150,14 +156,15 @@ def telemetry_from_environment(environ: Mapping[str, str] | None = None) -> Tele
 
 
 @contextmanager
-def instrumented(telemetry: Telemetry | None) -> Iterator[None]:
+def instrumented(telemetry: Telemetry | None, *, weaviate: bool) -> Iterator[None]:
     """The store clients instrumented for ``telemetry`` while the block runs (not at all
     when it is None), with the block's own context untraced: the background loops started
     in it inherit that, and their idle polls would be a trace every few hundred milliseconds
     that says nothing. Requests never run in it; a traced batch of the relay or the indexer
-    starts a context of its own (app/telemetry/event_links.py)."""
+    starts a context of its own (app/telemetry/event_links.py). Open the stores inside it:
+    the gRPC instrumentation traces only channels opened after it is installed."""
     if telemetry is not None:
-        telemetry.start()
+        telemetry.start(weaviate=weaviate)
     try:
         with suppress_instrumentation():
             yield

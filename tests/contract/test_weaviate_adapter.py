@@ -39,7 +39,7 @@ from app.stores.vectors.port import (
     object_uuid,
 )
 from app.stores.vectors.weaviate import COLLECTIONS, WeaviateVectorIndex, open_weaviate_index
-from app.telemetry import Telemetry
+from app.telemetry import Telemetry, instrumented
 from tests.contract.vector_contract import VectorIndexContract
 from tests.contract.weaviate_fakes import (
     FakeWeaviate,
@@ -746,6 +746,16 @@ async def test_traced_calls_are_client_spans_of_the_maintained_instrumentations_
         if s.kind is SpanKind.CLIENT and "/v1/" in str((s.attributes or {}).get("http.url", ""))
     ]
     assert rest, [(s.name, dict(s.attributes or {})) for s in spans]
+
+
+def test_only_an_app_that_uses_weaviate_instruments_its_transports() -> None:
+    """grpc and its instrumentation are start-up time for an app on pgvector: not imported."""
+    untouched = grpc.aio.insecure_channel
+    with instrumented(Telemetry([]), weaviate=False):
+        assert grpc.aio.insecure_channel is untouched
+    with instrumented(Telemetry([]), weaviate=True):
+        assert grpc.aio.insecure_channel is not untouched
+    assert grpc.aio.insecure_channel is untouched
 
 
 def _free_port() -> int:
