@@ -471,7 +471,7 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(f"cannot read {args.file}: {exc.strerror}") from exc
     try:
         variables = json.loads(args.variables) if args.variables else None
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # JSONDecodeError, or an integer over 4,300 digits
         raise CommandError(f"--variables is not JSON: {exc}") from exc
     if variables is not None and not isinstance(variables, dict):
         raise CommandError("--variables must be a JSON object")

@@ -159,16 +159,20 @@ class ChimeraGraphQL(GraphQL[Context, None]):
         return response
 
     def decode_json(self, data: str | bytes) -> object:
-        """JSON for HTTP bodies and WebSocket messages alike. Nesting too deep for the parser
-        and lone surrogates (text no UTF-8 encoder will take further down) are refused as
-        invalid JSON: an HTTP client gets a 400 (``parse_json``), a WebSocket peer the
-        protocol's "invalid message" close."""
+        """JSON for HTTP bodies and WebSocket messages alike. Nesting too deep for the parser,
+        lone surrogates (text no UTF-8 encoder will take further down) and integers longer
+        than Python converts (4,300 digits) are refused as invalid JSON: an HTTP client gets
+        a 400 (``parse_json``), a WebSocket peer the protocol's "invalid message" close."""
         try:
             value = json.loads(data)
         except UnicodeDecodeError as exc:
             raise HTTPException(400, "The request body is not valid UTF-8") from exc
         except RecursionError as exc:
             raise json.JSONDecodeError("nested too deeply", "", 0) from exc
+        except json.JSONDecodeError:
+            raise
+        except ValueError as exc:  # an integer longer than Python converts (4,300 digits)
+            raise json.JSONDecodeError("a number too long", "", 0) from exc
         if has_lone_surrogate(data, value):
             raise json.JSONDecodeError("a lone surrogate (\\ud800-\\udfff) is not text", "", 0)
         return value
@@ -179,7 +183,7 @@ class ChimeraGraphQL(GraphQL[Context, None]):
             value = self.decode_json(data)
         except json.JSONDecodeError as exc:
             reason = "Unable to parse request body as JSON"
-            if exc.msg.startswith(("nested", "a lone surrogate")):
+            if exc.msg.startswith(("nested", "a lone surrogate", "a number too long")):
                 reason = f"The request body is not acceptable JSON: {exc.msg}"
             raise HTTPException(400, reason) from exc
         if not isinstance(value, dict):

@@ -10,7 +10,7 @@ that reason, as are the codes ISO reserves for tests and for "no currency".
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException, InvalidOperation
 from functools import cache
 
 from babel.numbers import get_currency_precision, list_currencies
@@ -59,12 +59,13 @@ def clean_amount(value: Decimal, currency: str, field: str = "amount") -> Decima
     try:
         if not value.is_finite():
             raise InvalidOperation
-        if abs(value) > AMOUNT_MAX:
+        # copy_abs, not abs(): abs() rounds to the context, and overflows on "1e999999999".
+        if value.copy_abs() > AMOUNT_MAX:
             raise BadUserInput(f"'{field}' must be at most {AMOUNT_MAX} in size", field=field)
         if value != value.quantize(unit):
             raise BadUserInput(
                 f"'{field}' may have at most {places} decimal places in {currency}", field=field
             )
-    except InvalidOperation as exc:
+    except DecimalException as exc:
         raise BadUserInput(f"'{field}' must be a finite decimal number", field=field) from exc
     return value.quantize(unit)

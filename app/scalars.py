@@ -2,13 +2,19 @@
 
 Strawberry's DateTime parses with dateutil and appends dateutil's own error to the
 message ("invalid literal for int() with base 10: 'yesterday'"). Ours says what a valid
-value looks like. Output is unchanged: the same ``isoformat`` serializer, which the
-planned executor recognises (app/execution/leaves.py).
+value looks like. Strawberry's Decimal hands any text to Python's ``Decimal``, which reads
+far more than a decimal number: "1_000" as a thousand, " 12 " as twelve, and digits of
+every script ("٣", Arabic-Indic, as 3; fullwidth digits as their values). Money is the
+only thing Chimera keeps as a Decimal, so ours takes a plain numeral in ASCII digits and
+nothing else. Output is unchanged: the same serializers (``isoformat``, ``str``), which
+the planned executor recognises (app/execution/leaves.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import decimal
+import re
 from typing import Any
 
 import dateutil.parser
@@ -44,4 +50,52 @@ DateTime = ScalarDefinition(
     origin=dt.datetime,
 )
 
-SCALAR_OVERRIDES: dict[object, Any] = {dt.datetime: DateTime}
+# An optional sign, digits with an optional fraction (or a fraction alone), an optional
+# exponent: what JSON and GraphQL call a number, with a leading zero or a bare "5." allowed.
+_NUMERAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+DECIMAL_EXAMPLE = "12.50"
+
+
+def parse_decimal(value: Any) -> decimal.Decimal:
+    """A string holding a decimal numeral, or a JSON number (an integer, or a float by its
+    shortest text: 0.1 is "0.1", not the binary fraction nearest it)."""
+    text: str | None = None
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            text = repr(value)
+        except ValueError:  # an integer over Python's 4,300 digits for a conversion to text
+            text = None
+    if text is None or _NUMERAL.fullmatch(text) is None:
+        raise StrawberryInputCoercionError(
+            f'Value cannot represent a Decimal: "{_shown(value)}". Expected a finite decimal '
+            f'number in ASCII digits, as a string, for example "{DECIMAL_EXAMPLE}".'
+        )
+    return decimal.Decimal(text)
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """``value`` as the error quotes it: cut short, as a megabyte of input need not come
+    back in the answer."""
+    try:
+        text = str(value)
+    except ValueError:  # an integer over Python's 4,300 digits
+        return "an integer too long to show"
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+Decimal = ScalarDefinition(
+    name="Decimal",
+    description=(
+        "A finite decimal number, exact: sent and returned as a string of ASCII digits with "
+        'an optional sign, fraction and exponent ("12.50", "-3", "1e3").'
+    ),
+    specified_by_url=None,
+    serialize=str,
+    parse_value=parse_decimal,
+    parse_literal=None,
+    origin=decimal.Decimal,
+)
+
+SCALAR_OVERRIDES: dict[object, Any] = {dt.datetime: DateTime, decimal.Decimal: Decimal}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException, InvalidOperation
 
 from app.errors import BadUserInput
 
@@ -90,7 +90,7 @@ def clean_budget(value: Decimal) -> Decimal:
             raise BadUserInput(f"'budget' must be between 0 and {BUDGET_MAX}", field="budget")
         if value != value.quantize(Decimal("0.01")):
             raise BadUserInput("'budget' may have at most 2 decimal places", field="budget")
-    except InvalidOperation as exc:
+    except DecimalException as exc:
         raise BadUserInput("'budget' must be a finite decimal number", field="budget") from exc
     return value.quantize(Decimal("0.01"))
 

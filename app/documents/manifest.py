@@ -60,8 +60,9 @@ def read_documents(path: Path) -> list[Document]:
 def _from_json(path: Path, text: str) -> list[Document]:
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"{path}: not JSON ({exc.msg}) and not a .graphql file") from exc
+    except ValueError as exc:  # JSONDecodeError, or an integer over 4,300 digits
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise ManifestError(f"{path}: not JSON ({reason}) and not a .graphql file") from exc
     if isinstance(data, dict) and data.get("format") == "apollo-persisted-query-manifest":
         operations = data.get("operations")
         if not isinstance(operations, list):

@@ -207,6 +207,13 @@ NOT_A_GRAPHQL_REQUEST: dict[str, tuple[bytes, str | None]] = {
     "json-null": (b"null", "application/json"),
     "json-true": (b"true", "application/json"),
     "json-empty-object": (b"{}", "application/json"),
+    # Longer than Python converts (4,300 digits): json.loads raises a plain ValueError.
+    "json-integer-of-5000-digits": (
+        b'{"query": "{ agents(first: $n) { totalCount } }", "variables": {"n": '
+        + b"9" * 5000
+        + b"}}",
+        "application/json",
+    ),
     "query-is-a-number": (b'{"query": 123}', "application/json"),
     "query-is-an-object": (b'{"query": {"agents": 1}}', "application/json"),
     "query-is-a-list": (b'{"query": ["{ agents { totalCount } }"]}', "application/json"),
@@ -972,8 +979,17 @@ BAD_BUDGETS: list[Any] = [
     " ",
     "1,000",
     "1e400",
+    "1e999999999",  # a valid Decimal whose abs() overflows the context
+    "-1e999999999",
     "1000000000000",
     "0x10",
+    # Python's Decimal reads these; a decimal numeral in ASCII digits does not.
+    "1_000",
+    " 12",
+    "12 ",
+    "٣",  # ARABIC-INDIC DIGIT THREE
+    "\uff11\uff12",  # FULLWIDTH DIGITS ONE, TWO
+    "1.5e",
     True,
     [],
     {"amount": 1},
@@ -996,7 +1012,7 @@ async def test_a_bad_budget_is_bad_user_input_and_writes_nothing(
 async def test_a_budget_given_as_a_literal_in_the_document_is_checked_too(
     tenant: TenantClient, engine: AsyncEngine
 ) -> None:
-    for literal in ('"-5"', '"1.999"', '"NaN"', '"abc"', "-5", "1.999"):
+    for literal in ('"-5"', '"1.999"', '"NaN"', '"abc"', "-5", "1.999", "1e999999999", "9" * 5000):
         await expect_refused(
             tenant,
             engine,

@@ -267,9 +267,19 @@ async def test_the_currency_is_fixed_once_money_has_moved(tenant: TenantClient) 
 
 @pytest.mark.parametrize(
     ("currency", "amount"),
-    [("USD", "0.001"), ("USD", "1.005"), ("JPY", "1.5"), ("USD", "NaN"), ("USD", "1e400")],
+    [
+        ("USD", "0.001"),
+        ("USD", "1.005"),
+        ("JPY", "1.5"),
+        ("USD", "NaN"),
+        ("USD", "1e400"),
+        ("USD", "1e999999999"),
+        ("USD", "1_000"),
+        ("USD", "٣"),
+        ("JPY", "\uff11\uff12"),  # fullwidth digits
+    ],
 )
-async def test_amounts_finer_than_the_currency_are_refused(
+async def test_amounts_finer_than_the_currency_or_not_plain_numerals_are_refused(
     tenant: TenantClient, engine: AsyncEngine, currency: str, amount: str
 ) -> None:
     campaign = await new_campaign(tenant, budget="1000", currency=currency)
