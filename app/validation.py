@@ -124,10 +124,19 @@ def clean_idempotency_key(value: str) -> str:
     return value
 
 
+def check_moment(name: str, value: datetime, **where: str) -> None:
+    """A time given as input: with a zone, and within what Python and PostgreSQL hold once
+    moved to UTC. ``where`` names the input for the error (``field=`` or ``argument=``)."""
+    if value.tzinfo is None:
+        raise BadUserInput(f"'{name}' must carry a time zone offset", **where)
+    if not storable_moment(value):
+        raise BadUserInput(f"'{name}' is out of range (years 1 to 9999 in UTC)", **where)
+
+
 def check_window(since: datetime | None, until: datetime | None, argument: str) -> None:
     """A filter's ``from`` and ``to``: each with a zone, and in order when both are given."""
     for name, moment in (("from", since), ("to", until)):
-        if moment is not None and not storable_moment(moment):
-            raise BadUserInput(f"'{name}' must carry a time zone offset", argument=argument)
+        if moment is not None:
+            check_moment(name, moment, argument=argument)
     if since is not None and until is not None and until <= since:
         raise BadUserInput("'to' must be after 'from'", argument=argument)

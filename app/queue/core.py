@@ -36,7 +36,7 @@ from app.queue.records import TaskRecord
 from app.stores.redis import keys
 from app.stores.redis.client import unavailable_as_error
 from app.stores.redis.scripts import LuaScript
-from app.validation import clean_idempotency_key
+from app.validation import check_moment, clean_idempotency_key
 
 PAYLOAD_MAX_BYTES = 64 * 1024
 RESULT_MAX_BYTES = 64 * 1024
@@ -104,8 +104,7 @@ def _in_range(value: int, bounds: tuple[int, int], name: str) -> int:
 def _not_before_ms(moment: datetime | None) -> int:
     if moment is None:
         return 0
-    if moment.tzinfo is None:
-        raise BadUserInput("'notBefore' must carry a time zone offset", field="notBefore")
+    check_moment("notBefore", moment, field="notBefore")
     if moment - datetime.now(UTC) > NOT_BEFORE_HORIZON:
         raise BadUserInput(
             f"'notBefore' must be within {NOT_BEFORE_HORIZON.days} days", field="notBefore"

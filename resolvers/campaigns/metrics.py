@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import strawberry
 
 from app.errors import BadUserInput
-from app.validation import storable_moment
+from app.validation import check_moment, storable_moment
 from loaders.postgres.metrics import Window
 from resolvers.batching import settle
 from resolvers.engagement.types import EngagementKind
@@ -79,8 +79,7 @@ def _window(
     start: datetime, end: datetime, bucket: MetricBucket, time_zone: str | ZoneInfo
 ) -> Window:
     for name, moment in (("from", start), ("to", end)):
-        if not storable_moment(moment):
-            raise BadUserInput(f"'{name}' must carry a time zone offset", argument=name)
+        check_moment(name, moment, argument=name)
     if end <= start:
         raise BadUserInput("'to' must be after 'from'", argument="to")
     tz = time_zone if isinstance(time_zone, ZoneInfo) else zone(time_zone)

@@ -162,6 +162,22 @@ async def test_a_bad_audit_filter_is_bad_user_input(
     assert error_codes(body) == ["BAD_USER_INPUT"], body
 
 
+@pytest.mark.parametrize(
+    ("moment", "says"),
+    [
+        ("2030-01-01T00:00:00", "'from' must carry a time zone offset"),
+        ("0001-01-01T00:00:00+14:00", "'from' is out of range"),  # year 0 in UTC
+        ("9999-12-31T23:59:59-14:00", "'from' is out of range"),  # year 10000 in UTC
+    ],
+)
+async def test_a_filter_time_without_a_zone_or_beyond_utcs_years_says_which(
+    tenant: TenantClient, moment: str, says: str
+) -> None:
+    body = await tenant.gql(LOG, {"filter": {"from": moment}}, role=Role.ADMIN)
+    assert error_codes(body) == ["BAD_USER_INPUT"], body
+    assert body["errors"][0]["message"].startswith(says), body
+
+
 async def test_another_tenants_changes_never_appear(
     tenant: TenantClient, other_tenant: TenantClient
 ) -> None:

@@ -147,6 +147,8 @@ def test_a_day_is_a_calendar_day_of_the_zone_across_a_dst_change() -> None:
         ({"tz": ""}, "timeZone"),
         ({"bucket": "MINUTE", "from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}, "to"),
         ({"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, "to"),
+        ({"from": "0001-01-01T00:00:00+14:00"}, "from"),  # year 0 in UTC
+        ({"to": "2026-01-02T00:00:00"}, "to"),  # no zone
     ],
 )
 async def test_a_bad_window_is_bad_user_input(

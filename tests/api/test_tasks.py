@@ -331,6 +331,8 @@ async def test_another_tenants_tasks_are_invisible(
         ({"maxAttempts": 0}, "maxAttempts"),
         ({"payload": {"big": "x" * 70_000}}, "payload"),
         ({"notBefore": "2099-01-01T00:00:00+00:00"}, "notBefore"),
+        ({"notBefore": "0001-01-01T00:00:00+14:00"}, "notBefore"),  # year 0 in UTC
+        ({"notBefore": "2030-01-01T00:00:00"}, "notBefore"),  # no zone
         ({"idempotencyKey": ""}, "idempotencyKey"),
     ],
 )
