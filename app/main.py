@@ -17,6 +17,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from app.access_log import AccessLog
 from app.auth import auth_secret
 from app.body_limit import BodyLimitMiddleware
+from app.cors import cors_middleware
 from app.dashboard.routes import dashboard_routes
 from app.events.hub import StreamHub
 from app.graphiql import graphiql_routes
@@ -135,6 +136,8 @@ def create_app(
         middleware=[
             *([] if telemetry is None else [Middleware(telemetry.wrap_asgi)]),
             *([Middleware(AccessLog)] if settings.access_log else []),
+            # Inside the access log, so that a refused preflight is a line there too.
+            *cors_middleware(settings),
         ],
     )
     app.state.settings = settings

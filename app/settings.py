@@ -255,6 +255,15 @@ class Settings(BaseSettings):
         "duration, cost, tenant and operation.",
     )
 
+    cors_origins: str | None = Field(
+        default=None,
+        validation_alias="CHIMERA_CORS_ORIGINS",
+        description="Browser origins allowed to call the API from pages of their own "
+        "(`https://app.example.com,https://admin.example.com`, or `*` for any): a comma-"
+        "separated list. Unset, no cross-origin request is granted; the dashboard at / is "
+        "same-origin and needs none.",
+    )
+
     # Limits that protect the service from hostile or careless clients.
     max_body_bytes: int = Field(
         default=1_000_000, ge=1024, validation_alias="CHIMERA_MAX_BODY_BYTES"
@@ -387,6 +396,30 @@ class Settings(BaseSettings):
     @property
     def read_urls(self) -> list[str]:
         return self.database_read_urls.split(",") if self.database_read_urls else []
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: str | None) -> str | None:
+        """Each an origin as a browser sends it (scheme, host, optional port; no path), or
+        ``*`` alone; None when there is none."""
+        origins = [part.strip() for part in (value or "").split(",") if part.strip()]
+        if origins == ["*"]:
+            return "*"
+        for origin in origins:
+            if origin == "*":
+                raise ValueError("`*` allows every origin and cannot be listed with others")
+            _check_url(origin, ("http", "https"), "https://app.example.com")
+            parts = urlsplit(origin)
+            if parts.path or parts.query or parts.fragment or parts.username or parts.password:
+                raise ValueError(
+                    "an origin is a scheme, a host and a port only (no path, query or "
+                    "credentials), as in https://app.example.com:8443"
+                )
+        return ",".join(origins) or None
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        return self.cors_origins.split(",") if self.cors_origins else []
 
     @field_validator("redis_url")
     @classmethod
