@@ -18,6 +18,7 @@ import re
 from typing import Any
 
 import dateutil.parser
+from graphql import FloatValueNode, IntValueNode, StringValueNode, ValueNode, print_ast
 from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.schema.types.base_scalars import isoformat
 from strawberry.types.scalar import ScalarDefinition
@@ -75,6 +76,20 @@ def parse_decimal(value: Any) -> decimal.Decimal:
     return decimal.Decimal(text)
 
 
+def parse_decimal_literal(
+    node: ValueNode, _variables: dict[str, Any] | None = None
+) -> decimal.Decimal:
+    """A literal in the document, read from its text as written: ``amount: 0.1`` and
+    ``1.23456789012345678901`` keep every digit, which the float graphql-core would make of
+    them first does not."""
+    if isinstance(node, IntValueNode | FloatValueNode | StringValueNode):
+        return parse_decimal(node.value)
+    raise StrawberryInputCoercionError(
+        f"Value cannot represent a Decimal: {print_ast(node)}. Expected a finite decimal "
+        f'number, for example "{DECIMAL_EXAMPLE}".'
+    )
+
+
 def _shown(value: Any, limit: int = 40) -> str:
     """``value`` as the error quotes it: cut short, as a megabyte of input need not come
     back in the answer."""
@@ -94,7 +109,7 @@ Decimal = ScalarDefinition(
     specified_by_url=None,
     serialize=str,
     parse_value=parse_decimal,
-    parse_literal=None,
+    parse_literal=parse_decimal_literal,
     origin=decimal.Decimal,
 )
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import decimal
 
 import pytest
+from graphql import parse_value
 from hypothesis import given
 from hypothesis import strategies as st
 from strawberry.exceptions import StrawberryInputCoercionError
 
-from app.scalars import parse_decimal
+from app.scalars import parse_decimal, parse_decimal_literal
 
 
 @given(st.decimals(allow_nan=False, allow_infinity=False))
@@ -69,3 +70,26 @@ def test_digits_of_other_scripts_are_refused_unless_all_ascii(text: str) -> None
     else:
         with pytest.raises(StrawberryInputCoercionError):
             parse_decimal(text)
+
+
+@pytest.mark.parametrize(
+    ("literal", "read"),
+    [
+        ("0.1", "0.1"),
+        ("1.0000000000000001", "1.0000000000000001"),  # 1.0 as a float
+        ("123456789012345678901234567890", "123456789012345678901234567890"),
+        ('"12.50"', "12.50"),
+        ("1e3", "1E+3"),
+    ],
+)
+def test_a_literal_in_the_document_is_read_from_its_text_not_through_a_float(
+    literal: str, read: str
+) -> None:
+    assert parse_decimal_literal(parse_value(literal)) == decimal.Decimal(read)
+    assert str(parse_decimal_literal(parse_value(literal))) == read
+
+
+@pytest.mark.parametrize("literal", ["true", "null", "[1]", "{amount: 1}", "SPEND", '"1_000"'])
+def test_a_literal_that_is_not_a_number_is_refused(literal: str) -> None:
+    with pytest.raises(StrawberryInputCoercionError):
+        parse_decimal_literal(parse_value(literal))
