@@ -35,5 +35,6 @@ def decode_id(global_id: str, expected_type: str) -> UUID:
     """The primary key of an id that must be of ``expected_type``."""
     type_name, pk = decode_any(global_id)
     if type_name != expected_type:
-        raise BadUserInput(f"Id {global_id!r} is not a {expected_type} id", argument="id")
+        article = "an" if expected_type[:1] in "AEIOU" else "a"
+        raise BadUserInput(f"Id {global_id!r} is not {article} {expected_type} id", argument="id")
     return pk

@@ -16,6 +16,7 @@ CHIMERA_FUZZ_EXAMPLES to draw more of them, randomly, on a machine of your own.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -52,6 +53,7 @@ from starlette.applications import Starlette
 from app.auth import Role
 from app.errors import ErrorCode
 from app.ids import decode_id
+from tests.api import raw_ws
 from tests.api.dashboard_data import dashboard_tenant
 from tests.support import TenantClient, error_codes
 
@@ -267,6 +269,18 @@ PLAUSIBLE: dict[str, st.SearchStrategy[Any]] = {
     "Decimal": st.sampled_from(["1.50", "10", "0.01", "250"]),
     "JSON": st.dictionaries(WORDS, st.one_of(WORDS, st.integers(0, 9)), max_size=3),
 }
+# Event ids (Redis stream ids) as a resuming client sends them, at the edges of what
+# Redis takes: the parts are 64-bit.
+STREAM_IDS = st.one_of(
+    st.builds(
+        lambda ms, seq: f"{ms}-{seq}",
+        st.integers(0, 2**64 - 1),
+        st.integers(0, 2**64 - 1),
+    ),
+    st.sampled_from(
+        ["0-0", "1-1", "18446744073709551615-18446744073709551615", "99999999999999999999-0"]
+    ),
+)
 # Where a word will not do: text a field means as something in particular.
 PLAUSIBLE_BY_NAME: dict[str, st.SearchStrategy[Any]] = {
     "idempotencyKey": st.uuids().map(lambda u: u.hex),  # a key used twice is another case
@@ -330,7 +344,10 @@ class Values:
         assert isinstance(inner, GraphQLScalarType), inner
         if inner.name == "ID":
             return self._leaf(self._ids(meant_type(*hint)), st.one_of(self._forged(), ODD))
-        if hint[0] in PLAUSIBLE_BY_NAME:
+        if hint[0] == "after":  # a page's cursor, or an event's id to resume from
+            cursors = st.sampled_from(self.real_ids["cursor"])
+            plausible = st.one_of(cursors, STREAM_IDS)
+        elif hint[0] in PLAUSIBLE_BY_NAME:
             plausible = PLAUSIBLE_BY_NAME[hint[0]]
         else:
             plausible = PLAUSIBLE.get(inner.name, WORDS)
@@ -344,7 +361,7 @@ class Values:
         return weighted((100 - self.hostile, plausible), (self.hostile, hostile))
 
     def _ids(self, meant: str | None) -> st.SearchStrategy[str]:
-        every = [global_id for ids in self.real_ids.values() for global_id in ids]
+        every = [i for kind, ids in self.real_ids.items() if kind != "cursor" for i in ids]
         mine = self.real_ids.get(meant or "", []) or every
         return weighted((9, st.sampled_from(mine)), (1, st.sampled_from(every)))
 
@@ -374,7 +391,7 @@ OVERRIDES: dict[str, dict[str, st.SearchStrategy[Any]]] = {
 class Fuzzed:
     tenant: TenantClient
     agent_pk: uuid.UUID
-    real_ids: dict[str, list[str]]  # by type: Campaign, Agent, Transaction, Task, MediaAsset
+    real_ids: dict[str, list[str]]  # by type (Campaign, Agent...), and "cursor": page cursors
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -383,7 +400,7 @@ async def fuzzed(app: Starlette, engine: AsyncEngine, http: AsyncClient) -> Fuzz
     task and a media record: something for each nested field to resolve."""
     tenant = await dashboard_tenant(app, engine, http, campaigns=3)
     found = await tenant.data(
-        """{ campaigns(first: 3) { edges { node { id agents(first: 1) { edges { node { id } } }
+        """{ campaigns(first: 3) { edges { cursor node { id agents(first: 1) { edges { node { id } } }
              transactions(first: 1) { edges { node { id } } } } } } }"""
     )
     edges = found["campaigns"]["edges"]
@@ -405,6 +422,7 @@ async def fuzzed(app: Starlette, engine: AsyncEngine, http: AsyncClient) -> Fuzz
         "Transaction": [t["node"]["id"] for e in edges for t in e["node"]["transactions"]["edges"]],
         "Task": [task["enqueueTask"]["task"]["id"]],
         "MediaAsset": [media["requestMediaUpload"]["asset"]["id"]],
+        "cursor": [edge["cursor"] for edge in edges],  # pages of campaigns (in another order: bad)
     }
     return Fuzzed(tenant, decode_id(agent, "Agent"), real)
 
@@ -456,6 +474,68 @@ async def test_no_input_to_any_field_is_an_internal_error(
     assert isinstance(body, dict), body
     unexpected = set(error_codes(body)) - EXPECTED_CODES
     assert not unexpected, (document(target), _shown(variables), body)
+
+
+assert SCHEMA.subscription_type is not None
+SUBSCRIPTIONS = [
+    Target("subscription", (), SCHEMA.subscription_type.name, name)
+    for name, field in SCHEMA.subscription_type.fields.items()
+    if field.args
+]
+# How long an example waits for the server's first word before it ends the subscription: an
+# input the API refuses is answered at once, one it takes is a stream that waits for events.
+FIRST_WORD_SECONDS = 0.3
+
+
+@pytest.mark.parametrize("target", SUBSCRIPTIONS, ids=str)
+@FUZZ
+@given(data=st.data())
+async def test_no_input_to_a_subscription_is_an_internal_error(
+    fuzzed: Fuzzed, live_url: str, target: Target, data: st.DataObject
+) -> None:
+    """The same over graphql-transport-ws, each example a subscription of its own on one
+    socket: whatever comes back (a refusal, replayed events, nothing yet) names no internal
+    error, and the socket stays open."""
+    values = Values(fuzzed.real_ids, hostile=data.draw(st.sampled_from([0, 10, 50])))
+    variables = {
+        f"v{i}": data.draw(values.of(arg.type, (name, target.name)), label=name)
+        for i, (name, arg) in enumerate(target.field.args.items())
+    }
+    socket = await raw_ws.open_socket(live_url, fuzzed.tenant.token(Role.ADMIN))
+    try:
+        await raw_ws.send(
+            socket,
+            {
+                "id": "1",
+                "type": "subscribe",
+                "payload": {"query": document(target), "variables": variables},
+            },
+        )
+        messages = []
+        try:
+            async with asyncio.timeout(FIRST_WORD_SECONDS):
+                while True:
+                    message = await raw_ws.receive(socket)
+                    messages.append(message)
+                    if message.get("type") in ("error", "complete"):
+                        break
+        except TimeoutError:
+            await raw_ws.complete(socket, "1")
+        for message in messages:
+            payload = message.get("payload")
+            errors = (
+                payload if message.get("type") == "error" else (payload or {}).get("errors", [])
+            )
+            codes = {(e.get("extensions") or {}).get("code") for e in errors or []}
+            unexpected = codes - EXPECTED_CODES
+            assert not unexpected, (document(target), _shown(variables), message)
+        # The socket survived the example: it still answers a ping.
+        await raw_ws.send(socket, {"type": "ping"})
+        async with asyncio.timeout(10):
+            while (await raw_ws.receive(socket)).get("type") != "pong":
+                pass
+    finally:
+        await socket.close()
 
 
 def _shown(variables: dict[str, Any]) -> str:
