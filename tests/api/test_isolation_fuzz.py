@@ -25,11 +25,9 @@ from graphql import (
     GraphQLInputType,
     GraphQLInterfaceType,
     GraphQLNamedType,
-    GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
     GraphQLUnionType,
-    Undefined,
     get_named_type,
 )
 from httpx import AsyncClient
@@ -54,7 +52,6 @@ from app.stores.postgres.tables import (
 from tests.api.schema_fuzzing import (
     EXPECTED_CODES,
     FUZZ,
-    SCHEMA,
     TARGETS,
     Fuzzed,
     Target,
@@ -91,44 +88,32 @@ ID_TARGETS = [
 
 
 def selection(kind: GraphQLNamedType, depth: int = 0) -> str:
-    """Every id the answer can hold, three levels down, through fields that need no
-    arguments (connections: edges, node)."""
+    """Every id the answer can hold, three levels down, through the fields that take no
+    arguments (a connection's edges and nodes, a payload's object, an object's owner)."""
     if isinstance(kind, GraphQLInterfaceType | GraphQLUnionType):
         return "{ __typename ... on Node { id } }"
     if not isinstance(kind, GraphQLObjectType):
         return ""
     parts = ["__typename"]
     for name, field in kind.fields.items():
-        if any(
-            isinstance(arg.type, GraphQLNonNull) and arg.default_value is Undefined
-            for arg in field.args.values()
-        ):
-            continue
         child = get_named_type(field.type)
-        if isinstance(child, GraphQLScalarType) and name == "id":
+        if name == "id" and isinstance(child, GraphQLScalarType):
             parts.append("id")
-        elif depth < 3 and not isinstance(child, GraphQLScalarType) and field.args == {}:
-            inner = selection(child, depth + 1)
-            if inner:
-                parts.append(f"{name} {inner}")
+        elif depth < 3 and not field.args and (inner := selection(child, depth + 1)):
+            parts.append(f"{name} {inner}")
     return "{ " + " ".join(parts) + " }"
 
 
 def document(target: Target) -> str:
+    """The target with its arguments as variables, reached through two of the attacker's
+    own campaigns or agents when it is nested."""
     field = target.field
     variables = ", ".join(f"$v{i}: {arg.type}" for i, arg in enumerate(field.args.values()))
     arguments = ", ".join(f"{name}: $v{i}" for i, name in enumerate(field.args))
     inner = f"{target.name}({arguments}) {selection(get_named_type(field.type))}"
-    parent: GraphQLNamedType | None = SCHEMA.query_type
-    for hop in target.path:
-        assert isinstance(parent, GraphQLObjectType)
-        parent = get_named_type(parent.fields[hop].type)
     for hop in reversed(target.path):
-        inner = (
-            f"{hop}(first: 2) {{ {inner} }}"
-            if hop in ("campaigns", "agents")
-            else (f"{hop} {{ {inner} }}")
-        )
+        limit = "(first: 2)" if hop in ("campaigns", "agents") else ""
+        inner = f"{hop}{limit} {{ {inner} }}"
     return f"{target.operation} Attack({variables}) {{ {inner} }}"
 
 
