@@ -95,12 +95,19 @@ def clean_budget(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.01"))
 
 
+def check_moment(name: str, value: datetime, **where: str) -> None:
+    """A time given as input: with a zone, and within what Python and PostgreSQL hold once
+    moved to UTC. ``where`` names the input for the error (``field=`` or ``argument=``)."""
+    if value.tzinfo is None:
+        raise BadUserInput(f"'{name}' must carry a time zone offset", **where)
+    if not storable_moment(value):
+        raise BadUserInput(f"'{name}' is out of range (years 1 to 9999 in UTC)", **where)
+
+
 def check_dates(starts_at: datetime | None, ends_at: datetime | None) -> None:
     for name, moment in (("startsAt", starts_at), ("endsAt", ends_at)):
-        if moment is not None and moment.tzinfo is None:
-            raise BadUserInput(f"'{name}' must include a time zone offset", field=name)
-        if moment is not None and not storable_moment(moment):
-            raise BadUserInput(f"'{name}' is out of range", field=name)
+        if moment is not None:
+            check_moment(name, moment, field=name)
     if starts_at is not None and ends_at is not None and ends_at <= starts_at:
         raise BadUserInput("'endsAt' must be after 'startsAt'", field="endsAt")
 
@@ -122,15 +129,6 @@ def clean_idempotency_key(value: str) -> str:
             field="idempotencyKey",
         )
     return value
-
-
-def check_moment(name: str, value: datetime, **where: str) -> None:
-    """A time given as input: with a zone, and within what Python and PostgreSQL hold once
-    moved to UTC. ``where`` names the input for the error (``field=`` or ``argument=``)."""
-    if value.tzinfo is None:
-        raise BadUserInput(f"'{name}' must carry a time zone offset", **where)
-    if not storable_moment(value):
-        raise BadUserInput(f"'{name}' is out of range (years 1 to 9999 in UTC)", **where)
 
 
 def check_window(since: datetime | None, until: datetime | None, argument: str) -> None:

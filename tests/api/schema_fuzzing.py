@@ -13,7 +13,7 @@ import base64
 import os
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from graphql import (
     GraphQLInputObjectType,
     GraphQLInputType,
     GraphQLList,
+    GraphQLNamedType,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
@@ -124,12 +125,17 @@ def targets() -> Iterator[Target]:
 TARGETS = list(targets())
 
 
-def document(target: Target) -> str:
+def typename_only(kind: GraphQLNamedType) -> str:
+    return "{ __typename }" if is_composite_type(kind) else ""
+
+
+def document(target: Target, selection: Callable[[GraphQLNamedType], str] = typename_only) -> str:
+    """The target with its arguments as variables ``$v0``..., asking ``selection`` of its
+    type, reached through its path."""
     field = target.field
     variables = ", ".join(f"$v{i}: {arg.type}" for i, arg in enumerate(field.args.values()))
     arguments = ", ".join(f"{name}: $v{i}" for i, name in enumerate(field.args))
-    selection = " { __typename }" if is_composite_type(get_named_type(field.type)) else ""
-    inner = f"{target.name}({arguments}){selection}"
+    inner = f"{target.name}({arguments}) {selection(get_named_type(field.type))}".rstrip()
     parent = SCHEMA.query_type
     hops = []
     for hop in target.path:
