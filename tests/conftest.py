@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 from asgi_lifespan import LifespanManager
 from httpx import ASGITransport, AsyncClient
+from pytest_httpserver import HTTPServer
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
@@ -33,6 +34,21 @@ from tests.engines import (
 from tests.moto import moto_server
 from tests.serving import served
 from tests.support import HEALTH_TOKEN, SECRET, TenantClient, new_tenant
+
+
+@pytest.fixture(scope="session")
+def make_httpserver() -> Iterator[HTTPServer]:
+    """pytest-httpserver's server (the fake Weaviate's REST side, OTLP receivers), answering
+    each connection on a thread of its own, as the servers it stands in for do. Its default
+    is one connection at a time: a connection a client opened and then dropped unused (a
+    request cancelled before it was sent) held the whole server until the client closed, and
+    every later request of the test timed out behind it."""
+    server = HTTPServer(threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    if server.is_running():
+        server.stop()
 
 
 @pytest.fixture(scope="session")
