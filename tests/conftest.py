@@ -35,6 +35,20 @@ from tests.moto import moto_server
 from tests.serving import served
 from tests.support import HEALTH_TOKEN, SECRET, TenantClient, new_tenant
 
+# The fixtures through which a test reaches PostgreSQL or Redis: TEST_DATABASE_URL and
+# TEST_REDIS_URL choose the servers behind them, and nothing else in the suite reads those.
+STORE_FIXTURES = frozenset({"pg_server_url", "redis_url"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``stores`` the tests that reach the session's PostgreSQL or Redis. CI runs the
+    suite again on the machine's PostgreSQL 15 and Redis 7 with ``-m stores``: the other
+    tests (pure code, or processes that start embedded engines of their own) would only
+    repeat what the first pass ran, on the same engines."""
+    for item in items:
+        if STORE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.stores)
+
 
 @pytest.fixture(scope="session")
 def make_httpserver() -> Iterator[HTTPServer]:
