@@ -166,7 +166,8 @@ class Run:
 
     def complete_columns(self, fp: FieldPlan, batch: Batch, jobs: Jobs) -> bool:
         """A leaf column read and completed in one pass, for the kinds that are most of a
-        page (text, ids, times, numbers); False when the field is not one of them. What
+        page (text, ids, times, integers, decimals); False when the field is not one of
+        them. What
         the pass does not recognise goes to ``value`` as the resolver's result would."""
         shape = fp.shape
         assert isinstance(shape, LeafShape)
@@ -205,6 +206,30 @@ class Run:
                     v = error
                 if v.__class__ is cls:
                     holder[key] = v.isoformat()  # type: ignore[attr-defined]
+                elif v is None and nullable:
+                    holder[key] = None
+                else:
+                    value(shape, v, holder, key, cell, fp, None, jobs)
+        elif kind is LeafKind.INT and convert is None:
+            for obj, holder, cell in rows:
+                try:
+                    v = obj.row[name]
+                except Exception as error:
+                    v = error
+                if v.__class__ is int and MIN_INT <= v <= MAX_INT:
+                    holder[key] = v
+                elif v is None and nullable:
+                    holder[key] = None
+                else:
+                    value(shape, v, holder, key, cell, fp, None, jobs)
+        elif kind is LeafKind.TO_STR and convert is None:
+            for obj, holder, cell in rows:
+                try:
+                    v = obj.row[name]
+                except Exception as error:
+                    v = error
+                if v.__class__ is cls:
+                    holder[key] = str(v)
                 elif v is None and nullable:
                     holder[key] = None
                 else:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 
@@ -22,6 +24,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from app.execution import execution_context_class
 from resolvers.batching import batched, one
+from resolvers.columns import column
 
 
 @strawberry.enum
@@ -111,8 +114,65 @@ class Other(Thing):
     size: int
 
 
+class Cents(Decimal):
+    """A Decimal subclass: a valid Decimal, but not by the runner's exact-class fast path."""
+
+
+@strawberry.type
+class Stored:
+    """Backed by a mapping, as the app's row types are: its fields are columns, read and
+    completed by the runner in one pass per level (resolvers/columns.py)."""
+
+    row: strawberry.Private[dict[str, Any]]
+    word: str = column("word")
+    count: int = column("count")
+    maybe_count: int | None = column("maybe_count")
+    price: Decimal = column("price")
+    maybe_price: Decimal | None = column("maybe_price")
+    at: datetime = column("at")
+
+
+STORED: list[dict[str, Any]] = [
+    {
+        "word": "a",
+        "count": 1,
+        "maybe_count": None,
+        "price": Decimal("1.50"),
+        "maybe_price": None,
+        "at": datetime(2025, 1, 2, 3, 4, tzinfo=UTC),
+    },
+    {
+        "word": 3,
+        "count": 2**40,
+        "maybe_count": True,
+        "price": Cents("2.25"),
+        "maybe_price": 7,
+        "at": date(2025, 1, 2),
+    },
+    {
+        "word": None,
+        "count": True,
+        "maybe_count": 2**31,
+        "price": None,
+        "maybe_price": "x",
+        "at": None,
+    },
+    {
+        "count": "7",
+        "maybe_count": -(2**31),
+        "price": Decimal("-0.00"),
+        "maybe_price": Decimal("1E+2"),
+        "at": "2025-01-02",
+    },
+]
+
+
 @strawberry.type
 class Query:
+    @strawberry.field
+    def stored(self) -> list[Stored | None]:
+        return [Stored(row=row) for row in STORED]
+
     @strawberry.field
     def items(self) -> list[Item]:
         return [
@@ -169,6 +229,8 @@ QUERIES = [
     "{ counts }",
     "{ words }",
     "{ broken { name } nothing { name } }",
+    "{ stored { word count maybeCount price maybePrice at } }",
+    "{ stored { maybeCount maybePrice } }",
     "{ items { name } broken { name } }",
     "{ a: items { n } b: items { n label } }",
     "query($skip: Boolean!) { items { n label @skip(if: $skip) maybe @include(if: $skip) } }",
