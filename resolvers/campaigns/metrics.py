@@ -22,9 +22,9 @@ from app.errors import BadUserInput
 from app.validation import check_moment, storable_moment
 from loaders.postgres.metrics import Window
 from resolvers.batching import settle
+from resolvers.columns import column
 from resolvers.engagement.types import EngagementKind
 from resolvers.info import Info
-from resolvers.ledger.types import shown
 
 MAX_POINTS = 1000
 COUNTERS = tuple(kind.value for kind in EngagementKind)
@@ -40,17 +40,29 @@ class MetricBucket(Enum):
 
 @strawberry.type(description="Engagement and spend in one bucket of time (zeros if none).")
 class MetricPoint:
-    at: datetime = strawberry.field(description="Where the bucket starts.")
-    impressions: int
-    clicks: int
-    likes: int
-    shares: int
-    comments: int
-    spend: Decimal = strawberry.field(description="In the campaign's currency; refunds subtract.")
-    engagement: int = strawberry.field(
+    """One bucket's sums as the loader read them (or zeros), with the bucket's start: a
+    dashboard page is a thousand points or more, so each holds its numbers as one dict and
+    the planned executor reads the fields asked for straight from it (resolvers/columns.py),
+    rather than every point converting every number into a field of its own first."""
+
+    __slots__ = ("kinds", "row")
+    row: strawberry.Private[dict[str, Any]]  # "at", each counter, "spend"
+    kinds: strawberry.Private[tuple[str, ...]]  # what `engagement` adds up
+    at: datetime = column("at", description="Where the bucket starts.")
+    impressions: int = column("impressions")
+    clicks: int = column("clicks")
+    likes: int = column("likes")
+    shares: int = column("shares")
+    comments: int = column("comments")
+    spend: Decimal = column("spend", description="In the campaign's currency; refunds subtract.")
+
+    @strawberry.field(
         description="The kinds chosen by the field's `kinds` argument added up (all kinds if "
         "none were chosen): the one number a sparkline draws."
     )
+    def engagement(self) -> int:
+        row = self.row
+        return sum(row[kind] for kind in self.kinds)
 
 
 def zone(name: str) -> ZoneInfo:
@@ -178,24 +190,31 @@ def _buckets(start: datetime, end: datetime, bucket: MetricBucket, tz: ZoneInfo)
     return -((edge.astimezone(UTC) - end) // step)
 
 
+# An empty bucket's numbers; spend with the two decimals the loader's sums carry.
+ZEROS: dict[str, Any] = {**dict.fromkeys(COUNTERS, 0), "spend": Decimal("0.00")}
+
+
 def points(
-    found: dict[int, Any], bounds: Window, tz: ZoneInfo, kinds: Sequence[str] = COUNTERS
+    found: dict[int, Any], starts: Sequence[datetime], kinds: tuple[str, ...] = COUNTERS
 ) -> list[MetricPoint]:
+    """One campaign's points: ``found`` by bucket index, ``starts`` each bucket's start in
+    the caller's zone (the same for every campaign of a page, so computed once)."""
     out = []
-    for i in range(bounds.buckets):
+    for i, at in enumerate(starts):
         row = found.get(i)
-        out.append(
-            MetricPoint(
-                at=bounds.boundaries[i].astimezone(tz),
-                impressions=int(row["impressions"]) if row else 0,
-                clicks=int(row["clicks"]) if row else 0,
-                likes=int(row["likes"]) if row else 0,
-                shares=int(row["shares"]) if row else 0,
-                comments=int(row["comments"]) if row else 0,
-                spend=shown(row["spend"] if row else Decimal(0)),
-                engagement=sum(int(row[k]) for k in kinds) if row else 0,
-            )
-        )
+        if row is None:
+            values = {"at": at, **ZEROS}
+        else:
+            values = {
+                "at": at,
+                "impressions": row["impressions"],
+                "clicks": row["clicks"],
+                "likes": row["likes"],
+                "shares": row["shares"],
+                "comments": row["comments"],
+                "spend": row["spend"],
+            }
+        out.append(MetricPoint(row=values, kinds=kinds))
     return out
 
 
@@ -214,4 +233,5 @@ async def metrics_many(
     chosen = COUNTERS if not kinds else tuple(dict.fromkeys(k.value for k in kinds))
     load = info.context.loaders.metrics_by_campaign.load
     found = await settle([load((c.pk, bounds)) for c in campaigns])
-    return [f if isinstance(f, Exception) else points(f, bounds, tz, chosen) for f in found]
+    starts = [bounds.boundaries[i].astimezone(tz) for i in range(bounds.buckets)]
+    return [f if isinstance(f, Exception) else points(f, starts, chosen) for f in found]
