@@ -47,6 +47,7 @@ async def test_a_forgotten_script_is_loaded_again_by_the_next_call(redis_url: st
             assert await hmget_many(redis, [key], ["n"]) == [[b"5"]]
         assert sent.count == 1
     finally:
+        await load_scripts(redis)  # as the app's start-up left them, for the tests after this
         await redis.aclose()
 
 
@@ -73,4 +74,5 @@ async def test_calls_a_forgotten_script_refused_run_again_once_each_and_errors_s
         if not redis_url.startswith("redis+cluster"):
             assert sent.count == 1
     finally:
+        await load_scripts(redis)
         await redis.aclose()
