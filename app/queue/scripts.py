@@ -358,13 +358,18 @@ return out
 """
 )
 
-# KEYS: (ready, delayed, running) per agent. Replies {queued, running} per agent.
+# KEYS: the tenant's prefix (it names the tenant's slot). ARGV: agent ids. Replies {queued,
+# running} per agent, from its ready, delayed and running sets. The keys are built here, as
+# the other task scripts build an agent's: a page counts hundreds of agents, and three full
+# keys each cost more to build and send than the counting.
 COUNT_MANY = LuaScript(
     """
+local P = KEYS[1]
 local out = {}
-for i = 1, #KEYS, 3 do
-  out[#out + 1] = {redis.call('ZCARD', KEYS[i]) + redis.call('ZCARD', KEYS[i + 1]),
-                   redis.call('ZCARD', KEYS[i + 2])}
+for i, agent in ipairs(ARGV) do
+  local base = P .. 'agent:' .. agent
+  out[i] = {redis.call('ZCARD', base .. ':ready') + redis.call('ZCARD', base .. ':delayed'),
+            redis.call('ZCARD', base .. ':running')}
 end
 return out
 """

@@ -53,14 +53,9 @@ class TaskCountsByAgentLoader(TenantLoader[UUID, TaskCounts]):
     store = "Redis"
 
     async def fetch(self, keys_: Sequence[UUID]) -> list[TaskCounts]:
-        names: list[str] = []
-        for agent in keys_:
-            names += [
-                keys.agent_ready(self.tenant_id, agent),
-                keys.agent_delayed(self.tenant_id, agent),
-                keys.agent_running(self.tenant_id, agent),
-            ]
-        replies = await scripts.COUNT_MANY(self.ctx.redis, names, [])
+        replies = await scripts.COUNT_MANY(
+            self.ctx.redis, [keys.tenant_prefix(self.tenant_id)], [str(a) for a in keys_]
+        )
         return [TaskCounts(int(queued), int(running)) for queued, running in replies]
 
 

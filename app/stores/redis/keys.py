@@ -12,6 +12,7 @@ braces are moved once, at start-up (app/stores/redis/layout.py).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from uuid import UUID
 
 PREFIX = "chimera"
@@ -46,6 +47,9 @@ def engagement_fence(tenant_id: UUID) -> str:
     return f"{tenant_prefix(tenant_id)}engagement-fence"
 
 
+# Remembered per tenant: a dashboard page builds hundreds of keys (three per agent for its
+# task counts), and formatting the tenant's UUID was most of each key's cost.
+@lru_cache(maxsize=4096)
 def tenant_prefix(tenant_id: UUID) -> str:
     """The start of every key of a tenant. The task scripts build the keys of a task's agent
     and campaign from it (a task names them), so they can only ever reach this tenant's."""
