@@ -27,7 +27,9 @@ from graphql import (
     GraphQLScalarType,
     GraphQLString,
 )
+from strawberry.scalars import JSON
 from strawberry.schema.types.base_scalars import isoformat
+from strawberry.schema.types.scalar import DEFAULT_SCALAR_REGISTRY
 
 
 class LeafKind(IntEnum):
@@ -38,11 +40,16 @@ class LeafKind(IntEnum):
     ISOFORMAT = 4  # a value of exactly ``cls`` becomes ``value.isoformat()``
     TO_STR = 5  # a value of exactly ``cls`` becomes ``str(value)``
     FLOAT = 6  # a finite float is its own JSON
+    AS_IS = 7  # a JSON value (an object, array, string, number or boolean) is its own JSON
 
 
 MIN_INT, MAX_INT = -(2**31), 2**31 - 1
 
 ISO_TYPES: dict[str, type] = {"DateTime": dt.datetime, "Date": dt.date, "Time": dt.time}
+# Strawberry's JSON scalar returns what it is given: for it, graphql-core's coercion of a
+# non-null value is one call that changes nothing.
+JSON_AS_IS = DEFAULT_SCALAR_REGISTRY[JSON].serialize
+JSON_TYPES = frozenset({dict, list, str, int, float, bool})
 
 
 @dataclass(eq=False)
@@ -73,6 +80,8 @@ def leaf_for(gtype: GraphQLLeafType) -> Leaf:
             return Leaf(gtype, LeafKind.ISOFORMAT, ISO_TYPES[gtype.name])
         if coerce is str and gtype.name == "Decimal":
             return Leaf(gtype, LeafKind.TO_STR, decimal.Decimal)
+        if coerce is JSON_AS_IS:
+            return Leaf(gtype, LeafKind.AS_IS)
     return Leaf(gtype, LeafKind.SLOW)
 
 

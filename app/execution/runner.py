@@ -30,7 +30,7 @@ from graphql.pyutils import Path, is_iterable
 from strawberry.schema.schema_converter import get_arguments
 from strawberry.types.info import Info
 
-from app.execution.leaves import MAX_INT, MIN_INT, LeafKind
+from app.execution.leaves import JSON_TYPES, MAX_INT, MIN_INT, LeafKind
 from app.execution.plan import (
     AbstractShape,
     FieldPlan,
@@ -468,6 +468,14 @@ class Run:
             for holder, v, cell in rows:
                 if v.__class__ is cls:
                     holder[key] = str(v)
+                elif v is None and nullable:
+                    holder[key] = None
+                else:
+                    value(shape, v, holder, key, cell, fp, None, jobs)
+        elif kind is LeafKind.AS_IS:
+            for holder, v, cell in rows:
+                if v.__class__ in JSON_TYPES:
+                    holder[key] = v
                 elif v is None and nullable:
                     holder[key] = None
                 else:

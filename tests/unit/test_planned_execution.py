@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import strawberry
+from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 
 from app.execution import execution_context_class
@@ -167,8 +168,37 @@ STORED: list[dict[str, Any]] = [
 ]
 
 
+class Bag(dict[str, Any]):
+    """A dict subclass: valid JSON, but not by the runner's exact-class fast path."""
+
+
+@strawberry.type
+class Change:
+    """JSON values in plain attributes, as an audit entry's changes carry them."""
+
+    value: JSON
+    maybe: JSON | None
+
+
+def change(value: object, maybe: object) -> Change:
+    return Change(value=JSON(value), maybe=JSON(maybe))
+
+
+CHANGES = [
+    change({"a": [1, 2.5, "x", None, True, {"b": {}}]}, None),
+    change("text", []),
+    change(None, 0),  # null in a non-null position
+    change(ValueError("no value"), False),  # an error returned as the value
+    change(Bag(c=1), -1.5),
+]
+
+
 @strawberry.type
 class Query:
+    @strawberry.field
+    def changes(self) -> list[Change | None]:
+        return list(CHANGES)
+
     @strawberry.field
     def stored(self) -> list[Stored | None]:
         return [Stored(row=row) for row in STORED]
@@ -231,6 +261,8 @@ QUERIES = [
     "{ broken { name } nothing { name } }",
     "{ stored { word count maybeCount price maybePrice at } }",
     "{ stored { maybeCount maybePrice } }",
+    "{ changes { value maybe } }",
+    "{ changes { maybe } }",
     "{ items { name } broken { name } }",
     "{ a: items { n } b: items { n label } }",
     "query($skip: Boolean!) { items { n label @skip(if: $skip) maybe @include(if: $skip) } }",
