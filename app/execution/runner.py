@@ -167,8 +167,8 @@ class Run:
     def complete_columns(self, fp: FieldPlan, batch: Batch, jobs: Jobs) -> bool:
         """A leaf column read and completed in one pass, for the kinds that are most of a
         page (text, ids, times, integers, decimals); False when the field is not one of
-        them. What
-        the pass does not recognise goes to ``value`` as the resolver's result would."""
+        them. What the pass does not recognise goes to ``value`` as the resolver's result
+        would."""
         shape = fp.shape
         assert isinstance(shape, LeafShape)
         leaf, key, name, convert = shape.leaf, fp.key, fp.column, fp.convert
