@@ -270,7 +270,15 @@ async def run(args: argparse.Namespace) -> None:
             await drop_database(vector_url)
 
 
-async def measure(settings: Settings, tenant_id: uuid.UUID, args: argparse.Namespace) -> None:
+async def measure(
+    settings: Settings,
+    tenant_id: uuid.UUID,
+    args: argparse.Namespace,
+    document: str | None = None,
+    variables: dict[str, Any] | None = None,
+) -> float:
+    """Serve ``args.query`` (or ``document`` with ``variables``) and print what it cost;
+    returns the process's CPU milliseconds per request (0 for --memory)."""
     app = create_app(settings)
     token = mint_token(
         SECRET,
@@ -280,7 +288,12 @@ async def measure(settings: Settings, tenant_id: uuid.UUID, args: argparse.Names
         subject="bench",
         ttl_seconds=3600,
     )
-    body = json.dumps({"query": QUERIES[args.query], "variables": {"first": args.first}})
+    body = json.dumps(
+        {
+            "query": document or QUERIES[args.query],
+            "variables": {"first": args.first} if variables is None else variables,
+        }
+    )
     headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
     raw_headers = [(k.encode(), v.encode()) for k, v in headers.items()]
     encoded = body.encode()
@@ -337,7 +350,7 @@ async def measure(settings: Settings, tenant_id: uuid.UUID, args: argparse.Names
             await once()
         if args.memory:
             await memory_growth(once, args.requests)
-            return
+            return 0.0
         profiler = cProfile.Profile() if args.profile else None
         gc_time = [0.0, 0.0]
         by_generation = [[0, 0.0], [0, 0.0], [0, 0.0]]
@@ -390,6 +403,7 @@ async def measure(settings: Settings, tenant_id: uuid.UUID, args: argparse.Names
             stats = pstats.Stats(profiler).sort_stats("cumulative")
             stats.print_stats(40)
             stats.sort_stats("tottime").print_stats(40)
+        return cpu / args.requests * 1000
 
 
 def callgrind_instrumentation(state: str) -> None:
