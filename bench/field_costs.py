@@ -1,5 +1,6 @@
-"""What each field of the dashboard query costs: query C without one of its fields, or with
-one of E's, against C itself, in process.
+"""What each field of the dashboard query costs, in process.
+
+Query C without one of its fields, or with one of E's, against C itself.
 
 The load benchmark (bench/dashboard.py) says what a whole query costs under wrk; this says
 which fields that CPU goes to, the question to ask before making a query cheaper. Over the
@@ -8,10 +9,11 @@ first use), it serves each variant in process as bench/profile_query.py does, on
 a time, the variants in turn for each round, and prints each variant's CPU per request and
 its difference to C's in the same round.
 
-    .venv/bin/python bench/field_costs.py [--requests 150] [--rounds 3] [--only -activeTasks,+metrics]
+    .venv/bin/python bench/field_costs.py [--requests 150] [--rounds 3] [--only=-activeTasks,+metrics]
 
 The app runs as the dashboard bench serves it: production settings, the shared caches off,
-no relay or indexer. Differences below about 0.3 ms are within one machine's run-to-run noise.
+no relay or indexer. On a shared machine one variant moves by up to a millisecond from round
+to round: compare medians over several rounds, not single figures.
 """
 
 from __future__ import annotations
@@ -72,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=150, help="per variant and round")
     parser.add_argument("--warmup", type=int, default=15)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", help="comma-separated variants (C is always measured)")
+    parser.add_argument(
+        "--only",
+        help="comma-separated variants, as --only=-similar,+metrics (C is always measured)",
+    )
     parser.add_argument("--smoke", action="store_true", help="150 campaigns, 20 requests")
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".chimera-bench")
     args = parser.parse_args(argv)
