@@ -38,8 +38,16 @@ run: $(VENV)/.installed-run
 	@echo "== starting chimera serve: embedded PostgreSQL and Redis, migrations, demo data, then the API =="
 	$(BIN)/chimera serve --host $(HOST) --port $(PORT)
 
+# The suite mostly waits (on engines, subprocesses, timeouts), so one worker per core
+# (pytest-xdist) halves its time. Each worker starts embedded engines of its own, and whole
+# files go to one worker, as their module fixtures expect. On servers of your own
+# (TEST_DATABASE_URL, TEST_REDIS_URL) it runs in one process: some tests act on the whole
+# Redis server (CLIENT PAUSE, SCRIPT FLUSH), which would stall or skew another worker's.
+# PYTEST_WORKERS=0 runs in one process anyway (for -s, or a debugger).
+PYTEST_WORKERS ?= $(if $(TEST_DATABASE_URL)$(TEST_REDIS_URL),0,auto)
+
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The tests of what the app keeps in Redis, again on a Redis Cluster of six nodes that the
 # session starts on loopback (tests/redis_cluster.py): every key of a tenant in one slot.
