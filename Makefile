@@ -41,8 +41,9 @@ run: $(VENV)/.installed-run
 # The suite mostly waits (on engines, subprocesses, timeouts), so one worker per core
 # (pytest-xdist) halves its time. Each worker starts embedded engines of its own, and whole
 # files go to one worker, as their module fixtures expect. On servers of your own
-# (TEST_DATABASE_URL, TEST_REDIS_URL) it runs in one process: some tests act on the whole
-# Redis server (CLIENT PAUSE, SCRIPT FLUSH), which would stall or skew another worker's.
+# (TEST_DATABASE_URL, TEST_REDIS_URL) it runs in one process: workers there would take Redis
+# databases below the one named, and the tests marked whole_redis_server (CLIENT PAUSE,
+# SCRIPT FLUSH) would stall or skew another worker's (.ci/run runs those apart).
 # PYTEST_WORKERS=0 runs in one process anyway (for -s, or a debugger).
 PYTEST_WORKERS ?= $(if $(TEST_DATABASE_URL)$(TEST_REDIS_URL),0,auto)
 

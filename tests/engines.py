@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -104,13 +105,32 @@ async def migrated_engine(server_url: str, prefix: str) -> AsyncIterator[AsyncEn
         await drop_database(url)
 
 
+def redis_database_of_this_worker(url: str) -> str:
+    """``url`` for this pytest-xdist worker: gw0 keeps its database, gw1 takes the one below,
+    and so on. The app keeps keys that are not a tenant's (the relay's partitions, API keys,
+    persisted documents), and two workers' apps over different PostgreSQL databases must not
+    share them."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    parsed = urlsplit(url)
+    base = int(parsed.path.strip("/") or 0)
+    database = base - int(worker[2:])
+    if database < 0:
+        raise RuntimeError(
+            f"TEST_REDIS_URL names database {base}, which leaves none for worker {worker}: "
+            "name a higher one (redis://host:6379/15) or run one worker (PYTEST_WORKERS=0)"
+        )
+    return urlunsplit(parsed._replace(path=f"/{database}"))
+
+
 @contextmanager
 def redis_server(tmp: Path) -> Iterator[str]:
     """A Redis URL: TEST_REDIS_URL; with TEST_REDIS_CLUSTER=1, a Redis Cluster of six nodes
     started here (`make test-cluster`); else an embedded server in ``tmp``."""
     external = os.environ.get("TEST_REDIS_URL")
     if external:
-        yield external
+        yield redis_database_of_this_worker(external)
         return
     if os.environ.get("TEST_REDIS_CLUSTER", "").lower() in ("1", "true", "yes"):
         from tests.redis_cluster import loopback_cluster  # it imports the app

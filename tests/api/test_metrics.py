@@ -245,6 +245,7 @@ UPSERT_MINUTE = text(
 )
 WAITING_CONSUMERS = text(
     "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+    " AND datname = current_database()"
     " AND query ILIKE 'INSERT INTO campaign_metric%'"
 )
 

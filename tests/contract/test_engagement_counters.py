@@ -242,6 +242,7 @@ async def test_a_process_killed_between_its_redis_call_and_its_commit_counts_not
     assert report.drifts == [] and report.events == 3
 
 
+@pytest.mark.whole_redis_server
 async def test_a_process_killed_between_its_commit_and_its_count_is_counted_once_by_the_relay(
     stores: Stores,
 ) -> None:
@@ -292,6 +293,7 @@ async def _committed_is(stores: Stores, campaign_id: uuid.UUID, totals: dict[str
     return await stores.committed(campaign_id) == totals
 
 
+@pytest.mark.whole_redis_server
 async def test_when_redis_fails_right_after_the_commit_the_answer_still_counts_the_increment(
     stores: Stores,
 ) -> None:

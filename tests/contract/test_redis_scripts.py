@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from app.stores.redis.client import create_redis
 from app.stores.redis.scripts import (
     LuaScript,
@@ -36,6 +38,7 @@ async def test_many_hashes_are_read_in_one_command_in_key_order(redis_url: str) 
         await redis.aclose()
 
 
+@pytest.mark.whole_redis_server
 async def test_a_forgotten_script_is_loaded_again_by_the_next_call(redis_url: str) -> None:
     redis = create_redis(redis_url, timeout=5)
     try:
@@ -51,6 +54,7 @@ async def test_a_forgotten_script_is_loaded_again_by_the_next_call(redis_url: st
         await redis.aclose()
 
 
+@pytest.mark.whole_redis_server
 async def test_calls_a_forgotten_script_refused_run_again_once_each_and_errors_stay_in_place(
     redis_url: str,
 ) -> None:

@@ -616,6 +616,7 @@ async def test_a_pass_is_one_round_trip_and_no_script_call_names_two_tenants_key
         assert await box.counters(t, campaign) == {"clicks": 2}
 
 
+@pytest.mark.whole_redis_server
 async def test_after_redis_forgets_its_scripts_the_next_pass_still_publishes_and_counts(
     box: Outbox,
 ) -> None:
