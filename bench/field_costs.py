@@ -125,9 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                     dump=None,
                     memory=False,
                 )
-                variables = {"first": PAGE_SIZE, **E_WINDOW}
-                if "$from" not in document:
-                    variables = {"first": PAGE_SIZE}
+                window = E_WINDOW if "$from" in document else {}
+                variables = {"first": PAGE_SIZE, **window}
                 cost = asyncio.run(measure(settings, dataset.tenant_id, run, document, variables))
                 costs[name].append(cost)
     finally:
