@@ -21,6 +21,7 @@ from app.stores.objects.factory import open_object_store
 from app.stores.postgres import engine as pg
 from app.stores.postgres.tables import tenant
 from app.stores.redis import client as rd
+from app.stores.redis.replicated import fewest_replicas
 from app.stores.vectors.factory import open_vector_index
 
 
@@ -60,7 +61,23 @@ async def _redis(settings: Settings) -> Check:
     if not settings.redis_url:
         return Check("redis", False, "REDIS_URL not set and no embedded server")
     version = await rd.ping_url(settings.redis_url, timeout=settings.store_timeout_seconds)
-    return Check("redis", True, f"Redis {version}")
+    wanted = settings.task_replicas
+    if not wanted:
+        return Check("redis", True, f"Redis {version}")
+    redis = rd.create_redis(settings.redis_url, timeout=settings.store_timeout_seconds)
+    try:
+        attached = await fewest_replicas(redis)
+    finally:
+        await redis.aclose()
+    replicas = f"{attached} replica{'' if attached == 1 else 's'}"
+    if attached < wanted:
+        return Check(
+            "redis",
+            False,
+            f"Redis {version}, {replicas} attached, but CHIMERA_TASK_REPLICAS={wanted}: "
+            "every enqueueTask would wait for confirmations that cannot come",
+        )
+    return Check("redis", True, f"Redis {version}, {replicas} (CHIMERA_TASK_REPLICAS={wanted})")
 
 
 async def _tasks(settings: Settings) -> Check:

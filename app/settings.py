@@ -365,6 +365,22 @@ class Settings(BaseSettings):
         "closed (refuse everything with STORE_UNAVAILABLE) or open-reads (serve queries and "
         "subscriptions, refuse mutations). Each time: a log line and a counter.",
     )
+    task_replicas: int = Field(
+        default=0,
+        ge=0,
+        validation_alias="CHIMERA_TASK_REPLICAS",
+        description="Redis replicas that must hold a new task before enqueueTask answers "
+        "(Redis's WAIT). Redis replicates asynchronously, so a task the primary acknowledged "
+        "just before a failover can be lost; with 1 it is on a replica first. Fewer "
+        "confirmations in time: STORE_UNAVAILABLE, and a retry with the same idempotencyKey "
+        "returns the task if it was kept. 0: the primary's answer is enough.",
+    )
+    task_replica_timeout_ms: int = Field(
+        default=1000,
+        ge=1,
+        validation_alias="CHIMERA_TASK_REPLICA_TIMEOUT_MS",
+        description="How long enqueueTask waits for CHIMERA_TASK_REPLICAS confirmations.",
+    )
     db_pool_size: int = Field(
         default=20,
         ge=1,

@@ -35,6 +35,7 @@ from app.queue import scripts
 from app.queue.records import TaskRecord
 from app.stores.redis import keys
 from app.stores.redis.client import unavailable_as_error
+from app.stores.redis.replicated import call_replicated
 from app.stores.redis.scripts import LuaScript
 from app.validation import check_moment, clean_idempotency_key
 
@@ -145,11 +146,22 @@ def _refusal(reply: Sequence[Any]) -> None:
 class TaskQueue:
     """One tenant's queue, bound like a loader: it can only name that tenant's keys."""
 
-    def __init__(self, redis: Redis, tenant_id: UUID, timeout: float) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        tenant_id: UUID,
+        timeout: float,
+        *,
+        replicas: int = 0,
+        replica_timeout_ms: int = 1000,
+    ) -> None:
         self.redis = redis
         self.tenant_id = tenant_id
         self.timeout = timeout
         self.prefix = keys.tenant_prefix(tenant_id)
+        # Replicas that must hold a new task before enqueue answers (CHIMERA_TASK_REPLICAS).
+        self.replicas = replicas
+        self.replica_timeout_ms = replica_timeout_ms
 
     async def _run(self, script: LuaScript, key: str, *args: str | int) -> Any:
         async with unavailable_as_error(self.timeout):
@@ -172,20 +184,22 @@ class TaskQueue:
         given = [str(task.agent_id), campaign, task.kind, payload, priority, attempts, not_before]
         fingerprint = hashlib.sha256(json.dumps(given).encode()).hexdigest()
         digest = hashlib.sha256(key.encode()).hexdigest()
-        reply = await self._run(
-            scripts.ENQUEUE,
-            keys.task_key(self.tenant_id, digest),
-            str(uuid4()),
-            str(task.agent_id),
-            campaign,
-            task.kind,
-            payload,
-            priority,
-            attempts,
-            not_before,
-            fingerprint,
-            KEY_TTL_SECONDS,
-        )
+        key_name = keys.task_key(self.tenant_id, digest)
+        args: list[str | int] = [str(uuid4()), str(task.agent_id), campaign, task.kind]
+        args += [payload, priority, attempts, not_before, fingerprint, KEY_TTL_SECONDS]
+        if self.replicas:
+            async with unavailable_as_error(self.timeout):
+                reply = await call_replicated(
+                    self.redis,
+                    scripts.ENQUEUE,
+                    [key_name],
+                    [self.prefix, EVENTS_MAXLEN, *args],
+                    replicas=self.replicas,
+                    timeout_ms=self.replica_timeout_ms,
+                    retry_hint="retry with the same idempotencyKey",
+                )
+        else:
+            reply = await self._run(scripts.ENQUEUE, key_name, *args)
         _refusal(reply)
         return _record(reply[1]), reply[0] == b"CREATED"
 

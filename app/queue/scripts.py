@@ -127,7 +127,9 @@ end
 
 # KEYS: the idempotency key. ARGV: prefix, maxlen, id, agent, campaign ('' for none), kind,
 # payload, priority, max attempts, not-before ms (0: now), fingerprint, key TTL s.
-# Replies {'CREATED' | 'EXISTING', hash} or {'REUSED'}.
+# Replies {'CREATED' | 'EXISTING', hash} or {'REUSED'}. A retry that finds its task renews the
+# key's TTL: a write, so that a WAIT after it (CHIMERA_TASK_REPLICAS) covers the task too, as
+# WAIT is documented to cover the writes of its own connection.
 ENQUEUE = LuaScript(
     PRELUDE
     + """
@@ -137,7 +139,10 @@ if held then
   local held_id, held_print = string.match(held, '^(%S+) (%S+)$')
   if held_print ~= fingerprint then return {'REUSED'} end
   local _, flat = fields(held_id)
-  if #flat > 0 then return {'EXISTING', flat} end
+  if #flat > 0 then
+    redis.call('EXPIRE', KEYS[1], ARGV[12])
+    return {'EXISTING', flat}
+  end
 end
 local now = now_ms()
 retire_due(now, 10)

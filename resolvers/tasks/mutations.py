@@ -20,7 +20,14 @@ from resolvers.tasks.types import Task
 def queue_of(info: Info) -> TaskQueue:
     ctx = info.context
     principal = ctx.require_principal()
-    return TaskQueue(ctx.stores.redis, principal.tenant_id, ctx.settings.store_timeout_seconds)
+    settings = ctx.settings
+    return TaskQueue(
+        ctx.stores.redis,
+        principal.tenant_id,
+        settings.store_timeout_seconds,
+        replicas=settings.task_replicas,
+        replica_timeout_ms=settings.task_replica_timeout_ms,
+    )
 
 
 @strawberry.input

@@ -87,6 +87,12 @@ def test_doctor_reports_each_store_and_exits_1_when_one_is_down(
     down = run_chimera("doctor", env={**env, "REDIS_URL": closed_port_url("redis")})
     assert down.returncode == 1
     assert down.stdout.splitlines()[1].startswith("redis     DOWN")
+    # Enqueues set to wait for a replica this Redis does not have: said before any request.
+    waiting = run_chimera("doctor", env={**env, "CHIMERA_TASK_REPLICAS": "1"})
+    assert waiting.returncode == 1
+    redis_line = waiting.stdout.splitlines()[1]
+    assert redis_line.startswith("redis     DOWN"), waiting.stdout
+    assert "0 replicas attached, but CHIMERA_TASK_REPLICAS=1" in redis_line
 
 
 def test_unreachable_database_fails_start_up_with_one_line_naming_the_store(redis_url: str) -> None:

@@ -6,20 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import pytest_asyncio
 from httpx import ASGITransport, AsyncClient
+from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from app.auth import Role
+from app.errors import StoreUnavailable
 from app.ids import decode_id
+from app.queue.core import NewTask, TaskQueue
 from app.settings import Settings
 from app.stores.redis import keys
+from app.stores.redis.replicated import fewest_replicas
 from tests.api.subscriptions_client import events, ws_session
 from tests.redis_cluster import LoopbackCluster, app_on_cluster, loopback_cluster
 from tests.serving import served
@@ -164,6 +169,33 @@ async def test_tasks_are_enqueued_claimed_and_completed_inside_the_tenants_slot(
         "queuedTasks": 0,
         "activeTasks": 0,
     }
+
+
+async def test_an_enqueue_answers_once_the_replica_of_its_tenants_primary_holds_it(
+    cluster_app: Starlette,
+) -> None:
+    redis = _redis(cluster_app)
+    tenant = uuid.uuid4()
+    client = cast(Redis, redis)  # as the app holds it: create_redis() returns either as Redis
+    assert await fewest_replicas(client) == 1  # one per primary: what `chimera doctor` reads
+    queue = TaskQueue(client, tenant, 10.0, replicas=1, replica_timeout_ms=5000)
+    task = NewTask(agent_id=uuid.uuid4(), campaign_id=None, kind="post", payload=None)
+    record, created = await queue.enqueue(task, "on-the-replica")
+    assert created
+    key = keys.task(tenant, record.id)
+    replica = redis.get_node_from_key(key, replica=True)
+    assert replica is not None
+    # Straight to the replica, which answers reads of its slots once told READONLY.
+    direct = Redis(host=replica.host, port=int(replica.port), single_connection_client=True)
+    try:
+        await direct.execute_command("READONLY")  # type: ignore[no-untyped-call]
+        assert (await direct.hgetall(key))[b"status"] == b"QUEUED"
+    finally:
+        await direct.aclose()
+    # Asked for more replicas than a primary has: refused within its wait, not hung.
+    greedy = TaskQueue(client, tenant, 10.0, replicas=2, replica_timeout_ms=100)
+    with pytest.raises(StoreUnavailable, match="1 of 2 replicas"):
+        await greedy.enqueue(task, "on-the-replica")
 
 
 async def test_rate_limits_and_persisted_queries_work_on_the_cluster(

@@ -6,16 +6,26 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from httpx import ASGITransport, AsyncClient
 
 from app.auth import Role
 from app.ids import decode_id
 from app.queue.core import backoff_ms
+from app.settings import Settings
 from tests.processes import ROOT
-from tests.support import CHARGE, TenantClient, count_redis_round_trips, error_codes
+from tests.support import (
+    CHARGE,
+    TenantClient,
+    another_app,
+    count_redis_round_trips,
+    error_codes,
+)
 
 AGENT = """mutation($name: String!) { createAgent(input: {name: $name}) { agent { id } } }"""
 CAMPAIGN = """mutation { createCampaign(input: {name: "Tasks"}) { campaign { id } } }"""
@@ -107,6 +117,27 @@ async def test_an_enqueue_retried_with_its_key_returns_the_original_task(
     listed = """query($id: ID!) { agent(id: $id) { queuedTasks tasks { totalCount } } }"""
     found = (await tenant.data(listed, {"id": agent}))["agent"]
     assert (found["queuedTasks"], found["tasks"]["totalCount"]) == (1, 1)
+
+
+async def test_an_enqueue_too_few_replicas_confirm_is_store_unavailable_and_kept_for_its_retry(
+    tenant: TenantClient, settings: Settings, tmp_path: Path
+) -> None:
+    agent, _ = await new_agent(tenant)
+    task_input = {"agentId": agent, "kind": "post", "idempotencyKey": "wait", "payload": {"a": 1}}
+    # More replicas than any test Redis has (none; one per primary on the cluster).
+    waiting = another_app(settings, tmp_path, task_replicas=5, task_replica_timeout_ms=50)
+    async with (
+        waiting as application,
+        AsyncClient(transport=ASGITransport(app=application), base_url="http://test") as http,
+    ):
+        refused = await replace(tenant, http=http).gql(ENQUEUE, {"input": task_input})
+    assert error_codes(refused) == ["STORE_UNAVAILABLE"], refused
+    assert "retry with the same idempotencyKey" in refused["errors"][0]["message"]
+    # The primary kept the task: the retry returns it, and it is the agent's only one.
+    retried = (await tenant.data(ENQUEUE, {"input": task_input}))["enqueueTask"]["task"]
+    listed = """query($id: ID!) { agent(id: $id) { tasks { edges { node { id } } } } }"""
+    found = (await tenant.data(listed, {"id": agent}))["agent"]["tasks"]["edges"]
+    assert found == [{"node": {"id": retried["id"]}}]
 
 
 async def test_keys_are_scoped_per_tenant(tenant: TenantClient, other_tenant: TenantClient) -> None:
