@@ -34,6 +34,7 @@ from app.stores.postgres import engine as pg
 from app.stores.postgres.replicas import ReadReplicas
 from app.stores.redis import client as rd
 from app.stores.redis.layout import upgrade_layout
+from app.stores.redis.replicated import fewest_replicas
 from app.stores.redis.scripts import load_scripts
 from app.stores.vectors.cached import SimilarCache
 from app.stores.vectors.factory import open_vector_index
@@ -93,6 +94,7 @@ async def open_stores(settings: Settings, auth_secret: str) -> AsyncIterator[Sto
         await rd.ping(redis, settings.redis_url, timeout=timeout)
         await load_scripts(redis)
         await upgrade_layout(redis)
+        await _warn_of_missing_task_replicas(redis, settings.task_replicas)
         await objects.ping()
         vectors: VectorIndex = await stack.enter_async_context(open_vector_index(settings))
         if settings.similar_cache_seconds:
@@ -120,6 +122,18 @@ async def open_stores(settings: Settings, auth_secret: str) -> AsyncIterator[Sto
                 timeout=timeout,
             ),
             replicas=replicas,
+        )
+
+
+async def _warn_of_missing_task_replicas(redis: Redis, wanted: int) -> None:
+    """Said at start-up rather than by every enqueueTask's error: replicas may attach later,
+    so it is a warning, not a refusal to start."""
+    if wanted and (attached := await fewest_replicas(redis)) < wanted:
+        log.warning(
+            "CHIMERA_TASK_REPLICAS=%d, but Redis has %d replica(s) attached: enqueueTask "
+            "answers STORE_UNAVAILABLE until enough are",
+            wanted,
+            attached,
         )
 
 

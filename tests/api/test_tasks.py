@@ -120,7 +120,7 @@ async def test_an_enqueue_retried_with_its_key_returns_the_original_task(
 
 
 async def test_an_enqueue_too_few_replicas_confirm_is_store_unavailable_and_kept_for_its_retry(
-    tenant: TenantClient, settings: Settings, tmp_path: Path
+    tenant: TenantClient, settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     agent, _ = await new_agent(tenant)
     task_input = {"agentId": agent, "kind": "post", "idempotencyKey": "wait", "payload": {"a": 1}}
@@ -131,6 +131,8 @@ async def test_an_enqueue_too_few_replicas_confirm_is_store_unavailable_and_kept
         AsyncClient(transport=ASGITransport(app=application), base_url="http://test") as http,
     ):
         refused = await replace(tenant, http=http).gql(ENQUEUE, {"input": task_input})
+    # Said once at start-up too, before any enqueue: the operator need not wait for errors.
+    assert any("CHIMERA_TASK_REPLICAS=5, but Redis has" in r.message for r in caplog.records)
     assert error_codes(refused) == ["STORE_UNAVAILABLE"], refused
     assert "retry with the same idempotencyKey" in refused["errors"][0]["message"]
     # The primary kept the task: the retry returns it, and it is the agent's only one.
