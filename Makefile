@@ -44,11 +44,13 @@ run: $(VENV)/.installed-run
 # (TEST_DATABASE_URL, TEST_REDIS_URL) it runs in one process: workers there would take Redis
 # databases below the one named, and the tests marked whole_redis_server (CLIENT PAUSE,
 # SCRIPT FLUSH) would stall or skew another worker's (.ci/run runs those apart).
-# PYTEST_WORKERS=0 runs in one process anyway (for -s, or a debugger).
+# PYTEST_WORKERS=0 runs in one process anyway (for -s, or a debugger). `auto` stops at four:
+# each worker starts a PostgreSQL, a Redis and an S3 server of its own (and a browser for the
+# browser tests), and a many-core workstation gains little from more of them.
 PYTEST_WORKERS ?= $(if $(TEST_DATABASE_URL)$(TEST_REDIS_URL),0,auto)
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadfile $(PYTEST_ARGS)
 
 # The tests of what the app keeps in Redis, again on a Redis Cluster of six nodes that the
 # session starts on loopback (tests/redis_cluster.py): every key of a tenant in one slot.
