@@ -54,6 +54,7 @@ test: $(VENV)/.installed-test
 
 # The tests of what the app keeps in Redis, again on a Redis Cluster of six nodes that the
 # session starts on loopback (tests/redis_cluster.py): every key of a tenant in one slot.
+# Workers as for `make test`, each with a cluster of its own.
 # Not the relay's and counters' contract tests: they inject faults into one server (a paused
 # client, a lost reply), which a cluster client would send elsewhere; the cluster's own
 # tests (tests/api/test_redis_cluster*.py) cover the relay there.
@@ -65,7 +66,8 @@ CLUSTER_TESTS = tests/api/test_engagement.py tests/api/test_tasks.py \
 	tests/api/test_redis_key_layout.py tests/api/test_dashboard_query.py \
 	tests/api/test_api_keys.py tests/contract/test_redis_scripts.py
 test-cluster: $(VENV)/.installed-test
-	TEST_REDIS_CLUSTER=1 $(BIN)/python -m pytest $(CLUSTER_TESTS) $(PYTEST_ARGS)
+	TEST_REDIS_CLUSTER=1 $(BIN)/python -m pytest $(CLUSTER_TESTS) \
+		-n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadfile $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
