@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
@@ -24,6 +25,7 @@ from app.ids import decode_id
 from app.queue.core import NewTask, TaskQueue
 from app.settings import Settings
 from app.stores.redis import keys
+from app.stores.redis.client import create_redis
 from app.stores.redis.replicated import fewest_replicas
 from tests.api.subscriptions_client import events, ws_session
 from tests.redis_cluster import LoopbackCluster, app_on_cluster, loopback_cluster
@@ -169,6 +171,20 @@ async def test_tasks_are_enqueued_claimed_and_completed_inside_the_tenants_slot(
         "queuedTasks": 0,
         "activeTasks": 0,
     }
+
+
+async def test_a_burst_of_commands_on_one_node_is_served_past_a_hundred_at_once(
+    cluster: LoopbackCluster,
+) -> None:
+    """Each command holds its connection for 0.3 s, so 300 at once need 300 connections to
+    the node of their slot: redis-py's default cap (100 a node) refused 200 of them."""
+    redis = create_redis(cluster.url, timeout=10, max_connections=50)
+    try:
+        waits = [redis.blpop(["{burst}nothing"], timeout=0.3) for _ in range(300)]
+        answers = await asyncio.gather(*waits, return_exceptions=True)
+    finally:
+        await redis.aclose()
+    assert all(answer is None for answer in answers), Counter(map(type, answers))
 
 
 async def test_an_enqueue_answers_once_the_replica_of_its_tenants_primary_holds_it(

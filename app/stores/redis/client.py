@@ -62,17 +62,22 @@ def create_redis(url: str, *, timeout: float, max_connections: int | None = None
     return Redis.from_pool(pool)  # the client owns the pool and closes it
 
 
+# Redis's default maxclients: past it a node refuses connections whatever the client's cap.
+NODE_MAXCLIENTS = 10_000
+
+
 def _create_cluster(url: str, options: dict[str, Any], max_connections: int | None) -> Redis:
     parsed = urlparse(url)
     plain = parsed._replace(scheme=CLUSTER_SCHEMES[parsed.scheme]).geturl()
-    # No cap per node: redis-py's cluster pool cannot make a burst wait for a connection
-    # (past its cap every command fails at once), so it opens what concurrent commands
-    # need, bounded by each node's maxclients (10,000 by default). ``max_connections`` is
-    # the single-server pool's.
+    # No cap of our own per node: redis-py's cluster pool cannot make a burst wait for a
+    # connection (past its cap every command fails at once with MaxConnectionsError), so it
+    # opens what concurrent commands need, up to a node's own limit (maxclients, 10,000 by
+    # default). redis-py's default cap, 100 a node, refused the 101st command in flight.
+    # ``max_connections`` is the single-server pool's.
     del max_connections
     # A cluster client is not a subclass of the single-server one, but answers the same
     # commands, scripts and (non-transactional) pipelines, which is all the app uses.
-    return cast(Redis, RedisCluster.from_url(plain, **options))
+    return cast(Redis, RedisCluster.from_url(plain, max_connections=NODE_MAXCLIENTS, **options))
 
 
 async def read_stream(client: Redis, key: str, after: str, *, block_ms: int, count: int) -> Any:
