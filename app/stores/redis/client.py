@@ -35,11 +35,16 @@ def is_cluster_url(url: str) -> bool:
     return urlparse(url).scheme in CLUSTER_SCHEMES
 
 
+# Redis's default maxclients: past it a server refuses connections whatever a client's cap.
+SERVER_MAXCLIENTS = 10_000
+
+
 def create_redis(url: str, *, timeout: float, max_connections: int | None = None) -> Redis:
     """A pooled client whose connects and commands give up after ``timeout`` seconds.
 
     With ``max_connections``, a burst (a thousand dashboards subscribing at once) waits for a
     pooled connection, up to ``timeout``, instead of opening a connection per caller.
+    Without it, each concurrent command gets a connection, up to SERVER_MAXCLIENTS.
 
     A cluster URL gives redis-py's cluster client, which routes each command, script and
     pipeline by its keys' slot, follows MOVED and ASK redirections and a failover's new
@@ -55,15 +60,13 @@ def create_redis(url: str, *, timeout: float, max_connections: int | None = None
     if is_cluster_url(url):
         return _create_cluster(url, options, max_connections)
     if max_connections is None:
-        return Redis.from_url(url, **options)
+        # Uncapped (the event readers: a blocking XREAD per tenant stream with subscribers
+        # here). redis-py's default pool refuses the 101st connection at once.
+        return Redis.from_url(url, max_connections=SERVER_MAXCLIENTS, **options)
     pool = BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=timeout, **options
     )
     return Redis.from_pool(pool)  # the client owns the pool and closes it
-
-
-# Redis's default maxclients: past it a node refuses connections whatever the client's cap.
-NODE_MAXCLIENTS = 10_000
 
 
 def _create_cluster(url: str, options: dict[str, Any], max_connections: int | None) -> Redis:
@@ -77,7 +80,7 @@ def _create_cluster(url: str, options: dict[str, Any], max_connections: int | No
     del max_connections
     # A cluster client is not a subclass of the single-server one, but answers the same
     # commands, scripts and (non-transactional) pipelines, which is all the app uses.
-    return cast(Redis, RedisCluster.from_url(plain, max_connections=NODE_MAXCLIENTS, **options))
+    return cast(Redis, RedisCluster.from_url(plain, max_connections=SERVER_MAXCLIENTS, **options))
 
 
 async def read_stream(client: Redis, key: str, after: str, *, block_ms: int, count: int) -> Any:
