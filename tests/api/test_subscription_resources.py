@@ -399,7 +399,12 @@ async def test_cycles_of_subscriptions_level_off_in_objects_and_memory(
         gc.collect()
         objects.append(len(gc.get_objects()))
     warm = CYCLES // 3
-    grown_objects = objects[-1] - objects[warm]
+    # Objects: the floor of the last three cycles against that of three after the warm-up.
+    # A leak raises every later count; what a background task holds at the moment of one
+    # count (a relay pass, a batch in flight) raises that count alone: under a second test
+    # worker, such a moment moved single counts by about 900, and one at the last cycle
+    # had read as 2,866 objects grown.
+    grown_objects = min(objects[-3:]) - min(objects[warm : warm + 3])
     grown_rss = rss[-1] - rss[warm]
     assert grown_objects < 2_000, objects
     assert grown_rss < 24 * 2**20, [r // 2**20 for r in rss]
