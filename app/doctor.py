@@ -60,12 +60,15 @@ async def _postgres(settings: Settings) -> Check:
 async def _redis(settings: Settings) -> Check:
     if not settings.redis_url:
         return Check("redis", False, "REDIS_URL not set and no embedded server")
-    version = await rd.ping_url(settings.redis_url, timeout=settings.store_timeout_seconds)
     wanted = settings.task_replicas
     if not wanted:
+        version = await rd.ping_url(settings.redis_url, timeout=settings.store_timeout_seconds)
         return Check("redis", True, f"Redis {version}")
-    redis = rd.create_redis(settings.redis_url, timeout=settings.store_timeout_seconds)
+    # One client for both questions, not ping_url's and another.
+    timeout = settings.store_timeout_seconds
+    redis = rd.create_redis(settings.redis_url, timeout=timeout)
     try:
+        version = await rd.ping(redis, settings.redis_url, timeout=timeout)
         attached = await fewest_replicas(redis)
     finally:
         await redis.aclose()
