@@ -8,6 +8,9 @@ for subscribers.
   the response with its errors) stays the stock code path. ``CHIMERA_FAST_EXECUTION=false``
   turns plans off.
 - **Subscribers running the same operation share its execution** (app/execution/sharing.py).
+- **Arguments that do not coerce are BAD_USER_INPUT** (app/execution/arguments.py), here
+  as in the runner: graphql-core raises a bare GraphQLError, which would be masked as an
+  INTERNAL_SERVER_ERROR.
 - **No memory leak per event.** graphql-core (3.3) memoizes collected sub-fields on the
   executor, keyed by the identity of lists built afresh for each event, and each event's
   copy of the executor shares that memo: every event of a subscription left ~2 KB behind
@@ -23,10 +26,18 @@ from collections.abc import Hashable, Sequence
 from inspect import isawaitable
 from typing import Any, ClassVar
 
-from graphql import GraphQLObjectType, GraphQLResolveInfoHelpers
-from graphql.execution.collect_fields import DeferUsage, GroupedFieldSet
+from graphql import (
+    GraphQLError,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLResolveInfoHelpers,
+    is_object_type,
+)
+from graphql.execution.collect_fields import DeferUsage, FieldDetailsList, GroupedFieldSet
+from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from app.execution.arguments import argument_values, client_input_error
 from app.execution.plan import Planner
 from app.execution.runner import Run
 from app.execution.sharing import reuse, sharing_key
@@ -64,6 +75,46 @@ class ChimeraExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 root_type, root_value, grouped_field_set, serially, new_defer_usages
             )
         return Run(self, plan).execute(root_value)
+
+    def handle_field_error(
+        self,
+        raw_error: Exception,
+        return_type: GraphQLOutputType,
+        field_details_list: FieldDetailsList,
+        path: Path,
+    ) -> None:
+        """Stock execution coerces a field's arguments inside ``execute_field``, where no
+        hook reaches; an error there is marked BAD_USER_INPUT here instead, as the runner
+        marks it (``Run.raw_arguments``)."""
+        if isinstance(raw_error, GraphQLError) and raw_error.path is None:
+            raw_error = self._argument_error(raw_error, field_details_list, path)
+        super().handle_field_error(raw_error, return_type, field_details_list, path)
+
+    def _argument_error(
+        self, error: GraphQLError, field_details_list: FieldDetailsList, path: Path
+    ) -> GraphQLError:
+        """``error`` marked as the client's if it is the field's arguments that do not
+        coerce. Coercion is a function of the document and the variables, and runs before
+        the resolver: if it fails now it failed then, and the resolver never ran. Only an
+        error pays for the second coercion."""
+        parent_type = self.schema.get_type(path.typename) if path.typename else None
+        if not is_object_type(parent_type):
+            return error
+        details = field_details_list[0]
+        field_def = self.schema.get_field(parent_type, details.node.name.value)
+        if field_def is None:
+            return error
+        try:
+            argument_values(
+                field_def,
+                details.node,
+                self.variable_values,
+                details.fragment_variable_values,
+                self.hide_suggestions,
+            )
+        except GraphQLError:
+            return client_input_error(error)
+        return error
 
     def build_per_event_executor(self, payload: Any) -> Any:
         if self._sharing_key is None:  # once per subscription

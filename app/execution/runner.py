@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError, located_error
 from graphql.execution.executor import Executor, invalid_return_type_error
-from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path, is_iterable
 from strawberry.schema.schema_converter import get_arguments
 from strawberry.types.info import Info
 
+from app.execution.arguments import argument_values
 from app.execution.leaves import JSON_TYPES, MAX_INT, MIN_INT, LeafKind
 from app.execution.plan import (
     AbstractShape,
@@ -310,10 +310,13 @@ class Run:
         return values
 
     def raw_arguments(self, fp: FieldPlan) -> dict[str, Any]:
+        """graphql-core's coerced arguments; the one place the runner computes them, so that
+        arguments that do not coerce are BAD_USER_INPUT on every strategy, as on the stock
+        executor (app/execution/arguments.py)."""
         if not fp.has_args:
             return {}
         details = fp.details[0]
-        return get_argument_values(
+        return argument_values(
             fp.field_def,
             details.node,
             self.ctx.variable_values,

@@ -15,10 +15,12 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
-from httpx import AsyncClient, Response
+import pytest_asyncio
+from httpx import ASGITransport, AsyncClient, Response
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Table, func, select
@@ -29,6 +31,7 @@ from starlette.types import Message
 from app.auth import Role
 from app.ids import encode_id
 from app.stores.postgres.tables import agent, audit_log, campaign, campaign_agent, outbox
+from tests.api.differential import stock_twin
 from tests.support import TenantClient, error_codes
 
 PUBLIC_CODES = {
@@ -1124,6 +1127,96 @@ async def test_an_unknown_status_value_is_bad_user_input(
         await expect_refused(
             tenant, engine, SET_STATUS, {"id": campaign_id, "status": status}, {"BAD_USER_INPUT"}
         )
+
+
+# --- null for an input that has a default ----------------------------------------------------
+
+# A nullable variable may stand for a non-null input that has a default (left out, the
+# default applies); sent as null it is refused when the field's arguments are coerced.
+# (case: document, variables, the field, the argument and input field, the variable, its type)
+NULL_FOR_A_DEFAULT: dict[str, tuple[str, dict[str, Any], str, str, str, str]] = {
+    "createAgent-input-persona": (
+        'mutation($g: String) { createAgent(input: {name: "x", persona: $g}) { agent { id } } }',
+        {"g": None},
+        "createAgent",
+        "input' has invalid value at .persona",
+        "g",
+        "String",
+    ),
+    "createAgent-input-status": (
+        'mutation($s: AgentStatus) { createAgent(input: {name: "x", status: $s}) { agent { id } } }',
+        {"s": None},
+        "createAgent",
+        "input' has invalid value at .status",
+        "s",
+        "AgentStatus",
+    ),
+    "recordTransaction-input-description": (
+        """mutation($c: ID!, $d: String) { recordTransaction(input: {campaignId: $c, kind: SPEND,
+           amount: "5", idempotencyKey: "null-description", description: $d}) {
+           transaction { id } } }""",
+        {"d": None},
+        "recordTransaction",
+        "input' has invalid value at .description",
+        "d",
+        "String",
+    ),
+    "claimTasks-input-max": (
+        "mutation($m: Int) { claimTasks(input: {max: $m}) { leases { leaseToken } } }",
+        {"m": None},
+        "claimTasks",
+        "input' has invalid value at .max",
+        "m",
+        "Int",
+    ),
+    "agents-orderBy-direction": (
+        "query($d: OrderDirection) { agents(orderBy: {direction: $d}) { totalCount } }",
+        {"d": None},
+        "agents",
+        "orderBy' has invalid value at .direction",
+        "d",
+        "OrderDirection",
+    ),
+}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def stock_http(app: Starlette) -> AsyncIterator[AsyncClient]:
+    """A client of the app's twin with planned execution off (graphql-core's executor)."""
+    twin = stock_twin(app, app.state.settings)
+    async with AsyncClient(transport=ASGITransport(app=twin), base_url="http://test") as client:
+        yield client
+
+
+@pytest.mark.parametrize("executor", ["planned", "stock"])
+@pytest.mark.parametrize("case", list(NULL_FOR_A_DEFAULT))
+async def test_null_for_a_non_null_input_with_a_default_is_a_bad_user_input_field_error(
+    tenant: TenantClient,
+    engine: AsyncEngine,
+    stock_http: AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+    executor: str,
+    case: str,
+) -> None:
+    query, variables, field, where, variable, type_name = NULL_FOR_A_DEFAULT[case]
+    _, campaign_id = await seed(tenant)
+    client = tenant if executor == "planned" else replace(tenant, http=stock_http)
+    caplog.set_level(logging.INFO, logger="chimera.errors")
+
+    body = await expect_refused(
+        client, engine, query, {**variables, "c": campaign_id}, {"BAD_USER_INPUT"}
+    )
+
+    (error,) = body["errors"]
+    assert error["message"] == (
+        f"Argument '{where}: Expected variable '${variable}' provided to non-null type "
+        f"'{type_name}!' not to be None."
+    ), body
+    assert error["path"] == [field], body
+    assert error["locations"], body
+    # A root field of a non-null type (agents) takes the whole of data with it.
+    assert body["data"] in ({field: None}, None), body
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 
 # --- properties ------------------------------------------------------------------------------
