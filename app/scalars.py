@@ -8,6 +8,14 @@ every script ("٣", Arabic-Indic, as 3; fullwidth digits as their values). Money
 only thing Chimera keeps as a Decimal, so ours takes a plain numeral in ASCII digits and
 nothing else. Output is unchanged: the same serializers (``isoformat``, ``str``), which
 the planned executor recognises (app/execution/leaves.py).
+
+Our DateTime also refuses instants outside the years 1900 to 8999 in UTC, because Python
+and PostgreSQL disagree at the edges of time: asyncpg writes ``datetime.min`` and
+``datetime.max`` as PostgreSQL's -infinity and infinity and reads those back as naive
+datetimes (shown without an offset, and not comparable with the aware ones every other
+row holds), and a moment near year 1 or 9999 overflows Python once an offset or a metrics
+bucket moves it. Centuries of margin on both sides keep all of that out of reach; no
+campaign, task or filter needs more.
 """
 
 from __future__ import annotations
@@ -23,7 +31,13 @@ from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.schema.types.base_scalars import isoformat
 from strawberry.types.scalar import ScalarDefinition
 
+from app.validation import storable_moment
+
 DATETIME_EXAMPLE = "2026-01-31T09:00:00Z"
+# The instants a DateTime input may name: from EARLIEST, up to but not including LATEST.
+EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
+DATETIME_RANGE = "from 1900-01-01T00:00:00Z up to, not including, 9000-01-01T00:00:00Z"
 
 
 def parse_datetime(value: Any) -> dt.datetime:
@@ -38,12 +52,22 @@ def parse_datetime(value: Any) -> dt.datetime:
             f'Value cannot represent a DateTime: "{value}". Expected an ISO 8601 date and '
             f'time, for example "{DATETIME_EXAMPLE}".'
         ) from None
+    # What storable_moment refuses (no offset, or no year at all once moved to UTC: year 1
+    # at +14:00) is left to the input's own check (app/validation.py), whose error names
+    # the field or argument; a scalar's error cannot, as it never learns where it stands.
+    if storable_moment(parsed) and not EARLIEST <= parsed < LATEST:
+        raise StrawberryInputCoercionError(
+            f'Value cannot represent a DateTime: "{value}". Expected a moment {DATETIME_RANGE}.'
+        )
     return parsed
 
 
 DateTime = ScalarDefinition(
     name="DateTime",
-    description="Date with time (isoformat)",
+    description=(
+        "A moment: ISO 8601 date and time with a UTC offset, for example "
+        f'"{DATETIME_EXAMPLE}". Input must carry an offset and lie {DATETIME_RANGE}.'
+    ),
     specified_by_url=None,
     serialize=isoformat,
     parse_value=parse_datetime,

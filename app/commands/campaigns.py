@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -57,6 +57,24 @@ class CampaignChanges:
             if getattr(self, key) is not KEEP:
                 out[key] = getattr(self, key)
         return out
+
+
+def _instant(stored: datetime | None) -> datetime | None:
+    """A stored campaign date as an aware instant, comparable with the dates a client sends.
+
+    asyncpg reads PostgreSQL's -infinity and infinity as the naive ``datetime.min`` and
+    ``datetime.max``. Rows written before DateTime inputs were bounded (app/scalars.py) may
+    hold them, and comparing one with an aware date raised TypeError, so an update of any
+    other field of such a campaign failed. As UTC they are the earliest and latest instants,
+    which is what the infinities mean."""
+    if stored is not None and stored.tzinfo is None:
+        return stored.replace(tzinfo=UTC)
+    return stored
+
+
+def _article(word: str) -> str:
+    """The indefinite article a status takes in a message: "an ACTIVE", "a DRAFT"."""
+    return "an" if word[:1].upper() in "AEIOU" else "a"
 
 
 async def _locked_campaign(conn: AsyncConnection, principal: Principal, pk: uuid.UUID) -> Row[Any]:
@@ -119,8 +137,8 @@ async def update_campaign(
         values = changes.values()
         if not values:
             return before
-        starts = values.get("starts_at", before.starts_at)
-        ends = values.get("ends_at", before.ends_at)
+        starts = values.get("starts_at", _instant(before.starts_at))
+        ends = values.get("ends_at", _instant(before.ends_at))
         if starts is not None and ends is not None and ends <= starts:
             raise BadUserInput("'endsAt' must be after 'startsAt'", field="endsAt")
         await _check_money(conn, principal, before, values)
@@ -186,8 +204,9 @@ async def set_campaign_status(
         if before.status == status:
             return before  # a retried request is not an error and emits nothing twice
         if status not in TRANSITIONS[before.status]:
+            article = _article(before.status).title()
             raise Conflict(
-                f"A {before.status} campaign cannot become {status}",
+                f"{article} {before.status} campaign cannot become {status}",
                 allowed=sorted(TRANSITIONS[before.status]),
             )
         row = (
@@ -223,7 +242,7 @@ async def assign_agents(
     async with engine.begin() as conn:
         row = await _locked_campaign(conn, principal, pk)
         if row.status in ("COMPLETED", "ARCHIVED"):
-            raise Conflict(f"Agents cannot join a {row.status} campaign")
+            raise Conflict(f"Agents cannot join {_article(row.status)} {row.status} campaign")
         agents = {
             a.id: a
             for a in await conn.execute(

@@ -32,6 +32,7 @@ from app.auth import Principal
 from app.commands.changes import record_change
 from app.commands.owned import owned_row
 from app.errors import BadUserInput, BudgetExceeded, Conflict, IdempotencyKeyReused
+from app.ids import encode_id
 from app.money import clean_amount
 from app.stores.postgres.tables import agent, campaign, ledger_transaction
 from app.validation import clean_idempotency_key
@@ -161,7 +162,8 @@ async def _original(
         raise IdempotencyKeyReused(
             "This idempotency key was used for a different transaction",
             field="idempotencyKey",
-            transactionId=str(original.id),
+            # The global id, as Transaction.id shows it: what the client can look up.
+            transactionId=encode_id("Transaction", original.id),
         )
     return original
 

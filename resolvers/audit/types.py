@@ -39,6 +39,7 @@ ENTITY_TYPES = {
     "agent_memory": "AgentMemory",
     "tenant": "Tenant",  # audit.prune: the trail's own trimming
     "task": "Task",  # a person's cancelTask or retryTask (app/commands/tasks.py)
+    "api_key": "ApiKey",  # revokeApiKey (app/api_keys.py)
 }
 
 
@@ -109,7 +110,8 @@ class AuditEntry:
     entity_type: str = column(
         "entity_type",
         description="campaign, agent, campaign_agent (a membership), media_asset, "
-        "ledger_transaction, agent_memory, or tenant (the trail's own pruning).",
+        "ledger_transaction, agent_memory, task, api_key, or tenant (the trail's own "
+        "pruning).",
     )
     occurred_at: datetime = column("created_at")
 
