@@ -13,6 +13,7 @@ import asyncio
 import errno
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -33,9 +34,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import migrations
-from app.api_keys import create_api_key
+from app.api_keys import create_api_key, looks_like_key
 from app.auth import ALGORITHM, Role, auth_secret, mint_token
-from app.commands.documents import add_documents
+from app.commands.documents import add_documents, registered_summary
 from app.commands.tenants import create_tenant, set_tenant_limits, tenant_by_slug
 from app.dashboard.session import demo_token
 from app.documents.manifest import Document, ManifestError, read_documents
@@ -52,6 +53,7 @@ from app.stores.postgres.tables import agent as agent_table
 from app.stores.redis import client as rd
 from app.stores.redis.layout import upgrade_layout
 from app.telemetry.environment import TelemetryConfigurationError, metrics_export, trace_export
+from app.validation import clean_name
 
 if TYPE_CHECKING:
     from app.telemetry import Telemetry
@@ -250,6 +252,10 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> int:
+    """Create a tenant. Its name is held to the API's rules for names, checked here first so
+    that a bad one is refused by its flag before any engine starts."""
+    if args.name is not None:
+        clean_name(args.name, "--name")
     with embedded_engines(settings, redis=False) as ready:
 
         async def run(engine: AsyncEngine) -> Any:
@@ -284,11 +290,18 @@ def cmd_tenant_limits(args: argparse.Namespace, settings: Settings) -> int:
         if value == "default":
             changes[column] = None
             continue
+        flag = LIMIT_OPTIONS[column][0]
         try:
-            changes[column] = kind(value)
+            number = kind(value)
         except ValueError as exc:
-            flag = LIMIT_OPTIONS[column][0]
             raise CommandError(f"{flag} takes a number or 'default', not {value!r}") from exc
+        if not math.isfinite(number):
+            raise CommandError(f"{flag} takes a number or 'default', not {value!r}")
+        # Checked here as well as in set_tenant_limits so the message names the flag the
+        # operator typed, not the column behind it.
+        if number <= 0:
+            raise CommandError(f"{flag} must be greater than 0")
+        changes[column] = number
     with embedded_engines(settings, redis=False) as ready:
 
         async def run(engine: AsyncEngine) -> Any:
@@ -360,8 +373,7 @@ def cmd_documents_add(args: argparse.Namespace, settings: Settings) -> int:
             return await add_documents(engine, documents)
 
         added = _with_engine(ready, run)
-    kept = len({d.id for d in documents})
-    print(f"{added} documents registered, {kept - added} already were ({kept} in all)")
+    print(registered_summary(added, len({d.id for d in documents})))
     return 0
 
 
@@ -386,6 +398,12 @@ def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     from app.revocations import revoke_token
 
     credential = sys.stdin.read().strip() if args.value in (None, "-") else args.value.strip()
+    if looks_like_key(credential):
+        # Not a JWT at all: without this, PyJWT's "Not enough segments" is all one would see.
+        raise CommandError(
+            "this is an API key, not a token: revoke it with the revokeApiKey mutation "
+            "(as the tenant's admin; the apiKeys query lists the keys' ids)"
+        )
     with embedded_engines(settings) as ready:
         secret = auth_secret(ready)
         try:
@@ -462,7 +480,12 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
-    """Run a query as the tenant's admin and print its store plan (docs/operations.md)."""
+    """Run a query as the tenant's admin and print its store plan (docs/operations.md).
+
+    A query that ran but answered with errors (a resolver's or a store's) still has a plan
+    worth reading, so it is printed; the exit status is then 1 all the same, so that a
+    script checking a query file does not take a failing query for a working one.
+    """
     from app.commands.explain import ExplainError, explain, render
 
     try:
@@ -482,8 +505,14 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
             )
         except ExplainError as exc:
             raise CommandError(str(exc)) from exc
-    print(json.dumps(explained.plan, indent=2) if args.json else render(explained))
-    return 0
+    if args.json:
+        print(json.dumps(explained.plan, indent=2))
+        # stdout stays the plan's JSON alone; the errors go where a script's reader looks.
+        for error in explained.errors:
+            print(f"chimera: error: {error.get('message')}", file=sys.stderr)
+    else:
+        print(render(explained))
+    return 1 if explained.errors else 0
 
 
 def cmd_export_schema(args: argparse.Namespace, settings: Settings) -> int:
@@ -848,7 +877,11 @@ def build_parser() -> argparse.ArgumentParser:
     schema_check.set_defaults(func=cmd_schema_check)
 
     explain_parser = sub.add_parser(
-        "explain", help="run a query as a tenant's admin and print the store calls it made"
+        "explain",
+        help="run a query as a tenant's admin and print the store calls it made",
+        epilog="exit status: 0 the query ran without errors; 1 it did not run (it does not "
+        "parse or validate, its variables do not fit, no such tenant) or it ran and answered "
+        "with errors (its plan is printed first); 2 a configuration to fix",
     )
     explain_parser.add_argument("file", metavar="FILE.graphql")
     explain_parser.add_argument("--tenant", required=True, metavar="SLUG")
@@ -902,12 +935,38 @@ def describe(exc: ValidationError) -> str:
     return "; ".join(problems)
 
 
+# Commands that are expected to make a data directory where none is: they start, set up or
+# fill one.
+MAKES_ITS_DATA_DIR = frozenset({"serve", "seed", "migrate"})
+
+
+def _unmade_data_dir(command: str, settings: Settings) -> Path | None:
+    """The dev data directory, when it does not exist yet and ``command`` is not one that is
+    expected to make it. Its default is relative to the current directory, so a command run
+    from elsewhere would otherwise work, silently, on a new empty database (and a new token
+    secret) instead of the running service's."""
+    if command in MAKES_ITS_DATA_DIR or settings.is_production:
+        return None
+    path = settings.resolved_data_dir
+    return None if path.exists() else path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
         configure_logging(settings.log_level, json_lines=settings.json_logs)
-        status: int = args.func(args, settings)
+        unmade = _unmade_data_dir(args.command, settings)
+        try:
+            status: int = args.func(args, settings)
+        finally:
+            if unmade is not None and unmade.exists():
+                print(
+                    f"chimera: note: created a new empty data directory at {unmade}; a running "
+                    "`chimera serve` keeps its data in the directory it was started from "
+                    "(run this there, or set CHIMERA_DATA_DIR)",
+                    file=sys.stderr,
+                )
     except ValidationError as exc:
         print(f"chimera: error: invalid configuration: {describe(exc)}", file=sys.stderr)
         return EXIT_CONFIGURATION

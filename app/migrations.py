@@ -13,6 +13,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,6 +23,11 @@ import migrations
 
 MIGRATION_LOCK = 0x43484D52  # "CHMR": the advisory lock id held while migrating
 MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
+
+
+class MigrationError(RuntimeError):
+    """Alembic refused a revision (unknown, ambiguous, not reachable): a mistyped argument,
+    not a bug, so the CLI reports it in one line rather than as Alembic's traceback."""
 
 
 def alembic_config() -> Config:
@@ -56,7 +63,15 @@ async def _run(engine: AsyncEngine, action: object) -> None:
         assert callable(action)
         action(cfg)
 
-    async with engine.begin() as conn:
-        # Replicas starting together on a fresh database take turns instead of racing on DDL.
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-        await conn.run_sync(run)
+    try:
+        async with engine.begin() as conn:
+            # Replicas starting together on a fresh database take turns instead of racing on
+            # DDL.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            await conn.run_sync(run)
+    except (CommandError, RevisionError) as exc:
+        # The transaction is rolled back: nothing of a refused migration is left applied.
+        raise MigrationError(
+            f"{exc}; the revisions run from base to {head_revision()} (head), "
+            "in migrations/versions"
+        ) from exc

@@ -34,3 +34,12 @@ async def add_documents(engine: AsyncEngine, documents: Sequence[Document]) -> i
         if rows:
             await conn.execute(insert(trusted_document).values(rows).on_conflict_do_nothing())
     return len(rows)
+
+
+def registered_summary(added: int, kept: int) -> str:
+    """What `chimera documents add` did, in words that agree with their numbers: an operator
+    reads it after every client build, "1 documents" reads as a bug."""
+    known = kept - added
+    documents = "document" if added == 1 else "documents"
+    were = "was" if known == 1 else "were"
+    return f"{added} {documents} registered, {known} already {were} ({kept} in all)"

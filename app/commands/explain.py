@@ -18,6 +18,7 @@ from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 
 from app.auth import Role, mint_token
 from app.commands.tenants import tenant_by_slug
+from app.response_media import is_request_error
 from app.settings import Settings
 
 
@@ -96,9 +97,13 @@ async def explain(
             )
     body: dict[str, Any] = response.json()
     extensions = body.get("extensions") or {}
-    if "plan" not in extensions:
+    if "plan" not in extensions or is_request_error(body):
+        # A document that does not validate (an unknown field, an undefined variable) or
+        # variables that do not fit it never ran: its plan is empty, and printing it would
+        # read as a query that made no store call. It is refused like a parse error.
         errors = body.get("errors") or [{"message": f"HTTP {response.status_code}"}]
-        raise ExplainError(f"the query did not run: {errors[0].get('message')}")
+        messages = " ".join(str(error.get("message")) for error in errors)
+        raise ExplainError(f"the query did not run: {messages}")
     return Explained(extensions["plan"], body.get("errors") or [], extensions.get("cost"))
 
 

@@ -12,15 +12,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.errors import BadUserInput, Conflict
 from app.stores.postgres.tables import LIMIT_COLUMNS, tenant
+from app.validation import clean_name
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 
 async def create_tenant(engine: AsyncEngine, slug: str, name: str | None = None) -> Row[Any]:
+    """A new tenant; its name, when given, is held to the rules the API holds every other
+    name to (app/validation.py): the dashboard and logs show it, so no control characters,
+    and a length the column takes, refused by name rather than by the database."""
     if not SLUG.fullmatch(slug):
         raise BadUserInput(
             "A tenant slug is 2-63 characters of a-z, 0-9 and '-', starting with a letter or digit"
         )
+    if name is not None:
+        name = clean_name(name, "name")
     try:
         async with engine.begin() as conn:
             return (
