@@ -41,6 +41,7 @@ from app.execution.arguments import argument_values, client_input_error
 from app.execution.plan import Planner
 from app.execution.runner import Run
 from app.execution.sharing import reuse, sharing_key
+from app.extensions.refusals import take_refusal
 
 MEMO = "_relevant_sub_fields"
 
@@ -60,6 +61,16 @@ class ChimeraExecutionContext(StrawberryGraphQLCoreExecutionContext):
             gather=lambda values: _alive(this).gather_async_work(values),
             track=lambda values: _alive(this).track_async_work(values),
         )
+
+    @classmethod
+    def build(cls, *args: Any, **kwargs: Any) -> Any:
+        """graphql-core's executor for an operation, or the early errors that refuse it: an
+        extension's refusal of a subscription, which Strawberry would start anyway
+        (app/extensions/refusals.py)."""
+        refused = take_refusal()
+        if refused is not None:
+            return [refused]
+        return super().build(*args, **kwargs)
 
     def execute_collected_root_fields(
         self,

@@ -15,9 +15,7 @@ from collections.abc import Iterator
 
 from graphql import (
     DocumentNode,
-    ExecutionResult,
     FieldNode,
-    GraphQLError,
     GraphQLSchema,
     TypeInfo,
     TypeInfoVisitor,
@@ -29,6 +27,7 @@ from strawberry.extensions import SchemaExtension
 
 from app.auth import Role
 from app.errors import Forbidden
+from app.extensions.refusals import refuse
 
 ANY = frozenset({"*"})
 # Type name -> the fields an agent token may select on it.
@@ -108,10 +107,5 @@ class AgentScope(SchemaExtension):
                 "An agent token may only work its own agent's tasks and session; not "
                 + ", ".join(dict.fromkeys(refused)),
             )
-            ctx.result = ExecutionResult(
-                data=None,
-                errors=[
-                    GraphQLError(error.message, extensions=error.extensions, original_error=error)
-                ],
-            )
+            refuse(ctx, error)
         yield

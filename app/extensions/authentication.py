@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from graphql import ExecutionResult, GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from app.errors import Unauthenticated
+from app.extensions.refusals import refuse
 
 
 class RequireAuthentication(SchemaExtension):
@@ -17,10 +17,5 @@ class RequireAuthentication(SchemaExtension):
             error = getattr(context, "auth_error", None) or Unauthenticated(
                 "Authentication required"
             )
-            self.execution_context.result = ExecutionResult(
-                data=None,
-                errors=[
-                    GraphQLError(error.message, extensions=error.extensions, original_error=error)
-                ],
-            )
+            refuse(self.execution_context, error)
         yield

@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from graphql import ExecutionResult, GraphQLError
+from graphql import GraphQLError
 from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult as StrawberryExecutionResult
@@ -28,6 +28,7 @@ from strawberry.types.graphql import OperationType
 
 from app.cost.model import OperationCost, operation_cost
 from app.errors import ChimeraError, CostLimit, RateLimited, StoreUnavailable, Unauthenticated
+from app.extensions.refusals import refuse
 from app.log_context import note_operation
 from app.ratelimit.demand import Demand
 from app.revocations import revoked_key
@@ -97,14 +98,7 @@ class DemandControl(SchemaExtension):
             if isinstance(refusal, RateLimited):
                 response.status_code = 429
         if refusal is not None:
-            ctx.result = ExecutionResult(
-                data=None,
-                errors=[
-                    GraphQLError(
-                        refusal.message, extensions=refusal.extensions, original_error=refusal
-                    )
-                ],
-            )
+            refuse(ctx, refusal)
             yield
             return
         yield

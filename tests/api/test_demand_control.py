@@ -275,6 +275,26 @@ async def test_a_subscription_spends_its_clients_budget_per_event_and_ends_when_
         await ws.close()
 
 
+async def test_a_subscription_dearer_than_an_operation_may_cost_is_refused_before_it_starts(
+    app: Starlette, engine: AsyncEngine, tenant: TenantClient, live_url: str
+) -> None:
+    campaign_id = await new_campaign(tenant)
+    # A subscription is priced at 2 when it starts (an event and its campaign): more than
+    # one operation may cost with a bucket of 1.
+    await set_limits(app, engine, tenant.id, client_rate_capacity=1, client_rate_per_second=0.01)
+    ws = await raw_ws.open_socket(live_url, client_token(tenant, "watcher"))
+    try:
+        await raw_ws.subscribe(ws, "live", campaignId=campaign_id)
+        message = await asyncio.wait_for(raw_ws.receive(ws), 20)
+        assert message["type"] == "error", message
+        assert message["payload"][0]["extensions"]["code"] == "COST_LIMIT", message
+        # Refused, not started: no subscriber reached the tenant's stream.
+        await asyncio.sleep(0.3)
+        assert subscribers_of(app.state.hub, tenant.id) == 0
+    finally:
+        await ws.close()
+
+
 @pytest_asyncio.fixture
 async def buckets_unreachable(app: Starlette) -> AsyncIterator[Starlette]:
     """The app with its rate-limit buckets on a Redis that refuses connections."""

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncGenerator
 from typing import Any
 
+import httpx
 import pytest
 from gql import GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
@@ -16,6 +17,7 @@ from starlette.applications import Starlette
 from app.auth import Role
 from tests.api.hub_state import until_subscribed
 from tests.api.subscriptions_client import events, ws_session
+from tests.api.test_sse import sse_events
 from tests.api.test_subscriptions import relayed
 from tests.api.test_tasks import CAMPAIGN, COMPLETE, claim, enqueue, new_agent
 from tests.support import TenantClient
@@ -118,3 +120,49 @@ async def test_a_campaigns_tasks_reach_its_subscribers(
     async with ws_session(live_url, tenant.token(Role.VIEWER)) as session:
         stream = session.subscribe(events(campaignId=campaign, after="0-0"))
         assert len(await take(stream, "campaignEvents", 4)) == 4
+
+
+CAMPAIGN_EVENTS = "subscription { campaignEvents { id type campaign { name } } }"
+BUDGET_OF_A_TASKS_CAMPAIGN = (
+    "subscription { agentEvents { id task { id campaign { name budget } } } }"
+)
+
+
+@pytest.mark.parametrize(
+    ("document", "refused"),
+    [
+        (CAMPAIGN_EVENTS, "Subscription.campaignEvents"),
+        (BUDGET_OF_A_TASKS_CAMPAIGN, "Campaign.budget"),
+    ],
+    ids=["campaign events", "a field beyond its scope"],
+)
+async def test_an_agent_token_is_refused_a_subscription_beyond_its_scope_over_websocket(
+    tenant: TenantClient, live_url: str, document: str, refused: str
+) -> None:
+    _, pk = await new_agent(tenant)
+    async with ws_session(live_url, tenant.agent_token(pk)) as session:
+        with pytest.raises(TransportQueryError) as raised:
+            await take(session.subscribe(GraphQLRequest(document)), "x", 1)
+    errors = raised.value.errors or []
+    assert [e["extensions"]["code"] for e in errors] == ["FORBIDDEN"], errors
+    assert refused in errors[0]["message"]
+
+
+@pytest.mark.parametrize(
+    "document", [CAMPAIGN_EVENTS, BUDGET_OF_A_TASKS_CAMPAIGN], ids=["events", "field"]
+)
+async def test_an_agent_token_is_refused_a_subscription_beyond_its_scope_over_sse(
+    tenant: TenantClient, live_url: str, document: str
+) -> None:
+    _, pk = await new_agent(tenant)
+    headers = {
+        "Accept": "text/event-stream",
+        "Authorization": f"Bearer {tenant.agent_token(pk)}",
+    }
+    async with httpx.AsyncClient(base_url=f"http://{live_url}", timeout=20) as client:
+        response = await client.post("/graphql", json={"query": document}, headers=headers)
+    events = sse_events(response.text)
+    assert [e["event"] for e in events] == ["next", "complete"], events
+    errors = events[0]["data"]["errors"]
+    assert [e["extensions"]["code"] for e in errors] == ["FORBIDDEN"], errors
+    assert "data" not in events[0]["data"] or events[0]["data"]["data"] is None
