@@ -60,7 +60,7 @@ function ChimeraGraphiQL() {
     onEditVariables: (value) => { setVariables(value); updateURL({ variables: value }); },
     inputValueDeprecation: true,
     isHeadersEditorEnabled: true,
-    shouldPersistHeaders: true,
+    shouldPersistHeaders: false,  // a pasted token stays out of localStorage
     // Every response then carries extensions.plan: the store calls the query made.
     defaultHeaders: JSON.stringify({ "X-Chimera-Plan": "1" }, null, 2),
   });

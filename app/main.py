@@ -106,7 +106,7 @@ def create_app(
             settings, tracer_provider=telemetry.provider if telemetry else None, metrics=metrics
         ),
         graphql_ide=None if settings.is_production else "graphiql",
-        allow_queries_via_get=True,  # persisted documents only (ChimeraGraphQL)
+        allow_queries_via_get=True,  # behind CSRF protection; mutations 405 (ChimeraGraphQL)
         keep_alive=True,
         keep_alive_interval=settings.ws_keepalive_seconds,
         subscription_protocols=protocols,

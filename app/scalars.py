@@ -31,13 +31,12 @@ from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.schema.types.base_scalars import isoformat
 from strawberry.types.scalar import ScalarDefinition
 
-from app.validation import storable_moment
+from app.validation import DATETIME_RANGE, storable_moment
 
 DATETIME_EXAMPLE = "2026-01-31T09:00:00Z"
 # The instants a DateTime input may name: from EARLIEST, up to but not including LATEST.
 EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
 LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
-DATETIME_RANGE = "from 1900-01-01T00:00:00Z up to, not including, 9000-01-01T00:00:00Z"
 
 
 def parse_datetime(value: Any) -> dt.datetime:

@@ -70,6 +70,10 @@ def clean_search_text(value: str) -> str:
     return cleaned
 
 
+# What the DateTime scalar takes (app/scalars.py says why).
+DATETIME_RANGE = "from 1900-01-01T00:00:00Z up to, not including, 9000-01-01T00:00:00Z"
+
+
 def storable_moment(value: datetime) -> bool:
     """Whether a time has a zone and still lies within Python's range once moved to UTC,
     where the database driver converts it (year 1 at +14:00 is year 0 in UTC)."""
@@ -101,7 +105,7 @@ def check_moment(name: str, value: datetime, **where: str) -> None:
     if value.tzinfo is None:
         raise BadUserInput(f"'{name}' must carry a time zone offset", **where)
     if not storable_moment(value):
-        raise BadUserInput(f"'{name}' is out of range (years 1 to 9999 in UTC)", **where)
+        raise BadUserInput(f"'{name}' is out of range ({DATETIME_RANGE})", **where)
 
 
 def check_dates(starts_at: datetime | None, ends_at: datetime | None) -> None:

@@ -50,6 +50,10 @@ class ChimeraTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
     pinger: asyncio.Task[None] | None = None
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        if "payload" in message and message["payload"] is None:
+            # graphql-transport-ws allows a null payload; Strawberry closes with 4400 for
+            # it. Without a payload there is no credential: 4403, as documented.
+            del message["payload"]
         await super().handle_connection_init(message)
         interval = self.view.keep_alive_interval
         if self.connection_acknowledged and interval and self.pinger is None:

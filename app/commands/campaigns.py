@@ -253,7 +253,10 @@ async def assign_agents(
         }
         missing = [a for a in wanted if a not in agents]
         if missing:
-            raise NotFound(f"{len(missing)} of the agents were not found", argument="agentIds")
+            raise NotFound(
+                f"{len(missing)} of the agents {'was' if len(missing) == 1 else 'were'} not found",
+                argument="agentIds",
+            )
         retired = [a for a in wanted if agents[a].status == "RETIRED"]
         if retired:
             raise Conflict("Retired agents cannot be assigned", argument="agentIds")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncGenerator
 from typing import Any
 
 import pytest
+import websockets
 from gql.transport.exceptions import (
     TransportConnectionFailed,
     TransportQueryError,
@@ -16,6 +18,8 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from app.auth import Role
 from app.stores.postgres.tables import outbox
@@ -169,6 +173,18 @@ async def test_connection_init_without_a_valid_token_is_refused(
             await take(session.subscribe(events()), 1, 5)
     cause = refused.value.__cause__ or refused.value.__context__
     assert "4403" in f"{refused.value} {cause}"
+
+
+async def test_connection_init_with_a_null_payload_is_a_missing_credential(live_url: str) -> None:
+    """graphql-transport-ws allows ``"payload": null``: no credential (4403), not a
+    malformed message (4400)."""
+    async with websockets.connect(
+        f"ws://{live_url}/graphql", subprotocols=[Subprotocol("graphql-transport-ws")]
+    ) as socket:
+        await socket.send(json.dumps({"type": "connection_init", "payload": None}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(socket.recv(), 10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
 
 
 async def test_dropped_subscriptions_release_their_reader(
