@@ -7,7 +7,9 @@ the check costs a statement per tenant per minute, not one per request; deleting
 takes up to that long to lock its tokens out everywhere.
 
 The same statement reads the tenant's demand-control limits (app/ratelimit/limits.py), so
-`chimera tenant limits` reaches every instance within that minute too, at no extra cost.
+`chimera tenant limits` reaches every instance within that minute too, at no extra cost;
+and its slug, which a token must name as well as its id: a token signed by an identity
+provider whose two claims disagree is refused rather than logged under the wrong tenant.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from app.stores.postgres import reads
 REMEMBERED_SECONDS = 60.0
 REMEMBERED_AT_MOST = 10_000
 LIMITS_SQL = (
-    "SELECT max_cost, rate_capacity, rate_per_second, client_rate_capacity,"
+    "SELECT slug, max_cost, rate_capacity, rate_per_second, client_rate_capacity,"
     " client_rate_per_second FROM tenant WHERE id = $1"
 )
 
@@ -38,11 +40,13 @@ class KnownTenants:
         self.defaults = defaults
         self._seen: dict[UUID, float] = {}
         self._limits: dict[UUID, Limits] = {}
+        self._slugs: dict[UUID, str] = {}
 
     def forget(self, tenant_id: UUID) -> None:
         """Read the tenant (and its limits) again on its next request."""
         self._seen.pop(tenant_id, None)
         self._limits.pop(tenant_id, None)
+        self._slugs.pop(tenant_id, None)
 
     def limits(self, tenant_id: UUID) -> Limits:
         """The tenant's limits as last read (the defaults until it has been checked)."""
@@ -53,7 +57,7 @@ class KnownTenants:
         now = time.monotonic()
         seen = self._seen.get(principal.tenant_id)
         if seen is not None and now - seen < REMEMBERED_SECONDS:
-            return principal
+            return self._same_slug(principal)
         try:
             async with asyncio.timeout(self.timeout):
                 rows = await reads.fetch(engine, LIMITS_SQL, principal.tenant_id)
@@ -69,6 +73,14 @@ class KnownTenants:
         if len(self._seen) >= REMEMBERED_AT_MOST:
             self._seen.clear()
             self._limits.clear()
+            self._slugs.clear()
+        row = dict(rows[0])
         self._seen[principal.tenant_id] = now
-        self._limits[principal.tenant_id] = tenant_limits(self.defaults, dict(rows[0]))
+        self._limits[principal.tenant_id] = tenant_limits(self.defaults, row)
+        self._slugs[principal.tenant_id] = row["slug"]
+        return self._same_slug(principal)
+
+    def _same_slug(self, principal: Principal) -> Principal:
+        if self._slugs.get(principal.tenant_id) != principal.tenant_slug:
+            raise Unauthenticated("The bearer token names its tenant by two different tenants")
         return principal

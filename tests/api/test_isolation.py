@@ -443,6 +443,15 @@ BAD_TOKENS: dict[str, Callable[[TenantClient, TenantClient], str | None]] = {
         ttl_seconds=-60,
     ),
     "payload-swapped-to-another-tenant": _forged_tenant_token,
+    # Signed, but its two tenant claims disagree (an identity provider's mapping gone wrong).
+    "claims-naming-two-tenants": lambda victim, attacker: mint_token(
+        SECRET,
+        tenant_id=attacker.id,
+        tenant_slug=victim.slug,
+        role=Role.ADMIN,
+        subject="confused",
+        ttl_seconds=600,
+    ),
     "alg-none": lambda victim, attacker: jwt.encode(_claims(victim), key="", algorithm="none"),
     "garbage": lambda victim, attacker: "not.a.jwt",
     "unknown-role": lambda victim, attacker: jwt.encode(
