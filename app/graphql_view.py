@@ -3,9 +3,8 @@ response rules (app/response_media.py): the media type the client accepts, 4xx w
 ``data`` for request errors under ``application/graphql-response+json``, queries over GET
 behind CSRF protection, mutations over GET refused with 405.
 
-A document of several operations sent without ``operationName`` is refused, on every
-transport, as the spec's GetOperation and graphql-core refuse it: Strawberry puts the first
-operation's name in its place before graphql-core sees the request, so the first one ran.
+A document of several operations sent without ``operationName`` is refused, here and on
+both WebSocket protocols (app/operation_choice.py).
 """
 
 from __future__ import annotations
@@ -28,9 +27,6 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, GraphQLRequestProtocol
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
-from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage, StartMessage
 from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
@@ -38,12 +34,13 @@ from app.api_keys import looks_like_key
 from app.auth import Principal, Role, bearer_token, decode_token
 from app.context import Context, build_context
 from app.documents.store import persisted_hash
-from app.errors import BadUserInput, ChimeraError, ErrorCode, Unauthenticated
+from app.errors import ChimeraError, ErrorCode, Unauthenticated
 from app.extensions.demand_control import ENDS_SUBSCRIPTION
 from app.extensions.error_codes import add_codes, strip_suggestions
 from app.graphiql import graphiql_response
 from app.jwks import signed_by_provider
 from app.log_context import note_tenant
+from app.operation_choice import unchosen_operation
 from app.response_media import (
     GRAPHQL_RESPONSE_JSON,
     JSON,
@@ -60,48 +57,15 @@ from app.sse import (
     EventStreamResponse,
     next_event,
 )
-from app.ws_protocol import ChimeraTransportWSHandler
+from app.ws_protocol import ChimeraTransportWSHandler, LegacyGraphQLWSHandler
 from loaders.plan import PlanRecorder
 
 log = logging.getLogger("chimera.http")
 
 
-class OperationChoosingWSHandler(ChimeraTransportWSHandler):
-    """graphql-transport-ws, refusing a document of several operations that names none."""
-
-    async def _resolve_document(self, message: SubscribeMessage) -> GraphQLError | None:
-        """After the document a message names by hash is put in place: the document it
-        will run is the one whose operation must be chosen."""
-        refused = await super()._resolve_document(message)
-        if refused is not None or not self.connection_acknowledged:
-            return refused
-        payload: Any = message.get("payload") or {}
-        error = unchosen_operation(
-            payload.get("query"), payload.get("operationName"), self.context.settings.max_tokens
-        )
-        return None if error is None else coded_error(error)
-
-
-class LegacyOperationChoosingWSHandler(BaseGraphQLWSHandler[Context, None]):
-    """The legacy graphql-ws protocol (``CHIMERA_LEGACY_GRAPHQL_WS``), refusing the same."""
-
-    async def handle_start(self, message: StartMessage) -> None:
-        error = None
-        if self.connection_acknowledged:  # else Strawberry closes the socket
-            payload: Any = message.get("payload") or {}
-            error = unchosen_operation(
-                payload.get("query"), payload.get("operationName"), self.context.settings.max_tokens
-            )
-        if error is None:
-            await super().handle_start(message)
-            return
-        refused = ErrorMessage(type="error", id=message["id"], payload=coded_error(error).formatted)
-        await self.send_message(refused)
-
-
 class ChimeraGraphQL(GraphQL[Context, None]):
-    graphql_transport_ws_handler_class = OperationChoosingWSHandler
-    graphql_ws_handler_class = LegacyOperationChoosingWSHandler
+    graphql_transport_ws_handler_class = ChimeraTransportWSHandler
+    graphql_ws_handler_class = LegacyGraphQLWSHandler
     hide_suggestions = False  # set in production (app/main.py)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -445,41 +409,6 @@ def only_reads(query: str | None, operation_name: str | None, *, subscriptions: 
         ):
             return False
     return True
-
-
-MULTIPLE_OPERATIONS = "Must provide operation name if query contains multiple operations."
-
-
-def unchosen_operation(
-    query: object, operation_name: object, max_tokens: int
-) -> ChimeraError | None:
-    """Why the operation a request runs cannot be chosen: the document has several and the
-    request names none (graphql-core's message). Strawberry answers the other cases itself
-    (an unknown name, a document with no operation) and execution reports a document that
-    does not parse. A request that names its operation costs nothing here."""
-    if operation_name is not None or not isinstance(query, str):
-        return None
-    if operation_count(query, max_tokens) > 1:
-        return BadUserInput(MULTIPLE_OPERATIONS)
-    return None
-
-
-@lru_cache(maxsize=256)
-def operation_count(query: str, max_tokens: int) -> int:
-    """How many operations a document defines; 0 when it does not parse, or has more tokens
-    than a document may (``CHIMERA_MAX_TOKENS``): the parse Strawberry runs next refuses it
-    with the right error, and a hostile document is not parsed past the limit here first.
-    Cached: clients send the same few documents again and again."""
-    try:
-        document = parse(query, no_location=True, max_tokens=max_tokens)
-    except GraphQLError:
-        return 0
-    return sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
-
-
-def coded_error(error: ChimeraError) -> GraphQLError:
-    """A refusal as a GraphQL error carrying its code, for a WebSocket's ``error`` message."""
-    return GraphQLError(error.message, extensions=error.extensions, original_error=error)
 
 
 def persisted_hash_or_error(extensions: object) -> str | None:

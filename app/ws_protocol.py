@@ -13,6 +13,8 @@
   variable) is an ``error`` message whose errors carry ``extensions.code``, as over HTTP,
   without suggestions in production. Strawberry let the parser cache's syntax error escape
   as an exception: a bare ``complete`` and a traceback.
+- A document of several operations that names none is refused (app/operation_choice.py),
+  on the legacy graphql-ws protocol too.
 """
 
 from __future__ import annotations
@@ -35,12 +37,16 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ErrorMessage,
     SubscribeMessage,
 )
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage as LegacyErrorMessage
+from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
 from strawberry.types.execution import PreExecutionError
 from uvicorn.protocols.utils import ClientDisconnected
 
 from app.errors import ChimeraError, ErrorCode
 from app.extensions.demand_control import ENDS_SUBSCRIPTION
 from app.extensions.error_codes import add_codes, strip_suggestions
+from app.operation_choice import unchosen_operation_error
 from app.response_media import refused_before_execution
 
 log = logging.getLogger(__name__)
@@ -99,22 +105,26 @@ class ChimeraTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
     async def _resolve_document(self, message: SubscribeMessage) -> GraphQLError | None:
         """The document a subscribe message names by hash, put in its place; or why not
         (with trusted documents only, a document that is not registered is refused here as
-        over HTTP, WebSockets being no way around the safelist)."""
+        over HTTP, WebSockets being no way around the safelist; a document of several
+        operations that names none, as everywhere)."""
         context = self.context
+        if not self.connection_acknowledged:
+            return None  # Strawberry closes the socket
+        payload: Any = message.get("payload") or {}
         principal = getattr(context, "principal", None)
         documents = getattr(getattr(context, "stores", None), "documents", None)
-        if not self.connection_acknowledged or principal is None or documents is None:
-            return None
-        payload: Any = message.get("payload") or {}
-        try:
-            query = await documents.resolve(
-                principal.tenant_id, payload.get("query"), payload.get("extensions")
-            )
-        except ChimeraError as error:
-            return GraphQLError(error.message, extensions=error.extensions)
-        if query is not None:
-            payload["query"] = query
-        return None
+        if principal is not None and documents is not None:
+            try:
+                query = await documents.resolve(
+                    principal.tenant_id, payload.get("query"), payload.get("extensions")
+                )
+            except ChimeraError as error:
+                return GraphQLError(error.message, extensions=error.extensions)
+            if query is not None:
+                payload["query"] = query
+        return unchosen_operation_error(
+            payload.get("query"), payload.get("operationName"), context.settings.max_tokens
+        )
 
     async def _send_result_stream(
         self, operation: Operation[Any, None], result_source: Any
@@ -180,3 +190,22 @@ def _client_left(error: BaseException) -> bool:
     if isinstance(error, WebSocketDisconnected | WebSocketDisconnect | ClientDisconnected):
         return True
     return isinstance(error, RuntimeError) and "close message has been sent" in str(error)
+
+
+class LegacyGraphQLWSHandler(BaseGraphQLWSHandler[Any, None]):
+    """The legacy graphql-ws protocol (``CHIMERA_LEGACY_GRAPHQL_WS``), refusing a document
+    of several operations that names none, as graphql-transport-ws does."""
+
+    async def handle_start(self, message: StartMessage) -> None:
+        error = None
+        if self.connection_acknowledged:  # else Strawberry closes the socket
+            payload: Any = message.get("payload") or {}
+            error = unchosen_operation_error(
+                payload.get("query"), payload.get("operationName"), self.context.settings.max_tokens
+            )
+        if error is None:
+            await super().handle_start(message)
+            return
+        await self.send_message(
+            LegacyErrorMessage(type="error", id=message["id"], payload=error.formatted)
+        )
