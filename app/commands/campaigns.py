@@ -77,9 +77,13 @@ def _article(word: str) -> str:
     return "an" if word[:1].upper() in "AEIOU" else "a"
 
 
-async def _locked_campaign(conn: AsyncConnection, principal: Principal, pk: uuid.UUID) -> Row[Any]:
+async def _locked_campaign(
+    conn: AsyncConnection, principal: Principal, pk: uuid.UUID, *, argument: str = "campaignId"
+) -> Row[Any]:
+    """The campaign, locked; NOT_FOUND names ``argument``, the input field that gave it
+    (``id`` in updateCampaign's and setCampaignStatus's inputs, ``campaignId`` elsewhere)."""
     return await owned_row(
-        conn, campaign, principal, pk, what="Campaign", argument="campaignId", lock=True
+        conn, campaign, principal, pk, what="Campaign", argument=argument, lock=True
     )
 
 
@@ -131,7 +135,7 @@ async def update_campaign(
     engine: AsyncEngine, principal: Principal, pk: uuid.UUID, changes: CampaignChanges
 ) -> Row[Any]:
     async with engine.begin() as conn:
-        before = await _locked_campaign(conn, principal, pk)
+        before = await _locked_campaign(conn, principal, pk, argument="id")
         if before.status == "ARCHIVED":
             raise Conflict("An archived campaign cannot be changed")
         values = changes.values()
@@ -200,7 +204,7 @@ async def set_campaign_status(
     engine: AsyncEngine, principal: Principal, pk: uuid.UUID, status: str
 ) -> Row[Any]:
     async with engine.begin() as conn:
-        before = await _locked_campaign(conn, principal, pk)
+        before = await _locked_campaign(conn, principal, pk, argument="id")
         if before.status == status:
             return before  # a retried request is not an error and emits nothing twice
         if status not in TRANSITIONS[before.status]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+from app.ids import encode_id
 from tests.support import TenantClient, error_codes
 
 CAMPAIGN = 'mutation { createCampaign(input: {name: "Said", budget: "100"}) { campaign { id } } }'
@@ -54,3 +55,16 @@ async def test_a_refused_status_change_takes_the_article_its_status_needs(
     agent_id = (await tenant.data(AGENT))["createAgent"]["agent"]["id"]
     joining = await tenant.gql(ASSIGN, {"c": campaign_id, "a": agent_id})
     assert joining["errors"][0]["message"] == "Agents cannot join an ARCHIVED campaign"
+
+
+async def test_an_unknown_campaign_is_named_by_the_input_field_that_gave_it(
+    tenant: TenantClient,
+) -> None:
+    missing = encode_id("Campaign", uuid.uuid4())
+    status = await tenant.gql(STATUS, {"id": missing, "status": "ACTIVE"})
+    assert error_codes(status) == ["NOT_FOUND"], status
+    assert status["errors"][0]["extensions"]["argument"] == "id"
+    agent = (await tenant.data(AGENT))["createAgent"]["agent"]["id"]
+    assign = await tenant.gql(ASSIGN, {"c": missing, "a": agent})
+    assert error_codes(assign) == ["NOT_FOUND"], assign
+    assert assign["errors"][0]["extensions"]["argument"] == "campaignId"
