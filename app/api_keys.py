@@ -4,6 +4,8 @@ A key reads `chk_<prefix>_<secret>`. Only its SHA-256 is stored; the prefix, uni
 the row and names the key wherever it is shown (listings, the audit trail), so that a key can
 be told apart without being known. A key is sent like a token (`Authorization: Bearer chk_...`)
 and becomes a Principal of its tenant with the key's role; its rate-limit bucket is the key's.
+Creating a key and revoking it are audited (`api_key.create`, `api_key.revoke`), never with
+the key or its hash in the entry.
 
 Verifying a key needs its row: a verified key is remembered by this process for a few
 seconds, so a busy client costs a statement per key every few seconds, not per request, and
@@ -32,6 +34,7 @@ from app.auth import Principal, Role
 from app.errors import BadUserInput, NotFound, StoreUnavailable, Unauthenticated
 from app.stores.failures import is_store_failure
 from app.stores.postgres.tables import api_key, audit_log, tenant
+from app.validation import clean_name
 
 log = logging.getLogger("chimera.api_keys")
 
@@ -66,11 +69,17 @@ def new_key() -> tuple[str, str]:
 async def create_api_key(
     engine: AsyncEngine, tenant_id: uuid.UUID, *, name: str, role: Role, created_by: str
 ) -> NewKey:
+    """A new key of the tenant, with its ``api_key.create`` audit entry in the same
+    transaction: a credential that can act for the tenant is a security event, so no key
+    exists without a record of who made it. ``created_by`` is that actor (the CLI passes
+    ``operator:chimera-cli``, as other operator entries are named). The entry shows what
+    names the key (its name, role and prefix), never the key or its hash: the trail is read
+    more widely than the key is meant to be known, and the prefix alone tells keys apart."""
     if role not in ROLES:
         raise BadUserInput("an API key's role is viewer, editor or admin", field="role")
-    cleaned = name.strip()
-    if not cleaned or len(cleaned) > 200:
-        raise BadUserInput("an API key's name is 1 to 200 characters", field="name")
+    # The name is the key's subject, so its audit entries' actor: held to the rules of
+    # every name people read (no control, bidi override or only invisible characters).
+    cleaned = clean_name(name, "name")
     prefix, key = new_key()
     key_id = uuid.uuid4()
     async with engine.begin() as conn:
@@ -83,6 +92,19 @@ async def create_api_key(
                 prefix=prefix,
                 secret_hash=digest(key),
                 created_by=created_by,
+            )
+        )
+        await conn.execute(
+            insert(audit_log).values(
+                tenant_id=tenant_id,
+                actor=created_by,
+                action="api_key.create",
+                entity_type="api_key",
+                entity_id=key_id,
+                aggregate_type="api_key",
+                aggregate_id=key_id,
+                before=None,
+                after={"name": cleaned, "role": role.value, "prefix": f"chk_{prefix}"},
             )
         )
     return NewKey(key_id, f"chk_{prefix}", key)

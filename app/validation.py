@@ -22,7 +22,25 @@ def _has_control_chars(value: str, *, allow_newlines: bool) -> bool:
     return any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in value)
 
 
+# The explicit bidirectional embeddings, overrides (U+202A..U+202E) and isolates
+# (U+2066..U+2069): each reorders how the text after it is displayed, so a name holding one can
+# read as other text than it is ("Trojan Source" spoofing). Right-to-left letters need none of
+# them, and the implicit marks (LRM, RLM, ALM) only place neutral characters, so those stay.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _is_invisible(value: str) -> bool:
+    """Whether nothing is left to see once whitespace and format characters (category Cf:
+    zero-width spaces and joiners, the byte-order mark, ...) are removed: such a name shows
+    as blank, or as its neighbour's text, wherever it is listed."""
+    return all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in value)
+
+
 def clean_name(value: str, field: str) -> str:
+    """A name as shown to people (agents, campaigns, tenants): trimmed, bounded, and made of
+    text that displays as what it is. Format characters stay allowed inside a name, since
+    emoji sequences and some scripts need joiners (U+200D joins woman and laptop into one
+    technologist emoji), but not as all of it."""
     cleaned = value.strip()
     if not cleaned:
         raise BadUserInput(f"'{field}' must not be empty", field=field)
@@ -30,6 +48,13 @@ def clean_name(value: str, field: str) -> str:
         raise BadUserInput(f"'{field}' must be at most {NAME_MAX} characters", field=field)
     if _has_control_chars(cleaned, allow_newlines=False):
         raise BadUserInput(f"'{field}' must not contain control characters", field=field)
+    if any(ch in BIDI_CONTROLS for ch in cleaned):
+        raise BadUserInput(
+            f"'{field}' must not contain bidirectional override or isolate characters",
+            field=field,
+        )
+    if _is_invisible(cleaned):
+        raise BadUserInput(f"'{field}' must contain a visible character", field=field)
     return cleaned
 
 

@@ -39,7 +39,7 @@ ENTITY_TYPES = {
     "agent_memory": "AgentMemory",
     "tenant": "Tenant",  # audit.prune: the trail's own trimming
     "task": "Task",  # a person's cancelTask or retryTask (app/commands/tasks.py)
-    "api_key": "ApiKey",  # revokeApiKey (app/api_keys.py)
+    "api_key": "ApiKey",  # chimera apikey create, revokeApiKey (app/api_keys.py)
 }
 
 

@@ -108,12 +108,15 @@ async def test_a_revoked_key_stops_working_at_once_and_the_revocation_is_audited
     async with engine.connect() as conn:
         actions = (
             await conn.execute(
-                select(audit_log.c.action, audit_log.c.actor).where(
-                    audit_log.c.entity_id == created.id
-                )
+                select(audit_log.c.action, audit_log.c.actor)
+                .where(audit_log.c.entity_id == created.id)
+                .order_by(audit_log.c.id)
             )
         ).all()
-    assert [(a.action, a.actor) for a in actions] == [("api_key.revoke", "test-admin")]
+    assert [(a.action, a.actor) for a in actions] == [
+        ("api_key.create", "test"),
+        ("api_key.revoke", "test-admin"),
+    ]
     again = await tenant.data(REVOKE, {"id": listed["id"]}, role=Role.ADMIN)
     assert again == revoked  # once revoked, stays as it was
 
