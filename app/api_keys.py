@@ -31,9 +31,10 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import Principal, Role
+from app.commands.changes import record_audit
 from app.errors import BadUserInput, NotFound, StoreUnavailable, Unauthenticated
 from app.stores.failures import is_store_failure
-from app.stores.postgres.tables import api_key, audit_log, tenant
+from app.stores.postgres.tables import api_key, tenant
 from app.validation import clean_name
 
 log = logging.getLogger("chimera.api_keys")
@@ -94,18 +95,15 @@ async def create_api_key(
                 created_by=created_by,
             )
         )
-        await conn.execute(
-            insert(audit_log).values(
-                tenant_id=tenant_id,
-                actor=created_by,
-                action="api_key.create",
-                entity_type="api_key",
-                entity_id=key_id,
-                aggregate_type="api_key",
-                aggregate_id=key_id,
-                before=None,
-                after={"name": cleaned, "role": role.value, "prefix": f"chk_{prefix}"},
-            )
+        await record_audit(
+            conn,
+            tenant_id=tenant_id,
+            actor=created_by,
+            action="api_key.create",
+            entity_type="api_key",
+            entity_id=key_id,
+            before=None,
+            after={"name": cleaned, "role": role.value, "prefix": f"chk_{prefix}"},
         )
     return NewKey(key_id, f"chk_{prefix}", key)
 
@@ -126,18 +124,15 @@ async def revoke_api_key(engine: AsyncEngine, principal: Principal, key_id: uuid
                 update(api_key).where(mine).values(revoked_at=func.now()).returning(*shown)
             )
         ).one()
-        await conn.execute(
-            insert(audit_log).values(
-                tenant_id=principal.tenant_id,
-                actor=principal.subject,
-                action="api_key.revoke",
-                entity_type="api_key",
-                entity_id=key_id,
-                aggregate_type="api_key",
-                aggregate_id=key_id,
-                before={"revokedAt": None},
-                after={"revokedAt": after.revoked_at.isoformat()},
-            )
+        await record_audit(
+            conn,
+            tenant_id=principal.tenant_id,
+            actor=principal.subject,
+            action="api_key.revoke",
+            entity_type="api_key",
+            entity_id=key_id,
+            before={"revokedAt": None},
+            after={"revokedAt": after.revoked_at.isoformat()},
         )
     return after
 

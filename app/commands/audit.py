@@ -12,9 +12,10 @@ import uuid
 from collections import Counter
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.commands.changes import record_audit
 from app.stores.postgres.tables import audit_log
 
 ACTOR = "operator:chimera-audit-prune"
@@ -35,17 +36,14 @@ async def prune_audit(engine: AsyncEngine, before: datetime) -> dict[uuid.UUID, 
             )
         )
         for tenant_id, count in deleted.items():
-            await conn.execute(
-                insert(audit_log).values(
-                    tenant_id=tenant_id,
-                    actor=ACTOR,
-                    action="audit.prune",
-                    entity_type="tenant",
-                    entity_id=tenant_id,
-                    aggregate_type="tenant",
-                    aggregate_id=tenant_id,
-                    before=None,
-                    after={"prunedBefore": before.isoformat(), "deleted": count},
-                )
+            await record_audit(
+                conn,
+                tenant_id=tenant_id,
+                actor=ACTOR,
+                action="audit.prune",
+                entity_type="tenant",
+                entity_id=tenant_id,
+                before=None,
+                after={"prunedBefore": before.isoformat(), "deleted": count},
             )
     return dict(deleted)

@@ -32,6 +32,36 @@ def snapshot(row: Row[Any] | None) -> dict[str, Any] | None:
     return None if row is None else jsonable(dict(row._mapping))
 
 
+async def record_audit(
+    conn: AsyncConnection,
+    *,
+    tenant_id: UUID,
+    actor: str,
+    action: str,
+    entity_type: str,
+    entity_id: UUID,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    aggregate_type: str | None = None,
+    aggregate_id: UUID | None = None,
+) -> None:
+    """Append one audit row in the caller's transaction. Alone (no outbox event) for what no
+    subscriber follows: API keys, the trail's own pruning."""
+    await conn.execute(
+        insert(audit_log).values(
+            tenant_id=tenant_id,
+            actor=actor,
+            action=action,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            aggregate_type=aggregate_type or entity_type,
+            aggregate_id=aggregate_id or entity_id,
+            before=before,
+            after=after,
+        )
+    )
+
+
 async def record_change(
     conn: AsyncConnection,
     principal: Principal,
@@ -49,18 +79,17 @@ async def record_change(
     """Append the audit row and the outbox event for one change, in the caller's transaction.
     Both name the aggregate the change belongs to (a membership's or a transaction's campaign),
     which is whose history shows it."""
-    await conn.execute(
-        insert(audit_log).values(
-            tenant_id=principal.tenant_id,
-            actor=principal.subject,
-            action=action,
-            entity_type=entity_type,
-            entity_id=entity_id,
-            aggregate_type=aggregate_type or entity_type,
-            aggregate_id=aggregate_id or entity_id,
-            before=snapshot(before),
-            after=snapshot(after),
-        )
+    await record_audit(
+        conn,
+        tenant_id=principal.tenant_id,
+        actor=principal.subject,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        aggregate_type=aggregate_type,
+        aggregate_id=aggregate_id,
+        before=snapshot(before),
+        after=snapshot(after),
     )
     await emit_event(
         conn,
