@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 from typing import Any
 
@@ -14,10 +15,16 @@ from resolvers.relay import OrderDirection
 ORDER_COLUMNS = {"CREATED_AT": "created_at", "UPDATED_AT": "updated_at", "NAME": "name"}
 
 
+def chosen(values: Sequence[Enum] | None) -> tuple[str, ...] | None:
+    """A list filter's values in one order (equal filters share a loader key), keeping null
+    apart from []: null is no filter, [] the empty IN-list that matches nothing."""
+    return None if values is None else tuple(sorted({v.value for v in values}))
+
+
 def list_query(
     first: int | None,
     after: str | None,
-    statuses: list[Enum] | None,
+    statuses: Sequence[Enum] | None,
     search: str | None,
     order_field: Enum,
     direction: OrderDirection,
@@ -30,7 +37,8 @@ def list_query(
         position = decode_cursor(after, ordering.name, value_is_time=ordering.column != "name")
     return ListQuery(
         filter=ListFilter(
-            statuses=tuple(sorted({s.value for s in statuses or []})), search=clean_search(search)
+            statuses=chosen(statuses),
+            search=clean_search(search),
         ),
         ordering=ordering,
         page=PageArgs(first=check_first(first), after=position),

@@ -30,7 +30,7 @@ class AuditFilter:
     entity_type: str | None = None
     entity_id: UUID | None = None
     actor: str | None = None
-    actions: tuple[str, ...] = ()
+    actions: tuple[str, ...] | None = None  # None: any action; (): none (an empty IN-list)
     since: datetime | None = None  # inclusive
     until: datetime | None = None  # exclusive
 
@@ -39,7 +39,7 @@ class AuditFilter:
             self.entity_type,
             self.entity_id,
             self.actor,
-            list(self.actions) or None,
+            None if self.actions is None else list(self.actions),
             self.since,
             self.until,
         )

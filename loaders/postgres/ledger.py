@@ -26,12 +26,12 @@ TRANSACTION_ORDER = "created_at:desc"
 
 @dataclass(frozen=True)
 class TransactionFilter:
-    kinds: tuple[str, ...] = ()
+    kinds: tuple[str, ...] | None = None  # None: any kind; (): none (an empty IN-list)
     since: datetime | None = None  # inclusive
     until: datetime | None = None  # exclusive
 
     def args(self) -> tuple[Any, ...]:
-        return (list(self.kinds) or None, self.since, self.until)
+        return (None if self.kinds is None else list(self.kinds), self.since, self.until)
 
 
 TransactionPageKey = tuple[UUID, TransactionFilter, PageArgs]

@@ -23,8 +23,18 @@ ORDER_COLUMNS = frozenset({"created_at", "updated_at", "name"})
 
 @dataclass(frozen=True)
 class ListFilter:
-    statuses: tuple[str, ...] = ()
+    """What a list asks for. ``statuses`` None is no status filter; an empty tuple is the
+    empty IN-list, which matches no row (as Hasura's ``_in: []`` and PostGraphile's
+    ``in: []`` do): a client that builds its list from a selection of nothing expects
+    nothing back, not everything."""
+
+    statuses: tuple[str, ...] | None = None
     search: str | None = None
+
+    @property
+    def matches_nothing(self) -> bool:
+        """Whether the answer is known to be empty without asking the database."""
+        return self.statuses == ()
 
 
 @dataclass(frozen=True)
@@ -52,7 +62,7 @@ def filter_where(flt: ListFilter, args: list[Any]) -> str:
     """The filter's conditions, appending their parameters to ``args`` (``$1`` is the
     tenant)."""
     conditions = ["tenant_id = $1"]
-    if flt.statuses:
+    if flt.statuses is not None:  # an empty array matches nothing: ANY('{}') is false
         args.append(list(flt.statuses))
         conditions.append(f"status = ANY(${len(args)}::text[])")
     if flt.search:
@@ -85,7 +95,9 @@ class _PageLoader(TenantLoader[ListQuery, Page]):
     async def fetch(self, keys: Sequence[ListQuery]) -> list[Page]:
         pages = []
         for key in keys:  # distinct list requests in one tick: rare, one statement each
-            rows = await self.read(*self._statement(key))
+            # An empty page is known without a statement; built the same way as any other,
+            # so past a cursor it still says there were rows before it.
+            rows = [] if key.filter.matches_nothing else await self.read(*self._statement(key))
             page = page_from_rows(rows, key.page)
             self.by_id.remember_all(page.rows)
             pages.append(page)
@@ -118,6 +130,9 @@ class _CountLoader(TenantLoader[ListFilter, int]):
     async def fetch(self, keys: Sequence[ListFilter]) -> list[int]:
         counts = []
         for key in keys:
+            if key.matches_nothing:  # the same filter the page is read with: 0, as it is empty
+                counts.append(0)
+                continue
             args: list[Any] = [self.tenant_id]
             where = filter_where(key, args)
             rows = await self.read(f"SELECT count(*) AS n FROM {self.table} WHERE {where}", *args)

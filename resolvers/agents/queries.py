@@ -37,9 +37,8 @@ class AgentQueries:
         order_by: AgentOrder | None = None,
     ) -> Connection[Agent]:
         flt, order = filter or AgentFilter(), order_by or AgentOrder()
-        query = list_query(
-            first, after, list(flt.status or []), flt.search, order.field, order.direction
-        )
+        # flt.status as given: null is no filter, [] matches no agent (resolvers/listing.py).
+        query = list_query(first, after, flt.status, flt.search, order.field, order.direction)
         loaders = info.context.loaders
         return build_connection(
             loaders.agent_page,

@@ -151,8 +151,9 @@ def audit_filter(given: AuditLogFilter | None) -> Where:
         raise BadUserInput(
             f"'entityType' must be one of {', '.join(sorted(ENTITY_TYPES))}", argument="filter"
         )
-    actions = tuple(sorted(set(given.actions or [])))
-    if len(actions) > MAX_ACTIONS or any(len(a) > 64 for a in actions):
+    # [] matches no entry, as an empty status list matches no campaign (resolvers/listing.py).
+    actions = None if given.actions is None else tuple(sorted(set(given.actions)))
+    if actions is not None and (len(actions) > MAX_ACTIONS or any(len(a) > 64 for a in actions)):
         raise BadUserInput(f"At most {MAX_ACTIONS} actions of 64 characters", argument="filter")
     if given.actor is not None and len(given.actor) > 200:
         raise BadUserInput("'actor' is at most 200 characters", argument="filter")

@@ -13,7 +13,7 @@ from loaders.postgres.pages import ListFilter
 from resolvers.campaigns.stats import CampaignStats, campaign_stats
 from resolvers.campaigns.types import Campaign, CampaignFilter, CampaignOrder
 from resolvers.info import Info
-from resolvers.listing import list_cursor, list_query
+from resolvers.listing import chosen, list_cursor, list_query
 from resolvers.relay import Connection, build_connection
 
 
@@ -37,9 +37,8 @@ class CampaignQueries:
         order_by: CampaignOrder | None = None,
     ) -> Connection[Campaign]:
         flt, order = filter or CampaignFilter(), order_by or CampaignOrder()
-        query = list_query(
-            first, after, list(flt.status or []), flt.search, order.field, order.direction
-        )
+        # flt.status as given: null is no filter, [] matches no campaign (resolvers/listing.py).
+        query = list_query(first, after, flt.status, flt.search, order.field, order.direction)
         loaders = info.context.loaders
         return build_connection(
             loaders.campaign_page,
@@ -59,7 +58,7 @@ class CampaignQueries:
         self, info: Info, filter: CampaignFilter | None = None
     ) -> CampaignStats:
         flt = filter or CampaignFilter()
-        statuses = tuple(sorted({s.value for s in flt.status or []}))
-        return await campaign_stats(
-            info, ListFilter(statuses=statuses, search=clean_search(flt.search))
-        )
+        listing = ListFilter(statuses=chosen(flt.status), search=clean_search(flt.search))
+        if listing.matches_nothing:  # status: [] matches no campaign, as campaigns() does
+            return CampaignStats.from_rows([])
+        return await campaign_stats(info, listing)

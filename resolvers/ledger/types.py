@@ -141,5 +141,6 @@ def transaction_filter(given: TransactionFilter | None) -> Where:
     if given is None:
         return Where()
     check_window(given.from_, given.to, "filter")
-    kinds = tuple(sorted({k.value for k in given.kinds or []}))
+    # [] matches no transaction, as an empty status list matches no campaign.
+    kinds = None if given.kinds is None else tuple(sorted({k.value for k in given.kinds}))
     return Where(kinds=kinds, since=given.from_, until=given.to)

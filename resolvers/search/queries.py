@@ -120,16 +120,24 @@ class SearchQueries:
         types: list[SearchType] | None = None,
         limit: int | None = 10,
     ) -> list[SearchHit]:
+        if query is not None and vector is not None:
+            # Searching by one and dropping the other would answer a question the client did
+            # not ask; refused before anything is embedded or searched.
+            raise BadUserInput("Give 'query' or 'vector', not both", argument="query")
         text = clean_search_text(query) if query is not None else None
         if text is None and vector is None:
             raise BadUserInput("Give a 'query' text or a 'vector'", argument="query")
-        kinds = tuple(sorted({VectorKind(t.value) for t in types or list(SearchType)}))
+        # types null is every type; [] is the empty IN-list, which matches nothing.
+        chosen = list(SearchType) if types is None else types
+        kinds = tuple(sorted({VectorKind(t.value) for t in chosen}))
         key = SearchKey(
             kinds=kinds,
             limit=check_limit(limit),
             text=text,
             vector=check_vector(vector) if vector is not None else None,
         )
+        if not kinds:  # checked like any search, but answered without embedding or searching
+            return []
         loaders = info.context.loaders
         hits = await loaders.hits_by_query.load(key)
         return [SearchHit(score=s, node=n) for s, n in await hydrate(loaders, hits)]
