@@ -79,6 +79,14 @@ class ChimeraTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
         await super().shutdown()
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        malformed = malformed_subscribe(message)
+        if malformed is not None:
+            # The protocol's answer to a message that is not its own: close with 4400, as
+            # Strawberry does for a malformed connection_init. Left to Strawberry, a query
+            # that is not a string failed inside the lexer (a traceback in the log and a
+            # bare ``complete``), and a numeric id or a list of variables went unnoticed.
+            await self.websocket.close(code=4400, reason=malformed)
+            return
         cap = self.max_subscriptions_per_connection
         if (
             self.connection_acknowledged
@@ -209,3 +217,23 @@ class LegacyGraphQLWSHandler(BaseGraphQLWSHandler[Any, None]):
         await self.send_message(
             LegacyErrorMessage(type="error", id=message["id"], payload=error.formatted)
         )
+
+
+def malformed_subscribe(message: SubscribeMessage) -> str | None:
+    """What makes a ``subscribe`` message not graphql-transport-ws's, if anything: its id a
+    string, its payload an object whose ``query``, ``operationName``, ``variables`` and
+    ``extensions`` are strings, objects, or null (the rules of GraphQL over HTTP's request
+    parameters; a query left out is named by a persisted document's hash)."""
+    payload: Any = message.get("payload")
+    if not isinstance(message.get("id"), str):
+        return "A subscribe message's id must be a string"
+    if not isinstance(payload, dict):
+        return "A subscribe message's payload must be an object"
+    if not isinstance(payload.get("query"), str | None):  # None: a persisted document's
+        return "A subscribe message's query must be a string"
+    if not isinstance(payload.get("operationName"), str | None):
+        return "A subscribe message's operationName must be a string or null"
+    for name in ("variables", "extensions"):
+        if not isinstance(payload.get(name), dict | None):
+            return f"A subscribe message's {name} must be an object or null"
+    return None

@@ -4,13 +4,15 @@ message whose errors carry `extensions.code`, not a bare `complete` and a traceb
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncEngine
+from websockets.exceptions import ConnectionClosed
 
 from tests.api import raw_ws
-from tests.support import new_tenant
+from tests.support import TenantClient, new_tenant
 
 DEEP = (
     "subscription { campaignEvents { campaign { "
@@ -54,3 +56,32 @@ async def test_a_refused_subscription_gets_coded_errors_and_the_socket_stays_usa
         await raw_ws.complete(socket, "2")
     finally:
         await socket.close()
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"id": "p", "type": "subscribe", "payload": {"query": 5}},
+        {"id": 1, "type": "subscribe", "payload": {"query": "{ viewer { role } }"}},
+        {"id": "v", "type": "subscribe", "payload": {"query": "{ __typename }", "variables": []}},
+        {"id": "e", "type": "subscribe", "payload": {"query": "{ __typename }", "extensions": "x"}},
+        {
+            "id": "o",
+            "type": "subscribe",
+            "payload": {"query": "{ __typename }", "operationName": 1},
+        },
+        {"id": "n", "type": "subscribe", "payload": None},
+    ],
+    ids=["query", "id", "variables", "extensions", "operationName", "payload"],
+)
+async def test_a_subscribe_message_that_is_not_the_protocols_closes_the_socket_with_4400(
+    tenant: TenantClient, live_url: str, message: dict[str, Any]
+) -> None:
+    ws = await raw_ws.open_socket(live_url, tenant.token())
+    try:
+        await raw_ws.send(ws, message)
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(raw_ws.receive(ws), 10)
+    finally:
+        await ws.close()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4400, closed.value
