@@ -29,14 +29,24 @@ def _has_control_chars(value: str, *, allow_newlines: bool) -> bool:
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
+# Letters and symbols that render as nothing: the Hangul fillers and the blank braille cell.
+BLANK_CHARACTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# Format characters (zero-width spaces and joiners, the byte-order mark, ...) and marks, which
+# only decorate a neighbour (combining accents, variation selectors, Khmer's inherent vowels).
+UNSEEN_CATEGORIES = frozenset({"Cf", "Mn", "Me"})
+
+
 def _is_invisible(value: str) -> bool:
-    """Whether nothing is left to see once whitespace and format characters (category Cf:
-    zero-width spaces and joiners, the byte-order mark, ...) are removed: such a name shows
-    as blank, or as its neighbour's text, wherever it is listed."""
-    return all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in value)
+    """Whether nothing is left to see once whitespace, format characters, marks with nothing
+    to mark and blank characters are removed: such a name shows as blank, or as its
+    neighbour's text, wherever it is listed."""
+    return all(
+        ch.isspace() or ch in BLANK_CHARACTERS or unicodedata.category(ch) in UNSEEN_CATEGORIES
+        for ch in value
+    )
 
 
-def clean_name(value: str, field: str) -> str:
+def clean_name(value: str, field: str, max_length: int = NAME_MAX) -> str:
     """A name as shown to people (agents, campaigns, tenants): trimmed, bounded, and made of
     text that displays as what it is. Format characters stay allowed inside a name, since
     emoji sequences and some scripts need joiners (U+200D joins woman and laptop into one
@@ -44,8 +54,8 @@ def clean_name(value: str, field: str) -> str:
     cleaned = value.strip()
     if not cleaned:
         raise BadUserInput(f"'{field}' must not be empty", field=field)
-    if len(cleaned) > NAME_MAX:
-        raise BadUserInput(f"'{field}' must be at most {NAME_MAX} characters", field=field)
+    if len(cleaned) > max_length:
+        raise BadUserInput(f"'{field}' must be at most {max_length} characters", field=field)
     if _has_control_chars(cleaned, allow_newlines=False):
         raise BadUserInput(f"'{field}' must not contain control characters", field=field)
     if any(ch in BIDI_CONTROLS for ch in cleaned):

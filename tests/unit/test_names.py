@@ -17,6 +17,13 @@ INVISIBLE_NAMES = {
     "word-joiners-and-spaces": " \u2060 \u200c\u00a0\u2060 ",
     "left-to-right-marks": "\u200e\u200f",
     "soft-hyphen": "\u00ad",
+    "hangul-filler": "\u3164",
+    "hangul-choseong-filler": "\u115f",
+    "halfwidth-hangul-filler": "\uffa0",
+    "khmer-inherent-vowel": "\u17b4",
+    "variation-selector": "\ufe0f",
+    "blank-braille-cell": "\u2800",
+    "combining-marks-only": "\u0301\u0301",
 }
 
 ACCEPTED_NAMES = {
@@ -31,6 +38,9 @@ ACCEPTED_NAMES = {
     # Persian "mi-khaham": the zero-width non-joiner is part of correct spelling.
     "persian-zwnj": "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
     "rtl-mark-between-words": "abc \u200f123",
+    "hangul": "\ud55c\uad6d\uc5b4 \ud300",
+    "emoji-with-variation-selector": "Launch \u2764\ufe0f",
+    "devanagari-with-marks": "\u0939\u093f\u0928\u094d\u0926\u0940",
 }
 
 
