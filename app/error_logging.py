@@ -12,11 +12,23 @@ from __future__ import annotations
 import logging
 
 from graphql import GraphQLError
+from strawberry.exceptions import MissingQueryError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from app.errors import ChimeraError, ErrorCode, StoreUnavailable
 from app.extensions.error_codes import code_for
 
 log = logging.getLogger("chimera.errors")
+
+# Strawberry's own refusals of a request (no query, an operationName that names nothing, an
+# operation type the transport does not run): the client's mistake, whatever their class.
+REQUEST_MISTAKES = (
+    ChimeraError,
+    GraphQLError,
+    CannotGetOperationTypeError,
+    InvalidOperationTypeError,
+    MissingQueryError,
+)
 
 CLIENT_CODES = frozenset(
     {
@@ -50,7 +62,7 @@ def log_errors(errors: list[GraphQLError]) -> None:
             )
         elif code in CLIENT_CODES and (
             # graphql-core wraps a variable's coercion error in another GraphQLError
-            original is None or isinstance(original, ChimeraError | GraphQLError)
+            original is None or isinstance(original, REQUEST_MISTAKES)
         ):
             log.info("%s at %s: %s", code, where, error.message)
         else:

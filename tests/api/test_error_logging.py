@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 
@@ -81,3 +82,17 @@ async def test_a_store_outage_is_one_warning_line(
     assert records and all(r.levelno == logging.WARNING and r.exc_info is None for r in records), (
         records
     )
+
+
+async def test_an_operation_name_that_names_nothing_is_a_client_error_on_a_stream_too(
+    tenant: TenantClient, live_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    headers = {"Accept": "text/event-stream", "Authorization": f"Bearer {tenant.token()}"}
+    body = {"query": "query A { __typename }", "operationName": "Z"}
+    async with httpx.AsyncClient(base_url=f"http://{live_url}", timeout=20) as client:
+        response = await client.post("/graphql", json=body, headers=headers)
+    assert 'Unknown operation named \\"Z\\"' in response.text, response.text
+    records = [r for r in _records(caplog) if "Unknown operation" in r.getMessage()]
+    assert records, "the error was not logged"
+    assert all(r.levelno == logging.INFO and r.exc_info is None for r in records), records
