@@ -11,6 +11,11 @@ Verifying a key needs its row: a verified key is remembered by this process for 
 seconds, so a busy client costs a statement per key every few seconds, not per request, and
 a revocation is in force everywhere within that time (at once on the instance that revoked
 it). When a key was last used is recorded the same way: kept here, written once a minute.
+
+A WebSocket authenticates once, in connection_init, and may stay open for hours: each of its
+operations, and each event a live subscription (WebSocket or SSE) delivers, checks its key
+again against the same remembered answer (`ApiKeys.ensure_valid`), so that a revoked key's
+connection stops within that time too, and at once on the instance that revoked it.
 """
 
 from __future__ import annotations
@@ -144,6 +149,12 @@ class ApiKeys:
         self.engine = engine
         self.timeout = timeout
         self._known: dict[str, tuple[Principal | None, str, float]] = {}
+        # The prefix of each key verified here, by its id: how a Principal (which names its
+        # key by id) finds the remembered answer again.
+        self._prefixes: dict[uuid.UUID, str] = {}
+        # Until when re-checks of keys already verified are not retried (PostgreSQL was
+        # unreachable): a live subscription's events do not each wait for a timeout.
+        self._unreadable_until = 0.0
         self._used: dict[uuid.UUID, datetime] = {}
 
     async def principal(self, key: str) -> Principal:
@@ -155,25 +166,68 @@ class ApiKeys:
         now = time.monotonic()
         known = self._known.get(prefix)
         if known is None or now - known[2] >= REMEMBERED_SECONDS:
-            known = (*await self._load(prefix), now)
-            if len(self._known) >= REMEMBERED_AT_MOST:
-                self._known.clear()
-            self._known[prefix] = known
+            principal, stored_hash, _ = await self._load(api_key.c.prefix == prefix)
+            known = self._remember(prefix, principal, stored_hash, now)
         principal, stored_hash, _ = known
         if principal is None or not hmac.compare_digest(stored_hash, digest(key)):
             raise Unauthenticated("The API key is invalid or has been revoked")
         self._used[uuid.UUID(principal.client_id[2:])] = datetime.now(UTC)
         return principal
 
+    async def ensure_valid(self, principal: Principal) -> Principal:
+        """The principal of a key verified earlier (an open WebSocket's), unless the key has
+        since been revoked (UNAUTHENTICATED); any other principal as it is. The answer is
+        the one `principal` remembers, so this costs a statement per key every few seconds
+        at most, and none at all for a key in use over HTTP too. With PostgreSQL unreachable
+        the key stays accepted (a log line says so), as token revocations do without Redis."""
+        if not principal.client_id.startswith("k:"):
+            return principal
+        key_id = uuid.UUID(principal.client_id[2:])
+        now = time.monotonic()
+        prefix = self._prefixes.get(key_id)
+        known = self._known.get(prefix) if prefix is not None else None
+        found: Principal | None
+        if known is not None and now - known[2] < REMEMBERED_SECONDS:
+            found = known[0]
+        elif now < self._unreadable_until:  # a revocation once seen stays in force
+            found = known[0] if known is not None else principal
+        else:
+            try:
+                found, stored_hash, prefix = await self._load(api_key.c.id == key_id)
+            except StoreUnavailable as exc:
+                self._unreadable_until = now + REMEMBERED_SECONDS
+                log.warning("API key revocations unreadable, key accepted: %r", exc)
+                found = known[0] if known is not None else principal
+            else:
+                if prefix is not None:
+                    self._remember(prefix, found, stored_hash, now)
+        if found is None:
+            raise Unauthenticated("The API key has been revoked")
+        return principal
+
     def forget(self, prefix: str) -> None:
         """Verify this key against its row on its next use (after a revocation here)."""
         self._known.pop(prefix.removeprefix("chk_"), None)
 
-    async def _load(self, prefix: str) -> tuple[Principal | None, str]:
+    def _remember(
+        self, prefix: str, principal: Principal | None, stored_hash: str, now: float
+    ) -> tuple[Principal | None, str, float]:
+        if len(self._known) >= REMEMBERED_AT_MOST:
+            self._known.clear()
+        if len(self._prefixes) >= REMEMBERED_AT_MOST:
+            self._prefixes.clear()
+        known = self._known[prefix] = (principal, stored_hash, now)
+        if principal is not None:
+            self._prefixes[uuid.UUID(principal.client_id[2:])] = prefix
+        return known
+
+    async def _load(self, which: Any) -> tuple[Principal | None, str, str | None]:
+        """The principal and hash of the key ``which`` selects (None and "" for a key
+        revoked or unknown), and its prefix (None when there is no such key)."""
         statement = (
             select(api_key, tenant.c.slug)
             .join(tenant, tenant.c.id == api_key.c.tenant_id)
-            .where(api_key.c.prefix == prefix)
+            .where(which)
         )
         try:
             async with asyncio.timeout(self.timeout), self.engine.connect() as conn:
@@ -182,8 +236,10 @@ class ApiKeys:
             if isinstance(exc, TimeoutError) or is_store_failure(exc):
                 raise StoreUnavailable("PostgreSQL", "API keys") from exc
             raise
-        if row is None or row.revoked_at is not None:
-            return None, ""
+        if row is None:
+            return None, "", None
+        if row.revoked_at is not None:
+            return None, "", str(row.prefix)
         principal = Principal(
             tenant_id=row.tenant_id,
             tenant_slug=row.slug,
@@ -191,7 +247,7 @@ class ApiKeys:
             subject=f"apikey:{row.name}",
             client_id=f"k:{row.id}",
         )
-        return principal, str(row.secret_hash)
+        return principal, str(row.secret_hash), str(row.prefix)
 
     async def record_use(self) -> int:
         """Write when each key used since the last call was last used; how many keys."""

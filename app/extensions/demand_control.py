@@ -67,6 +67,20 @@ class Unmetered:
             )
 
 
+async def key_revoked(context: Any, principal: Any) -> Unauthenticated | None:
+    """UNAUTHENTICATED when ``principal`` stands for an API key revoked since it was
+    verified (a live subscription outlives its request); the key cache's answer
+    (app/api_keys.py), so no store call per event."""
+    api_keys = getattr(context.stores, "api_keys", None)
+    if api_keys is None:
+        return None
+    try:
+        await api_keys.ensure_valid(principal)
+    except Unauthenticated as revoked:
+        return revoked
+    return None
+
+
 class DemandControl(SchemaExtension):
     demand: Demand | None = None
     cost: OperationCost | None = None
@@ -171,7 +185,9 @@ class DemandControl(SchemaExtension):
     async def on_stream_result(self, result: Any) -> AsyncIterator[None]:
         """Each event of a subscription: charged what its payload cost; refused, the
         subscription ends with RATE_LIMITED (the event withheld, so that the client,
-        resuming with `after` once it may, misses nothing)."""
+        resuming with `after` once it may, misses nothing). Its credential is checked
+        again first: a token revoked since (in the charge's own Redis call) or an API key
+        revoked since (`key_revoked`) ends it with UNAUTHENTICATED."""
         ctx = self.execution_context
         cost, demand = self.cost, self.demand
         if (
@@ -186,7 +202,9 @@ class DemandControl(SchemaExtension):
         principal = ctx.context.principal
         spent = cost.actual(result.data)
         event = Demand(limits=demand.limits, requested=spent, actual=spent)
-        refusal = await self.admit(ctx.context, principal, event, OperationType.SUBSCRIPTION)
+        refusal = await key_revoked(ctx.context, principal) or await self.admit(
+            ctx.context, principal, event, OperationType.SUBSCRIPTION
+        )
         result.extensions = {**(result.extensions or {}), "cost": event.report()}
         if refusal is not None:
             result.data = None
