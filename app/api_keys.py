@@ -40,11 +40,13 @@ from app.commands.changes import record_audit
 from app.errors import BadUserInput, NotFound, StoreUnavailable, Unauthenticated
 from app.stores.failures import is_store_failure
 from app.stores.postgres.tables import api_key, tenant
-from app.validation import clean_name
+from app.validation import NAME_MAX, clean_name
 
 log = logging.getLogger("chimera.api_keys")
 
 KEY = re.compile(r"^chk_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{32,64})$")
+# An API key acts as the subject "apikey:<its name>" (the actor of its audit entries).
+SUBJECT_PREFIX = "apikey:"
 REMEMBERED_SECONDS = 10.0
 REMEMBERED_AT_MOST = 10_000
 ROLES = (Role.VIEWER, Role.EDITOR, Role.ADMIN)
@@ -85,7 +87,8 @@ async def create_api_key(
         raise BadUserInput("an API key's role is viewer, editor or admin", field="role")
     # The name is the key's subject, so its audit entries' actor: held to the rules of
     # every name people read (no control, bidi override or only invisible characters).
-    cleaned = clean_name(name, "name")
+    # The actor column holds 200 characters: "apikey:" and the name must fit in it.
+    cleaned = clean_name(name, "name", max_length=NAME_MAX - len(SUBJECT_PREFIX))
     prefix, key = new_key()
     key_id = uuid.uuid4()
     async with engine.begin() as conn:
@@ -244,7 +247,7 @@ class ApiKeys:
             tenant_id=row.tenant_id,
             tenant_slug=row.slug,
             role=Role(row.role),
-            subject=f"apikey:{row.name}",
+            subject=f"{SUBJECT_PREFIX}{row.name}",
             client_id=f"k:{row.id}",
         )
         return principal, str(row.secret_hash), str(row.prefix)

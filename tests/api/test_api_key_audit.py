@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.api_keys import create_api_key, digest
+from app.api_keys import ApiKeys, create_api_key, digest
 from app.auth import Role
 from app.errors import BadUserInput
 from app.stores.postgres.tables import audit_log
@@ -70,6 +70,12 @@ async def test_the_stored_create_entry_holds_neither_the_key_nor_its_hash(
 async def test_an_api_key_name_is_held_to_the_rules_of_names(
     engine: AsyncEngine, tenant: TenantClient
 ) -> None:
-    for name in ("ci\u202eevil", "\u200b\u200b", "x" * 201, "   "):
+    # At most 193 characters: "apikey:" and the name are the 200-character audit actor.
+    for name in ("ci\u202eevil", "\u200b\u200b", "x" * 194, "   "):
         with pytest.raises(BadUserInput, match="'name'"):
             await create_api_key(engine, tenant.id, name=name, role=Role.EDITOR, created_by="t")
+    longest = await create_api_key(
+        engine, tenant.id, name="x" * 193, role=Role.EDITOR, created_by="t"
+    )
+    principal = await ApiKeys(engine, timeout=5).principal(longest.key)
+    assert len(principal.subject) == 200
