@@ -22,9 +22,16 @@ from pydantic import SecretStr
 
 from app.errors import Unauthenticated
 from app.settings import Settings
+from app.validation import BIDI_CONTROLS, _has_control_chars
 
 ALGORITHM = "HS256"
 ISSUER = "chimera"
+# A principal's subject is what the audit trail records as its actor: audit_log.actor is
+# varchar(200), so a longer subject would fail every audited write it made.
+SUBJECT_MAX = 200
+# The longest lifetime `chimera token` mints: a leaked token is good until it expires.
+TOKEN_TTL_MIN_SECONDS = 60
+TOKEN_TTL_MAX_SECONDS = 366 * 24 * 3600
 
 
 class Role(StrEnum):
@@ -151,15 +158,45 @@ def _verify(secret: str, token: str) -> tuple[Principal, float]:
         raise Unauthenticated("The bearer token is invalid") from exc
 
 
+def subject_problem(subject: str) -> str | None:
+    """Why a token's subject cannot be a principal's (what the audit trail records as the
+    actor of its changes), or None: too long for the trail's column, or holding control
+    characters (PostgreSQL refuses NUL; the others would garble whatever shows the trail)."""
+    if len(subject) > SUBJECT_MAX:
+        return f"must be at most {SUBJECT_MAX} characters"
+    if _has_control_chars(subject, allow_newlines=False):
+        return "must not contain control characters"
+    return None
+
+
+def minting_subject_problem(subject: str) -> str | None:
+    """Why `chimera token` should not mint a token for a subject, or None: what a decoded
+    token's subject may not be, nor empty, nor holding bidirectional overrides or isolates
+    (the trail would show its actor as other text than it is)."""
+    if not subject.strip():
+        return "must not be empty"
+    problem = subject_problem(subject)
+    if problem is not None:
+        return problem
+    if any(ch in BIDI_CONTROLS for ch in subject):
+        return "must not contain bidirectional override or isolate characters"
+    return None
+
+
 def principal_of(
     token: str, claims: dict[str, Any], role: Role, *, agent_id: UUID | None = None
 ) -> Principal:
-    """The Principal of a verified token's claims (ours or an identity provider's)."""
+    """The Principal of a verified token's claims (ours or an identity provider's). A subject
+    the audit trail could not record is refused here, before any write is attempted."""
+    subject = str(claims["sub"])
+    problem = subject_problem(subject)
+    if problem is not None:
+        raise Unauthenticated(f"The bearer token's subject (sub) {problem}")
     return Principal(
         tenant_id=UUID(str(claims["tid"])),
         tenant_slug=str(claims["tenant"]),
         role=role,
-        subject=str(claims["sub"]),
+        subject=subject,
         agent_id=agent_id,
         client_id=client_digest(token),
         token_id=str(claims["jti"]) if claims.get("jti") is not None else None,

@@ -35,7 +35,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import migrations
 from app.api_keys import create_api_key, looks_like_key
-from app.auth import ALGORITHM, Role, auth_secret, mint_token
+from app.auth import (
+    ALGORITHM,
+    TOKEN_TTL_MAX_SECONDS,
+    TOKEN_TTL_MIN_SECONDS,
+    Role,
+    auth_secret,
+    mint_token,
+    minting_subject_problem,
+)
 from app.commands.documents import add_documents, registered_summary
 from app.commands.tenants import create_tenant, set_tenant_limits, tenant_by_slug
 from app.dashboard.session import demo_token
@@ -437,6 +445,23 @@ def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _token_ttl(text: str | None) -> int | None:
+    """``--ttl``: whole seconds, at least a minute and at most TOKEN_TTL_MAX_SECONDS (a leaked
+    token works until it expires); refused in one line, exit status 2."""
+    if text is None:
+        return None
+    try:
+        seconds = int(text)
+    except ValueError:
+        seconds = None
+    if seconds is None or not TOKEN_TTL_MIN_SECONDS <= seconds <= TOKEN_TTL_MAX_SECONDS:
+        raise ConfigurationError(
+            f"--ttl must be a whole number of seconds from {TOKEN_TTL_MIN_SECONDS} to "
+            f"{TOKEN_TTL_MAX_SECONDS} ({TOKEN_TTL_MAX_SECONDS // 86400} days), not {text!r}"
+        )
+    return seconds
+
+
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "revoke":
         return cmd_token_revoke(args, settings)
@@ -444,6 +469,12 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(f"unexpected argument {args.value!r}")
     if args.tenant is None:
         raise CommandError("--tenant is required to mint a token")
+    ttl = _token_ttl(args.ttl)
+    problem = minting_subject_problem(args.subject)
+    if problem is not None:
+        # Refused before minting: the service would refuse the token (the audit trail
+        # records its subject as the actor of every change it makes).
+        raise ConfigurationError(f"--subject {problem}")
     role = Role(args.role)
     agent_id = _agent_arg(args.agent, role)
     with embedded_engines(settings, redis=False) as ready:
@@ -472,7 +503,7 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
                 tenant_slug=row.slug,
                 role=role,
                 subject=args.subject if agent_id is None else f"agent:{agent_id}",
-                ttl_seconds=args.ttl or ready.token_ttl_seconds,
+                ttl_seconds=ttl or ready.token_ttl_seconds,
                 agent_id=agent_id,
             )
         )
@@ -784,13 +815,6 @@ def _port(text: str) -> int:
     return value
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 60:
-        raise argparse.ArgumentTypeError("must be at least 60 seconds")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chimera", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -857,7 +881,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument(
         "--agent", help="with --role agent: the agent (id or UUID) the runtime's token is bound to"
     )
-    token.add_argument("--ttl", type=_positive_int, help="lifetime in seconds")
+    token.add_argument(
+        "--ttl", help=f"lifetime in seconds, {TOKEN_TTL_MIN_SECONDS} to {TOKEN_TTL_MAX_SECONDS}"
+    )
     token.set_defaults(func=cmd_token)
 
     export = sub.add_parser("export-schema", help="print the GraphQL SDL")
