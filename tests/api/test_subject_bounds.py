@@ -104,6 +104,18 @@ async def _written(engine: AsyncEngine, tenant_id: uuid.UUID) -> tuple[int, int]
     return int(agents or 0), int(entries or 0)
 
 
+def editor_token(tenant: TenantClient, subject: str) -> str:
+    """A token of ours, signed with the tests' secret, for ``subject``."""
+    return mint_token(
+        SECRET,
+        tenant_id=tenant.id,
+        tenant_slug=tenant.slug,
+        role=Role.EDITOR,
+        subject=subject,
+        ttl_seconds=600,
+    )
+
+
 @pytest.mark.parametrize(
     ("subject", "says"),
     [
@@ -115,14 +127,7 @@ async def _written(engine: AsyncEngine, tenant_id: uuid.UUID) -> tuple[int, int]
 async def test_a_token_whose_subject_the_audit_trail_cannot_hold_is_unauthenticated(
     tenant: TenantClient, engine: AsyncEngine, subject: str, says: str
 ) -> None:
-    token = mint_token(
-        SECRET,
-        tenant_id=tenant.id,
-        tenant_slug=tenant.slug,
-        role=Role.EDITOR,
-        subject=subject,
-        ttl_seconds=600,
-    )
+    token = editor_token(tenant, subject)
     before = await _written(engine, tenant.id)
     body = await tenant.gql(CREATE_AGENT, token=token)
     assert error_codes(body) == ["UNAUTHENTICATED"], body
@@ -155,14 +160,7 @@ async def test_a_token_with_the_longest_subject_is_audited_as_its_actor(
     tenant: TenantClient, engine: AsyncEngine
 ) -> None:
     subject = "y" * SUBJECT_MAX
-    token = mint_token(
-        SECRET,
-        tenant_id=tenant.id,
-        tenant_slug=tenant.slug,
-        role=Role.EDITOR,
-        subject=subject,
-        ttl_seconds=600,
-    )
+    token = editor_token(tenant, subject)
     body = await tenant.gql(CREATE_AGENT, token=token)
     assert "errors" not in body, body
     log = await tenant.data(LOG, {"filter": {"actor": subject}}, role=Role.ADMIN)
