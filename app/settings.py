@@ -157,7 +157,10 @@ class Settings(BaseSettings):
         "addresses, errors, relay lag); without it /readyz says only which stores answer.",
     )
     token_ttl_seconds: int = Field(
-        default=7 * 24 * 3600, ge=60, validation_alias="CHIMERA_TOKEN_TTL_SECONDS"
+        default=7 * 24 * 3600,
+        ge=60,
+        le=366 * 24 * 3600,  # as `chimera token --ttl` (app/auth.py TOKEN_TTL_MAX_SECONDS)
+        validation_alias="CHIMERA_TOKEN_TTL_SECONDS",
     )
     metrics_token: SecretStr | None = Field(
         default=None,

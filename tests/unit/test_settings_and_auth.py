@@ -32,6 +32,13 @@ def test_read_replica_urls_are_a_comma_separated_list_of_database_urls() -> None
         Settings(DATABASE_READ_URLS="postgres://u@r1/db,mysql://u@r2/db")
 
 
+def test_the_token_lifetime_setting_is_bounded_as_chimera_token_is() -> None:
+    assert Settings(CHIMERA_TOKEN_TTL_SECONDS=str(auth.TOKEN_TTL_MAX_SECONDS)).token_ttl_seconds
+    for wrong in ("59", str(auth.TOKEN_TTL_MAX_SECONDS + 1)):
+        with pytest.raises(ValueError, match="CHIMERA_TOKEN_TTL_SECONDS"):
+            Settings(CHIMERA_TOKEN_TTL_SECONDS=wrong)
+
+
 def test_environment_is_read_from_chimera_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHIMERA_ENV", "production")
     assert Settings().env is Environment.PRODUCTION
