@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 # Each background job gets this long to end once cancelled; the whole shutdown, the
 # lifespan's grace (a setting) on top of it.
 TASK_GRACE_SECONDS = 10.0
+# How often a job that has not ended is cancelled again within its grace.
+RECANCEL_SECONDS = 1.0
 
 
 def describe(task: asyncio.Task[object]) -> str:
@@ -35,7 +37,15 @@ async def stop_task(task: asyncio.Task[Any], grace: float = TASK_GRACE_SECONDS) 
     with is logged, not raised: a job's failure must not stop the rest of the shutdown.
     Cancelling the caller while it waits still cancels the caller."""
     task.cancel()
-    done, _ = await asyncio.wait({task}, timeout=grace)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    done: set[asyncio.Task[Any]] = set()
+    while not done and (left := deadline - loop.time()) > 0:
+        done, _ = await asyncio.wait({task}, timeout=min(RECANCEL_SECONDS, left))
+        if not done:
+            # Asked again: a cancellation can be lost on the way (a library that catches it
+            # and goes on, a timeout racing it), and a job that lost one waits on.
+            task.cancel()
     if not done:
         log.error(
             "%s did not stop within %g s of being cancelled; left behind:\n%s",

@@ -53,6 +53,27 @@ async def test_a_job_that_ignores_cancellation_is_left_behind_and_named_with_its
     await task
 
 
+async def _loses_one_cancellation() -> None:
+    """A job that loses its first cancellation on the way (caught by a library, or raced by
+    a timeout) and waits on, as the task sweeper once did at shutdown."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.Event().wait()
+    await asyncio.Event().wait()
+
+
+async def test_a_job_that_lost_its_cancellation_is_cancelled_again_and_stops(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    task = asyncio.create_task(_loses_one_cancellation(), name="lossy job")
+    await asyncio.sleep(0)
+    started = time.monotonic()
+    with caplog.at_level(logging.ERROR, logger="app.stopping"):
+        await stop_task(task, grace=5)
+    assert task.cancelled()
+    assert time.monotonic() - started < 4
+    assert caplog.records == []
+
+
 async def test_a_job_that_fails_while_stopping_is_logged_not_raised(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
