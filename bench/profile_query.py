@@ -283,7 +283,7 @@ async def measure(
     token = mint_token(
         SECRET,
         tenant_id=tenant_id,
-        tenant_slug="bench",
+        tenant_slug=f"bench-{tenant_id.hex[:8]}",  # as seed() names it
         role=Role.VIEWER,
         subject="bench",
         ttl_seconds=3600,
