@@ -346,6 +346,9 @@ async def measure(
             await asyncio.to_thread(Path(args.dump).write_text, json.dumps(first))
         if first.get("errors"):
             print(json.dumps(first["errors"], indent=1)[:2000])
+        if first.get("data") is None:
+            # A refused request costs next to nothing: its figure would measure nothing.
+            raise SystemExit("profile_query: the request was refused (no data); nothing to measure")
         for _ in range(args.warmup):
             await once()
         if args.memory:
