@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from app.errors import Unauthenticated
 from app.settings import Settings
-from app.validation import BIDI_CONTROLS, _has_control_chars
+from app.validation import BIDI_CONTROLS, has_control_chars
 
 ALGORITHM = "HS256"
 ISSUER = "chimera"
@@ -164,7 +164,7 @@ def subject_problem(subject: str) -> str | None:
     characters (PostgreSQL refuses NUL; the others would garble whatever shows the trail)."""
     if len(subject) > SUBJECT_MAX:
         return f"must be at most {SUBJECT_MAX} characters"
-    if _has_control_chars(subject, allow_newlines=False):
+    if has_control_chars(subject, allow_newlines=False):
         return "must not contain control characters"
     return None
 

@@ -17,7 +17,7 @@ TEXT_MAX = 4000
 BUDGET_MAX = Decimal("999999999999.99")
 
 
-def _has_control_chars(value: str, *, allow_newlines: bool) -> bool:
+def has_control_chars(value: str, *, allow_newlines: bool) -> bool:
     allowed = {"\n", "\t", "\r"} if allow_newlines else set()
     return any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in value)
 
@@ -56,7 +56,7 @@ def clean_name(value: str, field: str, max_length: int = NAME_MAX) -> str:
         raise BadUserInput(f"'{field}' must not be empty", field=field)
     if len(cleaned) > max_length:
         raise BadUserInput(f"'{field}' must be at most {max_length} characters", field=field)
-    if _has_control_chars(cleaned, allow_newlines=False):
+    if has_control_chars(cleaned, allow_newlines=False):
         raise BadUserInput(f"'{field}' must not contain control characters", field=field)
     if any(ch in BIDI_CONTROLS for ch in cleaned):
         raise BadUserInput(
@@ -72,7 +72,7 @@ def clean_text(value: str, field: str, max_length: int = TEXT_MAX) -> str:
     cleaned = value.strip()
     if len(cleaned) > max_length:
         raise BadUserInput(f"'{field}' must be at most {max_length} characters", field=field)
-    if _has_control_chars(cleaned, allow_newlines=True):
+    if has_control_chars(cleaned, allow_newlines=True):
         raise BadUserInput(f"'{field}' must not contain control characters", field=field)
     return cleaned
 
@@ -83,7 +83,7 @@ def clean_search(value: str | None) -> str | None:
     cleaned = value.strip()
     if len(cleaned) > NAME_MAX:
         raise BadUserInput(f"'search' must be at most {NAME_MAX} characters", field="search")
-    if _has_control_chars(cleaned, allow_newlines=False):
+    if has_control_chars(cleaned, allow_newlines=False):
         raise BadUserInput("'search' must not contain control characters", field="search")
     return cleaned or None
 
@@ -100,7 +100,7 @@ def clean_search_text(value: str) -> str:
         raise BadUserInput(
             f"'query' must be at most {SEARCH_TEXT_MAX} characters", argument="query"
         )
-    if _has_control_chars(cleaned, allow_newlines=True):
+    if has_control_chars(cleaned, allow_newlines=True):
         raise BadUserInput("'query' must not contain control characters", argument="query")
     return cleaned
 

@@ -19,7 +19,7 @@ from app.cost.directives import Cost, CostStore, ListSize, Store
 from app.errors import BadUserInput
 from app.ids import decode_any, encode_id
 from app.pagination import check_first
-from app.validation import _has_control_chars, check_window
+from app.validation import check_window, has_control_chars
 from loaders.postgres.audit import AuditFilter as Where
 from loaders.postgres.audit import AuditPageArgs
 from resolvers.columns import Row, column, row_of
@@ -155,11 +155,11 @@ def audit_filter(given: AuditLogFilter | None) -> Where:
     actions = None if given.actions is None else tuple(sorted(set(given.actions)))
     if actions is not None and (len(actions) > MAX_ACTIONS or any(len(a) > 64 for a in actions)):
         raise BadUserInput(f"At most {MAX_ACTIONS} actions of 64 characters", argument="filter")
-    if actions is not None and any(_has_control_chars(a, allow_newlines=False) for a in actions):
+    if actions is not None and any(has_control_chars(a, allow_newlines=False) for a in actions):
         raise BadUserInput("'actions' must not contain control characters", argument="filter")
     if given.actor is not None and len(given.actor) > 200:
         raise BadUserInput("'actor' is at most 200 characters", argument="filter")
-    if given.actor is not None and _has_control_chars(given.actor, allow_newlines=False):
+    if given.actor is not None and has_control_chars(given.actor, allow_newlines=False):
         raise BadUserInput("'actor' must not contain control characters", argument="filter")
     entity_id = decode_any(given.entity_id)[1] if given.entity_id is not None else None
     return Where(
