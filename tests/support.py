@@ -53,6 +53,18 @@ class TenantClient:
             )
         return self._tokens[role]
 
+    def token_as(self, subject: str, role: Role = Role.EDITOR) -> str:
+        """A token for ``subject``: a client of its own (its own rate-limit bucket), or a
+        subject a test means to refuse."""
+        return mint_token(
+            SECRET,
+            tenant_id=self.id,
+            tenant_slug=self.slug,
+            role=role,
+            subject=subject,
+            ttl_seconds=600,
+        )
+
     def agent_token(self, agent_id: uuid.UUID) -> str:
         """A runtime's token, bound to one agent."""
         return mint_token(

@@ -16,7 +16,6 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
-from app.auth import Role, mint_token
 from app.extensions.demand_control import Unmetered
 from app.ratelimit.buckets import Buckets, tenant_bucket
 from app.stores.postgres.tables import tenant as tenant_table
@@ -25,7 +24,6 @@ from tests.api.hub_state import subscribers_of, until
 from tests.api.test_subscriptions import STATUS, new_campaign
 from tests.support import (
     HEALTH_TOKEN,
-    SECRET,
     TenantClient,
     count_redis_round_trips,
     count_statements,
@@ -51,17 +49,6 @@ async def set_limits(
     app.state.tenants.forget(tenant_id)
     redis = app.state.stores.redis
     await redis.delete(tenant_bucket(tenant_id))
-
-
-def client_token(tenant: TenantClient, subject: str) -> str:
-    return mint_token(
-        SECRET,
-        tenant_id=tenant.id,
-        tenant_slug=tenant.slug,
-        role=Role.EDITOR,
-        subject=subject,
-        ttl_seconds=600,
-    )
 
 
 async def make_campaigns(tenant: TenantClient, count: int) -> None:
@@ -177,7 +164,7 @@ async def test_each_client_has_its_own_bucket_within_the_tenants(
 ) -> None:
     await make_campaigns(tenant, 10)
     await set_limits(app, engine, tenant.id, client_rate_capacity=100, client_rate_per_second=0.5)
-    greedy, patient = client_token(tenant, "greedy"), client_token(tenant, "patient")
+    greedy, patient = tenant.token_as("greedy"), tenant.token_as("patient")
     served, throttled = await exhaust(tenant, greedy)
     assert 4 <= served <= 5
     assert '"client";q=100' in throttled.headers["ratelimit-policy"]
@@ -244,7 +231,7 @@ async def test_a_subscription_spends_its_clients_budget_per_event_and_ends_when_
 ) -> None:
     campaign_id = await new_campaign(tenant)
     await set_limits(app, engine, tenant.id, client_rate_capacity=12, client_rate_per_second=0.01)
-    watcher = client_token(tenant, "watcher")
+    watcher = tenant.token_as("watcher")
     ws = await raw_ws.open_socket(live_url, watcher)
     try:
         await raw_ws.subscribe(ws, "live", campaignId=campaign_id)
@@ -256,7 +243,7 @@ async def test_a_subscription_spends_its_clients_budget_per_event_and_ends_when_
         status = "ACTIVE"
         async with asyncio.timeout(30):
             while True:
-                writer = client_token(tenant, f"writer-{len(received)}")
+                writer = tenant.token_as(f"writer-{len(received)}")
                 await tenant.data(STATUS, {"id": campaign_id, "s": status}, token=writer)
                 status = "PAUSED" if status == "ACTIVE" else "ACTIVE"
                 message = await raw_ws.receive(ws)
@@ -282,7 +269,7 @@ async def test_a_subscription_dearer_than_an_operation_may_cost_is_refused_befor
     # A subscription is priced at 2 when it starts (an event and its campaign): more than
     # one operation may cost with a bucket of 1.
     await set_limits(app, engine, tenant.id, client_rate_capacity=1, client_rate_per_second=0.01)
-    ws = await raw_ws.open_socket(live_url, client_token(tenant, "watcher"))
+    ws = await raw_ws.open_socket(live_url, tenant.token_as("watcher"))
     try:
         await raw_ws.subscribe(ws, "live", campaignId=campaign_id)
         message = await asyncio.wait_for(raw_ws.receive(ws), 20)

@@ -14,7 +14,7 @@ from httpx import AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.auth import ALGORITHM, SUBJECT_MAX, Role, mint_token
+from app.auth import ALGORITHM, SUBJECT_MAX, Role
 from app.stores.postgres.tables import agent, audit_log
 from tests.api import test_provider_tokens as identity_provider
 from tests.api.test_provider_tokens import Provider
@@ -104,18 +104,6 @@ async def _written(engine: AsyncEngine, tenant_id: uuid.UUID) -> tuple[int, int]
     return int(agents or 0), int(entries or 0)
 
 
-def editor_token(tenant: TenantClient, subject: str) -> str:
-    """A token of ours, signed with the tests' secret, for ``subject``."""
-    return mint_token(
-        SECRET,
-        tenant_id=tenant.id,
-        tenant_slug=tenant.slug,
-        role=Role.EDITOR,
-        subject=subject,
-        ttl_seconds=600,
-    )
-
-
 @pytest.mark.parametrize(
     ("subject", "says"),
     [
@@ -127,7 +115,7 @@ def editor_token(tenant: TenantClient, subject: str) -> str:
 async def test_a_token_whose_subject_the_audit_trail_cannot_hold_is_unauthenticated(
     tenant: TenantClient, engine: AsyncEngine, subject: str, says: str
 ) -> None:
-    token = editor_token(tenant, subject)
+    token = tenant.token_as(subject)
     before = await _written(engine, tenant.id)
     body = await tenant.gql(CREATE_AGENT, token=token)
     assert error_codes(body) == ["UNAUTHENTICATED"], body
@@ -160,7 +148,7 @@ async def test_a_token_with_the_longest_subject_is_audited_as_its_actor(
     tenant: TenantClient, engine: AsyncEngine
 ) -> None:
     subject = "y" * SUBJECT_MAX
-    token = editor_token(tenant, subject)
+    token = tenant.token_as(subject)
     body = await tenant.gql(CREATE_AGENT, token=token)
     assert "errors" not in body, body
     log = await tenant.data(LOG, {"filter": {"actor": subject}}, role=Role.ADMIN)
